@@ -1,0 +1,219 @@
+"""The ``obt`` command line: click declarations and rendering only.
+
+Data goes to stdout (one line, or one JSON document with ``--json``); progress, warnings
+and errors go to stderr. Every :class:`~onionshare_bt.errors.ObtError` becomes
+``obt: error: <message>`` plus a hint and its exit code; tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+
+import click
+
+from . import __version__
+from .errors import ExitCode, ObtError
+from .output import emit
+from .output import err as _err
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class State:
+    def __init__(self, home, network, debug, quiet):
+        self.home, self.network, self.debug, self.quiet = home, network, debug, quiet
+        self._config = None
+
+    @property
+    def config(self):
+        if self._config is None:
+            from . import config
+
+            self._config = config.load(home=self.home, network=self.network)
+        return self._config
+
+
+def _fail(exc: ObtError, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    _err(f"error: {exc.message}")
+    if exc.hint:
+        _err(f"hint: {exc.hint}")
+    sys.exit(int(exc.exit_code))
+
+
+def command(fn):
+    """Run an async command body and map its errors to messages and exit codes."""
+
+    @functools.wraps(fn)
+    @click.pass_obj
+    def wrapper(state: State, *args, **kwargs):
+        try:
+            result = fn(state, *args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = asyncio.run(result)
+        except ObtError as exc:
+            _fail(exc, state.debug)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            sys.exit(int(ExitCode.INTERRUPTED))
+        return result
+
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="obt")
+@click.option("--home", type=click.Path(file_okay=False), envvar="OBT_HOME",
+              help="The node's state folder [env: OBT_HOME].")
+@click.option("--network", type=click.Path(dir_okay=False), envvar="OBT_NETWORK",
+              help="Private Tor network file from 'obt testnet up' [env: OBT_NETWORK].")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.pass_context
+def main(ctx, home, network, debug, quiet):
+    """obt: onion-only BitTorrent. Every byte between peers travels over Tor onion services."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = State(home, network, debug, quiet)
+
+
+# -- share / get / list -------------------------------------------------------------------
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--onions", type=click.IntRange(1, 8), default=None,
+              help="Onion services to publish the share on (default from config: 1).")
+@json_option
+@command
+async def share(state, path, onions, as_json):
+    """Share a file or folder; print its private URI."""
+    from .commands import share as run
+
+    await run(state, path, onions, as_json)
+
+
+@main.command()
+@click.argument("uri")
+@click.option("-o", "--output", "target", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder to download into.")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=None,
+              help="Seconds to wait for the share's onion to answer (default 120).")
+@click.option("--no-wait", is_flag=True, help="Start the download in the node and return.")
+@json_option
+@command
+async def get(state, uri, target, timeout, no_wait, as_json):
+    """Download the share at URI (and keep seeding it)."""
+    from .commands import get as run
+
+    await run(state, uri, target, timeout, no_wait, as_json)
+
+
+@main.command(name="list")
+@click.option("--peers", "peers_of", metavar="ID", help="Show one torrent's bridge paths.")
+@json_option
+@command
+async def list_(state, peers_of, as_json):
+    """List shares and downloads."""
+    from .commands import list_torrents
+
+    await list_torrents(state, peers_of, as_json)
+
+
+# -- node ---------------------------------------------------------------------------------
+@main.group()
+def node():
+    """Start, stop and inspect the node daemon."""
+
+
+@node.command(name="start")
+@click.option("--foreground", is_flag=True, help="Run in this process until stopped.")
+@click.option("--ready-fd", type=int, default=None, hidden=True)
+@json_option
+@command
+def node_start(state, foreground, ready_fd, as_json):
+    """Start the node (in the background unless --foreground)."""
+    from . import daemon
+
+    if foreground:
+        daemon.run_foreground(state.config, ready_fd)
+        return
+    info = daemon.start_background(state.config)
+    emit(info, as_json, f"node running (pid {info['pid']})")
+
+
+@node.command(name="stop")
+@json_option
+@command
+async def node_stop(state, as_json):
+    """Stop the node."""
+    from . import daemon
+
+    info = await daemon.stop(state.config)
+    emit(info, as_json, "node stopped" if info["was_running"] else "no node was running")
+
+
+@node.command(name="status")
+@json_option
+@command
+async def node_status(state, as_json):
+    """Show the node's state: tor bootstrap, onions, ports, uptime, version."""
+    from .commands import node_status as run
+
+    await run(state, as_json)
+
+
+# -- testnet ------------------------------------------------------------------------------
+@main.group()
+def testnet():
+    """A private Tor network on 127.0.0.1 for tests, benchmarks and the demo."""
+
+
+root_option = click.option(
+    "--root", type=click.Path(file_okay=False), envvar="OBT_TESTNET_ROOT",
+    default=None, help="Folder for the network's state [default: <home>/../testnet].",
+)
+
+
+@testnet.command(name="up")
+@root_option
+@click.option("--relays", type=click.IntRange(2, 8), default=4, show_default=True)
+@click.option("--base-port", type=click.IntRange(1024, 60000), default=17000, show_default=True)
+@json_option
+@command
+def testnet_up(state, root, relays, base_port, as_json):
+    """Bring the private network up; print its network file."""
+    from .commands import testnet_up as run
+
+    run(state, root, relays, base_port, as_json)
+
+
+@testnet.command(name="down")
+@root_option
+@command
+def testnet_down(state, root):
+    """Stop the private network's tor processes."""
+    from .commands import testnet_down as run
+
+    run(state, root)
+
+
+@testnet.command(name="status")
+@root_option
+@json_option
+@command
+def testnet_status(state, root, as_json):
+    """Show the private network's processes."""
+    from .commands import testnet_status as run
+
+    run(state, root, as_json)

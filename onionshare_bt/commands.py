@@ -1,0 +1,206 @@
+"""What the CLI's commands do: thin clients of the node's control API, plus rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import control, daemon
+from .errors import NodeNotRunning, Timeout, TorrentError
+from .output import emit
+from .output import err as _err
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, markup=False, highlight=False)
+
+
+def _progress_wanted(state, as_json: bool) -> bool:
+    return sys.stderr.isatty() and not as_json and not state.quiet
+
+
+async def _node(state):
+    cfg = state.config
+    if await daemon.ensure_running(cfg):
+        _err(f"started a node in the background (home {cfg.home})")
+    return cfg
+
+
+# -- share ------------------------------------------------------------------------------
+async def share(state, path: str, onions: int | None, as_json: bool) -> None:
+    from .engine.metainfo import check_shareable
+
+    src = check_shareable(Path(path))  # fail fast, before starting a node
+    cfg = await _node(state)
+    if _progress_wanted(state, as_json):
+        with _console().status("hashing and publishing the share…"):
+            info = await _share_call(cfg, src, onions)
+    else:
+        info = await _share_call(cfg, src, onions)
+    emit(
+        {k: info[k] for k in ("uri", "infohash", "name", "size", "files", "onions")},
+        as_json,
+        info["uri"],
+    )
+
+
+async def _share_call(cfg, src: Path, onions):
+    return await control.call(
+        cfg.socket_path, "share", {"path": str(src), "onions": onions}, timeout=3600
+    )
+
+
+# -- get --------------------------------------------------------------------------------
+async def get(state, uri: str, target: str, timeout, no_wait: bool, as_json: bool) -> None:
+    from .uri import parse_uri
+
+    parse_uri(uri)  # a malformed URI fails here, before any node starts
+    cfg = await _node(state)
+    wait = (timeout or cfg.fetch_timeout) + 120
+    args = {"uri": uri, "target": os.path.abspath(target), "timeout": timeout}
+    info = await control.call(cfg.socket_path, "get", args, timeout=wait)
+    if no_wait:
+        emit(info, as_json, info["id"])
+        return
+    try:
+        final = await _follow(state, cfg, info, _progress_wanted(state, as_json))
+    except asyncio.CancelledError:
+        _err("the download goes on in the node; run the same 'obt get' again to follow it")
+        raise
+    if final["state"] == "error":
+        raise TorrentError(f"{final['name']}: {final['error']}")
+    path = str(Path(final["path"]) / final["name"])
+    emit({**info, "path": path, "state": final["state"]}, as_json, path)
+
+
+async def _follow(state, cfg, info: dict, show: bool) -> dict:
+    """Poll the node until the download is complete or failed; draw progress if asked."""
+    bar = _Bar(info["name"], info["size"]) if show else None
+    last_done, last_change = -1, time.monotonic()
+    try:
+        while True:
+            row = await control.call(cfg.socket_path, "torrent", {"id": info["id"]})
+            if row["state"] in ("complete", "error"):
+                if bar:
+                    bar.update(row)
+                return row
+            done = row.get("done", 0)
+            if done != last_done:
+                last_done, last_change = done, time.monotonic()
+            elif time.monotonic() - last_change > cfg.stall_timeout:
+                raise Timeout(
+                    f"no progress for {cfg.stall_timeout:.0f} s ({row['state']}); "
+                    "the download goes on in the node",
+                    hint="Run the same 'obt get' later to follow it, or see 'obt list'.",
+                )
+            if bar:
+                bar.update(row)
+            await asyncio.sleep(0.5)
+    finally:
+        if bar:
+            bar.close()
+
+
+class _Bar:
+    """A Rich progress bar on stderr for one download."""
+
+    def __init__(self, name: str, size: int) -> None:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+            console=_console(), transient=False,
+        )
+        self._task = self._progress.add_task(name[:40], total=size or 1, note="")
+        self._progress.start()
+
+    def update(self, row: dict) -> None:
+        note = f"{row.get('peers', 0)} peers · {row['state']}"
+        self._progress.update(self._task, completed=row.get("done", 0), note=note)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+# -- list / status ----------------------------------------------------------------------
+async def list_torrents(state, peers_of: str | None, as_json: bool) -> None:
+    cfg = state.config
+    if peers_of:
+        data = await control.call(cfg.socket_path, "peers", {"id": peers_of})
+        lines = [
+            f"{p['direction']:3} {p['onion'][:16] or '-':16} {p['endpoint']:22} "
+            f"down {p['down']:>12} up {p['up']:>12} conns {p['connections']}"
+            for p in data["paths"]
+        ]
+        emit(data, as_json, "\n".join(lines) or "no bridge paths")
+        return
+    rows = await control.call(cfg.socket_path, "list")
+    lines = [
+        f"{r['id'][:16]}  {r['role']:8}  {r['state']:17} {100 * r.get('progress', 0):5.1f}%  "
+        f"{r['name']}\n    {r['uri']}"
+        for r in rows
+    ]
+    emit(rows, as_json, "\n".join(lines) or "nothing shared or downloaded yet")
+
+
+async def node_status(state, as_json: bool) -> None:
+    cfg = state.config
+    try:
+        info = await control.call(cfg.socket_path, "status")
+    except NodeNotRunning:
+        if as_json:
+            emit({"running": False, "home": str(cfg.home)}, True)
+            sys.exit(1)
+        raise
+    info["running"] = True
+    boot = info["tor"]["bootstrap"]
+    text = (
+        f"node pid {info['pid']}, up {info['uptime']:.0f} s, obt {info['version']}\n"
+        f"tor: {boot.get('progress')}% ({boot.get('summary', '')}), "
+        f"socks {info['tor']['socks'][0]}:{info['tor']['socks'][1]}\n"
+        f"onions: {info['onions']}, torrents: {info['torrents']}, network: {info['network']}"
+    )
+    emit(info, as_json, text)
+
+
+# -- testnet ----------------------------------------------------------------------------
+def _testnet(state, root, relays: int = 4, base_port: int = 17000):
+    from .tor.testnet import Testnet
+
+    root = Path(root) if root else state.config.home.parent / "testnet"
+    return Testnet(root.expanduser().resolve(), base_port=base_port, relays=relays)
+
+
+def testnet_up(state, root, relays: int, base_port: int, as_json: bool) -> None:
+    net = _testnet(state, root, relays, base_port)
+    started = time.monotonic()
+    path = net.up()
+    elapsed = time.monotonic() - started
+    if not as_json:
+        _err(f"private Tor network up in {elapsed:.1f} s; use it with --network {path}")
+    emit({"network_file": str(path), "seconds": round(elapsed, 1)}, as_json, str(path))
+
+
+def testnet_down(state, root) -> None:
+    _testnet(state, root).down()
+    _err("private Tor network stopped")
+
+
+def testnet_status(state, root, as_json: bool) -> None:
+    info = _testnet(state, root).status()
+    lines = [f"up: {info['up']}  network file: {info['network_file']}"] + [
+        f"  {p['role']:9} {p['nickname']:12} pid {p['pid']:>7}  "
+        f"{'alive' if p['alive'] else 'dead'}"
+        for p in info["processes"]
+    ]
+    emit(info, as_json, "\n".join(lines))
+    if not info["up"]:
+        sys.exit(1)
+

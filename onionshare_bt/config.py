@@ -1,0 +1,139 @@
+"""Where a node keeps its state, and the settings it runs with.
+
+Precedence: command-line flag > environment variable > ``<home>/config.toml`` > defaults.
+One environment variable, ``OBT_HOME``, relocates every path (tests run several nodes side by
+side that way). ``OBT_NETWORK`` names a private network file written by ``obt testnet up``;
+without it the node joins the public Tor network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+
+from .errors import UsageError
+
+#: the BitTorrent port every obt onion service publishes (virtual port of the onion)
+PEER_VIRTUAL_PORT = 6881
+#: the tracker's virtual port on every onion
+TRACKER_VIRTUAL_PORT = 80
+MAX_ONIONS = 8
+
+
+def default_home() -> Path:
+    """The node's home: ``$OBT_HOME`` or the platform's user data dir."""
+    env = os.environ.get("OBT_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("obt", appauthor=False))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a node needs to know at start-up.
+
+    :param home: the node's state folder (0700)
+    :param network_file: private network description, or None for the public Tor network
+    :param tor_binary: path of tor, or None to search ``$PATH``
+    :param onions: onion services per share (K)
+    :param fetch_timeout: seconds to wait for a remote tracker or .torrent through Tor
+    :param bootstrap_timeout: seconds to wait for the node's tor to bootstrap
+    :param announce_interval: seconds between announces we ask of peers, and make ourselves
+    :param stall_timeout: seconds without payload progress before a download is called stalled
+    """
+
+    home: Path
+    network_file: Path | None = None
+    tor_binary: str | None = None
+    onions: int = 1
+    fetch_timeout: float = 120.0
+    bootstrap_timeout: float = 120.0
+    announce_interval: int = 60
+    stall_timeout: float = 120.0
+
+    @property
+    def socket_path(self) -> Path:
+        return self.home / "node.sock"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "state.sqlite3"
+
+    @property
+    def tor_dir(self) -> Path:
+        return self.home / "tor"
+
+    @property
+    def engine_dir(self) -> Path:
+        return self.home / "engine"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "node.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "node.pid"
+
+    def env(self) -> dict[str, str]:
+        """Environment that makes a child ``obt`` process load this same config."""
+        env = {"OBT_HOME": str(self.home)}
+        if self.network_file:
+            env["OBT_NETWORK"] = str(self.network_file)
+        if self.tor_binary:
+            env["OBT_TOR"] = self.tor_binary
+        return env
+
+
+_FILE_KEYS = {
+    "network": "network_file",
+    "tor": "tor_binary",
+    "onions": "onions",
+    "fetch_timeout": "fetch_timeout",
+    "bootstrap_timeout": "bootstrap_timeout",
+    "announce_interval": "announce_interval",
+    "stall_timeout": "stall_timeout",
+}
+
+
+def _from_file(home: Path) -> dict:
+    path = home / "config.toml"
+    if not path.exists():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    unknown = set(raw) - set(_FILE_KEYS)
+    if unknown:
+        raise UsageError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+    return {_FILE_KEYS[k]: v for k, v in raw.items()}
+
+
+def load(home: Path | None = None, network: str | None = None, **flags) -> Config:
+    """Build the config from flags, environment, config file and defaults.
+
+    :param home: the ``--home`` flag, if given
+    :param network: the ``--network`` flag, if given
+    :param flags: other flag values; ``None`` means not given
+    :raises UsageError: on an unreadable config file or a bad value
+    """
+    home = Path(home).expanduser().resolve() if home else default_home()
+    values: dict = _from_file(home)
+    if os.environ.get("OBT_NETWORK"):
+        values["network_file"] = os.environ["OBT_NETWORK"]
+    if os.environ.get("OBT_TOR"):
+        values["tor_binary"] = os.environ["OBT_TOR"]
+    if network:
+        values["network_file"] = network
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if values.get("network_file"):
+        values["network_file"] = Path(values["network_file"]).expanduser().resolve()
+    onions = int(values.get("onions", 1))
+    if not 1 <= onions <= MAX_ONIONS:
+        raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")
+    return Config(home=home, **values)

@@ -1,0 +1,253 @@
+"""The node daemon: one asyncio process that owns every part's lifetime.
+
+Parts start in order through an ``AsyncExitStack`` (store, tor, engine, bridges, tracker,
+HTTP client, tasks, restored torrents, control socket) and stop in reverse, only what
+started. The CLI talks to the node over :mod:`.control`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+
+from . import __version__, torrents
+from .config import Config
+from .control import ControlServer
+from .engine.metainfo import parse
+from .engine.session import Engine, Event
+from .errors import NodeError, ObtError, UsageError
+from .multiplex.bridge import Bridges
+from .store import Store
+from .tasks import TaskRegistry
+from .tor import socks
+from .tor.client import TorClient
+from .tor.network import Network
+from .tracker.client import TrackerClient
+from .tracker.server import TrackerServer
+
+log = logging.getLogger(__name__)
+
+DIAL_TIMEOUT = 90.0
+RESUME_SAVE_INTERVAL = 30.0
+
+
+class Node:
+    """The running node. Use as ``async with Node(config) as node: await node.wait()``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.parts: torrents.Parts | None = None
+        self.started = time.time()
+        self._stop = asyncio.Event()
+        self._stack = contextlib.AsyncExitStack()
+        self._resume_waiters: dict[str, asyncio.Future] = {}
+
+    # -- lifetime ---------------------------------------------------------------------
+    async def __aenter__(self) -> Node:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        cfg = self.config
+        cfg.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.umask(0o077)
+        self._stack.enter_context(_lock(cfg.home))
+        store = Store(cfg.db_path)
+        self._stack.callback(store.close)
+        network = Network.load(cfg.network_file) if cfg.network_file else Network.public()
+        tor = TorClient(
+            cfg.tor_dir, network, tor_binary=cfg.tor_binary,
+            bootstrap_timeout=cfg.bootstrap_timeout, owner_pid=os.getpid(),
+        )
+        await tor.start()
+        self._stack.push_async_callback(tor.close)
+        engine = Engine(self._on_event)
+        await engine.start()
+        self._stack.push_async_callback(engine.close)
+        bridges = Bridges(self._dial, lambda: engine.listen_port)
+        self._stack.push_async_callback(bridges.close)
+        tracker = TrackerServer(interval=cfg.announce_interval)
+        await tracker.start()
+        self._stack.push_async_callback(tracker.close)
+        http = TrackerClient(tor.socks_address)
+        await http.start()
+        self._stack.push_async_callback(http.close)
+        tasks = TaskRegistry()
+        self._stack.push_async_callback(tasks.close)
+        self.parts = torrents.Parts(cfg, store, tor, engine, bridges, tracker, http, tasks)
+        self._stack.push_async_callback(self._save_all_resume)
+        await self._restore()
+        tasks.spawn("resume-saver", self._resume_saver())
+        control = ControlServer(cfg.socket_path, self.handle)
+        await control.start()
+        self._stack.push_async_callback(control.close)
+        cfg.pid_path.write_text(str(os.getpid()))
+        self._stack.callback(lambda: cfg.pid_path.unlink(missing_ok=True))
+
+    async def _dial(self, onion: str, port: int):
+        loop = asyncio.get_running_loop()
+        return await socks.open_connection(
+            self.parts.tor.socks_address, f"{onion}.onion", port,
+            timeout=DIAL_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
+        )
+
+    async def _restore(self) -> None:
+        for row in self.parts.store.torrents():
+            try:
+                if row.role == "share":
+                    await torrents.restore_share(self.parts, row)
+                else:
+                    await torrents.restore_download(self.parts, row)
+            except ObtError as exc:
+                log.error("could not restore %s: %s", row.name, exc.message)
+                self.parts.store.update_torrent(row.id, state="error", error=exc.message)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    # -- engine events ------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        store = self.parts.store
+        row = store.torrent(event.torrent_id)
+        if row is None:
+            return
+        if event.kind == "resume":
+            store.update_torrent(row.id, resume=event.data)
+            waiter = self._resume_waiters.pop(row.id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif event.kind == "finished" and row.role == "download" and row.state == "downloading":
+            store.update_torrent(row.id, state="moving")
+            self.parts.engine.move(row.id, Path(row.target))
+        elif event.kind == "moved" and row.role == "download":
+            staging = Path(row.save_path)
+            store.update_torrent(
+                row.id, state="complete", save_path=row.target, completed=time.time()
+            )
+            with contextlib.suppress(OSError):
+                staging.rmdir()
+            self.parts.engine.save_resume(row.id)
+        elif event.kind in ("move_failed", "file_error", "error"):
+            log.error("%s: %s", row.name, event.message)
+            store.update_torrent(row.id, state="error", error=event.message)
+            if event.kind != "move_failed":
+                self.parts.engine.pause(row.id)
+
+    async def _resume_saver(self) -> None:
+        while True:
+            await asyncio.sleep(RESUME_SAVE_INTERVAL)
+            for row in self.parts.store.torrents("download"):
+                if row.state == "downloading" and self.parts.engine.has(row.id):
+                    self.parts.engine.save_resume(row.id)
+
+    async def _save_all_resume(self) -> None:
+        loop = asyncio.get_running_loop()
+        for row in self.parts.store.torrents():
+            if self.parts.engine.has(row.id):
+                self._resume_waiters[row.id] = loop.create_future()
+                self.parts.engine.save_resume(row.id)
+        if self._resume_waiters:
+            await asyncio.wait(list(self._resume_waiters.values()), timeout=10)
+
+    # -- control API --------------------------------------------------------------------
+    async def handle(self, op: str, args: dict):
+        handler = getattr(self, f"op_{op}", None)
+        if handler is None:
+            raise UsageError(f"unknown control operation {op!r}")
+        return await handler(**args)
+
+    async def op_share(self, path: str, onions: int | None = None) -> dict:
+        return await torrents.share(self.parts, path, onions)
+
+    async def op_get(self, uri: str, target: str, timeout: float | None = None) -> dict:
+        return await torrents.get(self.parts, uri, target, timeout)
+
+    async def op_torrent(self, id: str) -> dict:
+        row = self._find(id)
+        return self._describe(row)
+
+    async def op_list(self) -> list[dict]:
+        return [self._describe(row) for row in self.parts.store.torrents()]
+
+    async def op_peers(self, id: str) -> dict:
+        row = self._find(id)
+        engine = self.parts.engine
+        peers = engine.peers(row.id) if engine.has(row.id) else []
+        return {
+            "id": row.id,
+            "paths": [p.as_dict() for p in self.parts.bridges.counters(row.id)],
+            "engine_peers": [p.__dict__ for p in peers],
+        }
+
+    async def op_status(self) -> dict:
+        tor = self.parts.tor
+        boot = await tor.bootstrap_status()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 1),
+            "home": str(self.config.home),
+            "network": str(self.config.network_file or "tor"),
+            "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address)},
+            "engine": {"listen_port": self.parts.engine.listen_port},
+            "onions": len(self.parts.store.onions()),
+            "torrents": len(self.parts.store.torrents()),
+        }
+
+    async def op_stop(self) -> dict:
+        asyncio.get_running_loop().call_soon(self.stop)
+        return {"stopping": True, "pid": os.getpid()}
+
+    def _find(self, ident: str):
+        rows = [r for r in self.parts.store.torrents() if r.id.startswith(ident.lower())]
+        if not ident or len(rows) != 1:
+            raise UsageError(f"no single torrent matches id {ident!r}", hint="See: obt list")
+        return rows[0]
+
+    def _describe(self, row) -> dict:
+        meta = parse(row.torrent)
+        out = {
+            "id": row.id, "role": row.role, "name": row.name, "state": row.state,
+            "size": meta.size, "uri": row.uri, "path": row.save_path, "error": row.error,
+        }
+        if self.parts.engine.has(row.id):
+            st = self.parts.engine.status(row.id)
+            out.update(
+                progress=st.progress, done=st.total_done, wanted=st.total_wanted,
+                rate_down=st.rate_down, rate_up=st.rate_up, peers=st.peers,
+                payload_down=st.payload_down, payload_up=st.payload_up,
+            )
+            if row.state == "downloading" and st.peers == 0:
+                out["state"] = "waiting for peers"
+        out["announce_error"] = self.parts.announce_errors.get(row.id)
+        return out
+
+
+@contextlib.contextmanager
+def _lock(home: Path):
+    """Hold ``home/node.lock`` so that only one node runs per home."""
+    fd = os.open(home / "node.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise NodeError(f"a node is already running in {home}") from exc
+    try:
+        yield
+    finally:
+        os.close(fd)

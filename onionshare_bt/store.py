@@ -1,0 +1,195 @@
+"""The node's state: one SQLite database (WAL) in the node's home, file mode 0600.
+
+Tables: ``torrents`` (shares and downloads), ``onions`` (onion service keys; they never
+leave this file and never reach a log), ``meta`` (schema version). Every change is one
+transaction. The store is synchronous: each call is a few small statements, cheap enough
+to run on the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS torrents (
+    id TEXT PRIMARY KEY,          -- v1 info-hash, hex (truncated v2 for v2-only torrents)
+    role TEXT NOT NULL CHECK (role IN ('share', 'download')),
+    name TEXT NOT NULL,
+    save_path TEXT NOT NULL,      -- where libtorrent keeps the files now
+    target TEXT NOT NULL,         -- for downloads: the folder the user asked for
+    torrent BLOB NOT NULL,
+    token TEXT NOT NULL,          -- shares: our token; downloads: the source's token
+    uri TEXT NOT NULL,            -- shares: our URI; downloads: the URI fetched
+    state TEXT NOT NULL,
+    error TEXT,
+    resume BLOB,
+    added REAL NOT NULL,
+    completed REAL
+);
+CREATE TABLE IF NOT EXISTS onions (
+    address TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    purpose TEXT NOT NULL CHECK (purpose IN ('share', 'seed'))
+);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class TorrentRow:
+    id: str
+    role: str
+    name: str
+    save_path: str
+    target: str
+    torrent: bytes
+    token: str
+    uri: str
+    state: str
+    error: str | None
+    resume: bytes | None
+    added: float
+    completed: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class OnionRow:
+    address: str
+    key: str = dataclasses.field(repr=False)
+    torrent_id: str
+    purpose: str
+
+
+class Store:
+    """Open (and create) the database at ``path``.
+
+    :raises StoreError: when the file cannot be opened or is not an obt database
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+            os.chmod(path, 0o600)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            with self._tx():
+                self._db.executescript(_SCHEMA)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+
+    def _tx(self):
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- torrents ---------------------------------------------------------------------
+    def add_torrent(self, row: TorrentRow, onions: list[OnionRow]) -> None:
+        """Insert a torrent and its onion keys in one transaction."""
+        fields = dataclasses.asdict(row)
+        cols = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        with self._tx():
+            self._db.execute(f"INSERT INTO torrents ({cols}) VALUES ({marks})", tuple(fields.values()))
+            for onion in onions:
+                self._db.execute(
+                    "INSERT INTO onions VALUES (?, ?, ?, ?)",
+                    (onion.address, onion.key, onion.torrent_id, onion.purpose),
+                )
+
+    def update_torrent(self, torrent_id: str, **changes) -> None:
+        allowed = {"state", "error", "resume", "save_path", "completed", "name"}
+        if not changes or set(changes) - allowed:
+            raise StoreError(f"bad update of torrent fields {sorted(changes)}")
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self._tx():
+            self._db.execute(
+                f"UPDATE torrents SET {sets} WHERE id = ?", (*changes.values(), torrent_id)
+            )
+
+    def remove_torrent(self, torrent_id: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM torrents WHERE id = ?", (torrent_id,))
+
+    def torrent(self, torrent_id: str) -> TorrentRow | None:
+        row = self._db.execute("SELECT * FROM torrents WHERE id = ?", (torrent_id,)).fetchone()
+        return TorrentRow(**dict(row)) if row else None
+
+    def torrents(self, role: str | None = None) -> list[TorrentRow]:
+        if role:
+            rows = self._db.execute(
+                "SELECT * FROM torrents WHERE role = ? ORDER BY added", (role,)
+            )
+        else:
+            rows = self._db.execute("SELECT * FROM torrents ORDER BY added")
+        return [TorrentRow(**dict(r)) for r in rows]
+
+    def find_download(self, uri: str) -> TorrentRow | None:
+        row = self._db.execute(
+            "SELECT * FROM torrents WHERE role = 'download' AND uri = ?", (uri,)
+        ).fetchone()
+        return TorrentRow(**dict(row)) if row else None
+
+    # -- onions -----------------------------------------------------------------------
+    def onions(self, torrent_id: str | None = None) -> list[OnionRow]:
+        if torrent_id:
+            rows = self._db.execute("SELECT * FROM onions WHERE torrent_id = ?", (torrent_id,))
+        else:
+            rows = self._db.execute("SELECT * FROM onions")
+        return [OnionRow(**dict(r)) for r in rows]
+
+    def add_onion(self, onion: OnionRow) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO onions VALUES (?, ?, ?, ?)",
+                (onion.address, onion.key, onion.torrent_id, onion.purpose),
+            )
+
+    def remove_onion(self, address: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM onions WHERE address = ?", (address,))
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"state database error: {exc}") from exc
+        return False
+
+
+def now() -> float:
+    return time.time()
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,255 @@
+"""Shares and downloads: what the node does with a torrent, from start to seeding.
+
+A *share* is a local file or folder served on K onion services of its own: each onion maps
+port 80 to the share's tracker listener and port 6881 to an inbound bridge listener. A
+*download* fetches a share's .torrent through Tor, publishes K onions of its own (so it
+seeds back), announces them to the share's tracker, and dials every onion peer through an
+outbound bridge. Files land in a hidden staging folder inside the target and are moved into
+place only when every piece has been verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+from .config import PEER_VIRTUAL_PORT, TRACKER_VIRTUAL_PORT, Config
+from .engine.metainfo import Metainfo, create, parse
+from .engine.session import Engine
+from .errors import BadPath, ObtError, UsageError
+from .multiplex.bridge import Bridges
+from .store import OnionRow, Store, TorrentRow
+from .tasks import TaskRegistry
+from .tor.client import TorClient
+from .tracker.client import TrackerClient
+from .tracker.server import Served, TrackerServer
+from .uri import ShareURI, new_token, parse_uri
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX = ".obt-incomplete-"
+
+
+@dataclasses.dataclass
+class Parts:
+    """The node's running parts, as the torrent operations use them."""
+
+    config: Config
+    store: Store
+    tor: TorClient
+    engine: Engine
+    bridges: Bridges
+    tracker: TrackerServer
+    http: TrackerClient
+    tasks: TaskRegistry
+    peer_ids: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    announce_errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+# -- onions -----------------------------------------------------------------------------
+async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
+    """(Re)publish a torrent's onions from stored keys; returns the published rows."""
+    published = []
+    try:
+        for row in rows:
+            published.append(await _publish_one(parts, meta, row.purpose, tracker_port, row.key))
+    except BaseException:
+        await unpublish(parts, meta.id, [r.address for r in published])
+        raise
+    return published
+
+
+async def new_onions(
+    parts: Parts, meta: Metainfo, count: int, purpose: str, tracker_port: int | None
+) -> list[OnionRow]:
+    """Publish ``count`` fresh onions for a torrent, concurrently; all or none."""
+    results = await asyncio.gather(
+        *(_publish_one(parts, meta, purpose, tracker_port, None) for _ in range(count)),
+        return_exceptions=True,
+    )
+    rows = [r for r in results if isinstance(r, OnionRow)]
+    failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is not None:
+        await unpublish(parts, meta.id, [r.address for r in rows])
+        raise failure
+    return rows
+
+
+async def _publish_one(parts, meta, purpose, tracker_port, key) -> OnionRow:
+    path = await parts.bridges.inbound(meta.id, meta.info_hashes)
+    ports = {PEER_VIRTUAL_PORT: ("127.0.0.1", int(path.endpoint.rsplit(":", 1)[1]))}
+    if tracker_port is not None:
+        ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
+    address, key = await parts.tor.add_onion(ports, key)
+    path.onion = address
+    return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
+
+
+async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None:
+    for address in addresses:
+        try:
+            await parts.tor.remove_onion(address)
+        except ObtError as exc:
+            log.warning("could not remove an onion service: %s", exc)
+        await parts.bridges.close_listener(torrent_id, address)
+
+
+# -- shares -----------------------------------------------------------------------------
+async def share(parts: Parts, path: str, onions: int | None) -> dict:
+    """Share a file or folder; sharing the same content again returns its existing URI."""
+    meta = await asyncio.to_thread(create, Path(path))
+    existing = parts.store.torrent(meta.id)
+    if existing is not None:
+        if existing.role != "share":
+            raise UsageError(f"this node is downloading {meta.name!r}; it seeds it already")
+        return describe_share(existing, meta, parts.store.onions(meta.id))
+    token = new_token()
+    served = Served(meta.id, token, meta.data, meta.info_hashes)
+    tracker_port = await parts.tracker.serve(served)
+    try:
+        rows = await new_onions(parts, meta, onions or parts.config.onions, "share", tracker_port)
+    except BaseException:
+        await parts.tracker.withdraw(meta.id)
+        await parts.bridges.close_torrent(meta.id)
+        raise
+    parts.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
+    src = Path(path).expanduser().resolve()
+    uri = str(ShareURI(rows[0].address, "private", token))
+    row = TorrentRow(
+        id=meta.id, role="share", name=meta.name, save_path=str(src.parent),
+        target=str(src.parent), torrent=meta.data, token=token, uri=uri, state="seeding",
+        error=None, resume=None, added=time.time(), completed=time.time(),
+    )
+    parts.engine.add(meta, src.parent, seed=True)
+    parts.store.add_torrent(row, rows)
+    return describe_share(row, meta, rows)
+
+
+def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> dict:
+    return {**meta.summary(), "uri": row.uri, "onions": [f"{o.address}.onion" for o in onions]}
+
+
+async def restore_share(parts: Parts, row: TorrentRow) -> None:
+    meta = parse(row.torrent)
+    served = Served(meta.id, row.token, meta.data, meta.info_hashes)
+    tracker_port = await parts.tracker.serve(served)
+    rows = await publish(parts, meta, parts.store.onions(meta.id), tracker_port)
+    parts.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
+    parts.engine.add(meta, Path(row.save_path), seed=True, resume=row.resume)
+
+
+# -- downloads --------------------------------------------------------------------------
+def _check_target(target: Path, name: str) -> Path:
+    target = target.expanduser().resolve()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadPath(f"cannot create {target}: {exc.strerror}") from exc
+    if not target.is_dir() or not os.access(target, os.W_OK | os.X_OK):
+        raise BadPath(f"{target}: not a writable folder")
+    if (target / name).exists():
+        raise BadPath(
+            f"{target / name} already exists; obt never overwrites",
+            hint="Choose another folder with -o, or move the existing one away.",
+        )
+    return target
+
+
+async def get(parts: Parts, text: str, target: str, timeout: float | None) -> dict:
+    """Start (or re-attach to) a download; returns when its metadata is in the engine."""
+    uri = parse_uri(text)
+    if uri.kind != "private":
+        raise UsageError("public catalogue URIs are not supported by this version of obt")
+    existing = parts.store.find_download(str(uri))
+    if existing is not None:
+        return describe_download(parts, existing)
+    data = await parts.http.fetch_torrent(uri, timeout or parts.config.fetch_timeout)
+    meta = parse(data)
+    if parts.store.torrent(meta.id) is not None:
+        raise UsageError(f"this node already has {meta.name!r} (id {meta.id[:16]})")
+    dest = _check_target(Path(target), meta.name)
+    staging = dest / f"{STAGING_PREFIX}{meta.id[:16]}"
+    staging.mkdir(exist_ok=True)
+    rows = await new_onions(parts, meta, parts.config.onions, "seed", None)
+    row = TorrentRow(
+        id=meta.id, role="download", name=meta.name, save_path=str(staging), target=str(dest),
+        torrent=meta.data, token=uri.token, uri=str(uri), state="downloading", error=None,
+        resume=None, added=time.time(), completed=None,
+    )
+    parts.store.add_torrent(row, rows)
+    parts.engine.add(meta, staging)
+    start_announcing(parts, row)
+    return describe_download(parts, row)
+
+
+async def restore_download(parts: Parts, row: TorrentRow) -> None:
+    meta = parse(row.torrent)
+    await publish(parts, meta, parts.store.onions(meta.id), None)
+    parts.engine.add(meta, Path(row.save_path), resume=row.resume)
+    if row.state == "moving":  # stopped between verification and the move: do it now
+        parts.engine.move(meta.id, Path(row.target))
+    start_announcing(parts, row)
+
+
+def describe_download(parts: Parts, row: TorrentRow) -> dict:
+    meta = parse(row.torrent)
+    return {**meta.summary(), "id": row.id, "uri": row.uri, "target": row.target}
+
+
+def start_announcing(parts: Parts, row: TorrentRow) -> None:
+    parts.peer_ids.setdefault(row.id, secrets.token_bytes(20))
+    parts.tasks.spawn(f"announce:{row.id}", _announce_loop(parts, row.id))
+
+
+async def _announce_loop(parts: Parts, torrent_id: str) -> None:
+    """Announce our onions to the source tracker and dial every peer it returns."""
+    event, backoff = "started", 2.0
+    while True:
+        row = parts.store.torrent(torrent_id)
+        if row is None:
+            return
+        try:
+            interval = await announce_once(parts, row, event)
+            event = ""
+            parts.announce_errors.pop(torrent_id, None)
+            connected = parts.engine.status(torrent_id).peers
+            wait = interval if connected else backoff
+            backoff = 2.0 if connected else min(backoff * 2, 30.0)
+        except ObtError as exc:
+            parts.announce_errors[torrent_id] = exc.message
+            log.info("announce for %s failed: %s", torrent_id[:16], exc.message)
+            wait, backoff = backoff, min(backoff * 2, 30.0)
+        await asyncio.sleep(wait)
+
+
+async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
+    uri = parse_uri(row.uri)
+    status = parts.engine.status(row.id)
+    own = {o.address for o in parts.store.onions(row.id)}
+    peers: set[tuple[str, int]] = set()
+    interval = parts.config.announce_interval
+    for address in sorted(own):
+        params = {
+            "info_hash": bytes.fromhex(row.id),
+            "peer_id": parts.peer_ids[row.id],
+            "ip": f"{address}.onion",
+            "port": PEER_VIRTUAL_PORT,
+            "uploaded": status.payload_up,
+            "downloaded": status.payload_down,
+            "left": max(0, status.total_wanted - status.total_done),
+            "numwant": 50,
+        }
+        if event:
+            params["event"] = event
+        reply = await parts.http.announce(uri, params, parts.config.fetch_timeout)
+        peers.update(p for p in reply.peers if p[0] not in own)
+        interval = min(interval, max(reply.interval, 5))
+    for onion, port in sorted(peers):
+        endpoint = await parts.bridges.outbound(row.id, onion, port)
+        parts.engine.connect(row.id, endpoint)
+    return interval

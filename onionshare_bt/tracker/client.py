@@ -1,0 +1,143 @@
+"""HTTP to other nodes' trackers, through Tor's SOCKS port (aiohttp + aiohttp-socks).
+
+Every request has a deadline; transient onion-service failures (descriptor not yet
+published, introduction or rendezvous failed) are retried with backoff until it passes.
+Replies are size-capped before they are parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.parse
+
+import aiohttp
+from aiohttp_socks import ProxyConnector, ProxyError, ProxyTimeoutError
+from python_socks import ProxyConnectionError
+
+from ..errors import MalformedReply, NotFound, OnionUnreachable, Refused, Timeout
+from ..uri import ShareURI
+from . import core
+
+log = logging.getLogger(__name__)
+
+MAX_TORRENT = 32 * 1024 * 1024
+_SOCKS_REASONS = {
+    0xF0: "onion service descriptor not found (the service is offline or unknown)",
+    0xF1: "onion service descriptor is invalid",
+    0xF2: "introduction to the onion service failed",
+    0xF3: "rendezvous with the onion service failed",
+    0xF4: "the onion service needs client authorization",
+    0xF5: "client authorization failed",
+    0xF6: "bad onion address",
+    0xF7: "introduction timed out",
+}
+
+
+class TrackerClient:
+    """Talk HTTP to onion trackers.
+
+    :param socks: Tor's SOCKS address, or None to connect directly (loopback tests only)
+    """
+
+    def __init__(self, socks: tuple[str, int] | None) -> None:
+        self._socks = socks
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._socks:
+            host, port = self._socks
+            connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
+        else:
+            connector = aiohttp.TCPConnector()
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": ""},
+            skip_auto_headers=("User-Agent",),
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def fetch_torrent(self, uri: ShareURI, timeout: float) -> bytes:
+        """GET the share's .torrent.
+
+        :raises NotFound: 404 (wrong token or withdrawn share)
+        :raises OnionUnreachable: the onion answered nothing before the deadline
+        """
+        return await self._get(str(uri), timeout, MAX_TORRENT)
+
+    async def announce(
+        self, uri: ShareURI, params: dict[str, str | bytes | int], timeout: float
+    ) -> core.Reply:
+        """Announce to the share's tracker and return its onion peers.
+
+        :raises Refused: the tracker said ``failure reason``
+        :raises MalformedReply: the reply is not a usable announce reply
+        """
+        query = urllib.parse.urlencode(params, safe="")
+        body = await self._get(f"{uri.announce_url}?{query}", timeout, core.MAX_REPLY)
+        try:
+            return core.parse_reply(body)
+        except core.ReplyError as exc:
+            raise (Refused if exc.refused else MalformedReply)(str(exc)) from exc
+
+    async def _get(self, url: str, timeout: float, limit: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.wait_for(
+                    self._get_once(url, limit), max(0.1, deadline - loop.time())
+                )
+            except (OnionUnreachable, Timeout) as exc:
+                if loop.time() + delay >= deadline:
+                    if isinstance(exc, Timeout):
+                        raise OnionUnreachable(
+                            f"no answer from {_host(url)} within {timeout:.0f} s"
+                        ) from exc
+                    raise
+                log.debug("retrying %s: %s", _host(url), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except TimeoutError as exc:
+                raise OnionUnreachable(
+                    f"no answer from {_host(url)} within {timeout:.0f} s"
+                ) from exc
+
+    async def _get_once(self, url: str, limit: int) -> bytes:
+        try:
+            async with self._http.get(url, allow_redirects=False) as resp:
+                if resp.status == 404:
+                    raise NotFound()
+                if resp.status != 200:
+                    raise Refused(f"{_host(url)} answered HTTP {resp.status}")
+                return await _read_capped(resp, limit)
+        except ProxyError as exc:
+            reason = _SOCKS_REASONS.get(exc.error_code or -1, str(exc))
+            raise OnionUnreachable(f"{_host(url)}: {reason}") from exc
+        except (ProxyTimeoutError, asyncio.TimeoutError) as exc:
+            raise Timeout(f"{_host(url)}: timed out") from exc
+        except (ProxyConnectionError, ConnectionRefusedError) as exc:
+            raise OnionUnreachable(f"cannot reach Tor's SOCKS port: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise OnionUnreachable(f"{_host(url)}: {exc}") from exc
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise MalformedReply(f"reply larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _host(url: str) -> str:
+    host = urllib.parse.urlsplit(url).hostname or "?"
+    return host[:12] + "….onion" if host.endswith(".onion") else host

@@ -1,0 +1,244 @@
+"""The tracker's protocol, apart from any I/O.
+
+Announce requests are BEP 3 queries with one difference: the peer's address is its onion
+(``ip=<56 chars>.onion``), never an IP, and replies always use non-compact peer dicts
+``{"ip": "<onion>.onion", "port": N}``. Nothing here reads a clock: callers pass ``now``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+
+import bencodepy
+
+from ..tor.onion import is_onion
+
+MAX_QUERY = 4096
+MAX_PARAMS = 32
+MAX_NUMWANT = 200
+DEFAULT_NUMWANT = 50
+MAX_REPLY = 1024 * 1024
+EVENTS = {"", "started", "completed", "stopped", "empty"}
+
+
+class AnnounceError(ValueError):
+    """An announce the tracker refuses; the message goes back as ``failure reason``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Announce:
+    info_hash: bytes
+    peer_id: bytes
+    onion: str  # 56 chars, no ".onion"
+    port: int
+    uploaded: int
+    downloaded: int
+    left: int
+    event: str
+    numwant: int
+
+
+def _int(params: dict, key: str, default: int | None = None, hi: int = 2**63 - 1) -> int:
+    raw = params.get(key)
+    if raw is None:
+        if default is None:
+            raise AnnounceError(f"missing {key}")
+        return default
+    if not raw.isdigit() or len(raw) > 19:
+        raise AnnounceError(f"{key} must be a non-negative integer")
+    value = int(raw)
+    if value > hi:
+        raise AnnounceError(f"{key} is out of range")
+    return value
+
+
+def _bytes20(params: dict, key: str) -> bytes:
+    try:
+        value = params.get(key, "").encode("latin-1")
+    except UnicodeEncodeError:
+        value = b""
+    if len(value) != 20:
+        raise AnnounceError(f"{key} must be 20 bytes")
+    return value
+
+
+def parse_query(query: str) -> dict[str, str]:
+    """Split a raw query string; values are latin-1 strings so binary hashes survive.
+
+    :raises AnnounceError: too long, too many or repeated parameters
+    """
+    if len(query) > MAX_QUERY:
+        raise AnnounceError("query too long")
+    try:
+        pairs = urllib.parse.parse_qsl(
+            query, keep_blank_values=True, encoding="latin-1", max_num_fields=MAX_PARAMS
+        )
+    except ValueError as exc:
+        raise AnnounceError("too many parameters") from exc
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise AnnounceError(f"repeated parameter {key}")
+        params[key] = value
+    return params
+
+
+def parse_announce(query: str) -> Announce:
+    """Validate an announce query string.
+
+    :raises AnnounceError: with the reason to send back
+    """
+    params = parse_query(query)
+    info_hash = _bytes20(params, "info_hash")
+    peer_id = _bytes20(params, "peer_id")
+    host = params.get("ip", "").lower()
+    if host.endswith(".onion"):
+        host = host[: -len(".onion")]
+    if not is_onion(host):
+        raise AnnounceError("ip must be a v3 onion address")
+    port = _int(params, "port", hi=65535)
+    if port == 0:
+        raise AnnounceError("port must be between 1 and 65535")
+    event = params.get("event", "")
+    if event not in EVENTS:
+        raise AnnounceError("unknown event")
+    return Announce(
+        info_hash=info_hash,
+        peer_id=peer_id,
+        onion=host,
+        port=port,
+        uploaded=_int(params, "uploaded", 0),
+        downloaded=_int(params, "downloaded", 0),
+        left=_int(params, "left", 0),
+        event=event,
+        numwant=min(_int(params, "numwant", DEFAULT_NUMWANT), MAX_NUMWANT),
+    )
+
+
+@dataclasses.dataclass
+class _Entry:
+    left: int
+    seen: float
+
+
+class Swarm:
+    """Peers of every torrent a tracker serves, expired after ``ttl`` seconds of silence.
+
+    A share's own onions are listed as permanent seeders (``fixed``).
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._peers: dict[bytes, dict[tuple[str, int], _Entry]] = {}
+        self._fixed: dict[bytes, list[tuple[str, int]]] = {}
+
+    def set_fixed(self, info_hash: bytes, peers: list[tuple[str, int]]) -> None:
+        self._fixed[info_hash] = list(peers)
+
+    def drop(self, info_hash: bytes) -> None:
+        self._peers.pop(info_hash, None)
+        self._fixed.pop(info_hash, None)
+
+    def announce(self, a: Announce, now: float) -> list[tuple[str, int]]:
+        """Record ``a`` and return up to ``a.numwant`` other peers, fixed seeders first."""
+        peers = self._peers.setdefault(a.info_hash, {})
+        key = (a.onion, a.port)
+        if a.event == "stopped":
+            peers.pop(key, None)
+        else:
+            peers[key] = _Entry(left=a.left, seen=now)
+        return self.peers(a.info_hash, now, exclude=a.onion)[: a.numwant]
+
+    def peers(self, info_hash: bytes, now: float, exclude: str = "") -> list[tuple[str, int]]:
+        live = self._peers.get(info_hash, {})
+        for key in [k for k, e in live.items() if now - e.seen > self.ttl]:
+            del live[key]
+        out = [p for p in self._fixed.get(info_hash, []) if p[0] != exclude]
+        out += [k for k in live if k[0] != exclude and k not in out]
+        return out
+
+    def counts(self, info_hash: bytes) -> tuple[int, int]:
+        """(complete, incomplete) counts, fixed seeders included."""
+        live = self._peers.get(info_hash, {}).values()
+        seeds = sum(1 for e in live if e.left == 0) + len(self._fixed.get(info_hash, []))
+        return seeds, sum(1 for e in live if e.left > 0)
+
+
+def reply(peers: list[tuple[str, int]], interval: int, complete: int, incomplete: int) -> bytes:
+    return bencodepy.encode(
+        {
+            b"interval": interval,
+            b"min interval": max(1, interval // 2),
+            b"complete": complete,
+            b"incomplete": incomplete,
+            b"peers": [{b"ip": f"{o}.onion".encode(), b"port": p} for o, p in peers],
+        }
+    )
+
+
+def failure(reason: str) -> bytes:
+    return bencodepy.encode({b"failure reason": reason.encode()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    interval: int
+    peers: tuple[tuple[str, int], ...]
+    complete: int = 0
+    incomplete: int = 0
+
+
+class ReplyError(ValueError):
+    """A tracker reply we cannot use; ``refused`` when the tracker said ``failure reason``."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def parse_reply(body: bytes) -> Reply:
+    """Read a tracker's announce reply, keeping only onion peers.
+
+    :raises ReplyError: when it is not a bencoded dict with a usable interval and peer list
+    """
+    if len(body) > MAX_REPLY:
+        raise ReplyError("tracker reply too large")
+    try:
+        data = bencodepy.decode(body)
+    except (bencodepy.BencodeDecodeError, RecursionError, ValueError, TypeError) as exc:
+        raise ReplyError(f"tracker reply is not bencoded: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ReplyError("tracker reply is not a dictionary")
+    if b"failure reason" in data:
+        reason = data[b"failure reason"]
+        text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else "?"
+        raise ReplyError(f"tracker refused: {text[:200]}", refused=True)
+    interval = data.get(b"interval")
+    if not isinstance(interval, int) or interval < 0:
+        raise ReplyError("tracker reply has no valid interval")
+    raw_peers = data.get(b"peers", [])
+    if not isinstance(raw_peers, list):
+        raise ReplyError("tracker reply peers are not a list of dictionaries (compact?)")
+    return Reply(
+        interval=interval,
+        peers=tuple(_onion_peers(raw_peers)),
+        complete=data.get(b"complete", 0) if isinstance(data.get(b"complete"), int) else 0,
+        incomplete=data.get(b"incomplete", 0)
+        if isinstance(data.get(b"incomplete"), int)
+        else 0,
+    )
+
+
+def _onion_peers(raw: list) -> list[tuple[str, int]]:
+    out = []
+    for item in raw[:MAX_NUMWANT]:
+        if not isinstance(item, dict):
+            continue
+        host, port = item.get(b"ip"), item.get(b"port")
+        if not isinstance(host, bytes) or not isinstance(port, int) or not 0 < port < 65536:
+            continue
+        name = host.decode("ascii", "replace").lower().removesuffix(".onion")
+        if is_onion(name) and (name, port) not in out:
+            out.append((name, port))
+    return out
