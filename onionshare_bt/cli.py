@@ -36,6 +36,16 @@ class State:
         return self._config
 
 
+def _log_to_stderr(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)  # stem sets its own logger to DEBUG: filter at the handler
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("stem").setLevel(max(level, logging.INFO))
+
+
 def _fail(exc: ObtError, debug: bool) -> None:
     if debug:
         import traceback
@@ -81,11 +91,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 @click.pass_context
 def main(ctx, home, network, debug, quiet):
     """obt: onion-only BitTorrent. Every byte between peers travels over Tor onion services."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _log_to_stderr(logging.DEBUG if debug else logging.WARNING)
     ctx.obj = State(home, network, debug, quiet)
 
 

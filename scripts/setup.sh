@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what obt needs on a fresh Debian machine: Debian's tor, and a venv with the package.
+# Idempotent; used by demo.sh and test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v tor >/dev/null 2>&1; then
+    echo "setup: installing tor (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq tor >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import onionshare_bt, libtorrent, stem, pytest" >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.obt-installed ]; then
+    echo "setup: installing obt and its dependencies into .venv (pip)" >&2
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[test]'
+    touch .venv/.obt-installed
+fi
