@@ -136,6 +136,29 @@ async def list_(state, peers_of, as_json):
     await list_torrents(state, peers_of, as_json)
 
 
+@main.command()
+@click.argument("torrent_id", metavar="ID")
+@json_option
+@command
+async def unshare(state, torrent_id, as_json):
+    """Stop sharing ID: its onion services go away and its URI answers nothing."""
+    from .commands import remove as run
+
+    await run(state, "unshare", torrent_id, False, as_json)
+
+
+@main.command()
+@click.argument("torrent_id", metavar="ID")
+@click.option("--delete-data", is_flag=True, help="Also delete the downloaded files.")
+@json_option
+@command
+async def remove(state, torrent_id, delete_data, as_json):
+    """Forget a share or download (its files stay unless --delete-data)."""
+    from .commands import remove as run
+
+    await run(state, "remove", torrent_id, delete_data, as_json)
+
+
 # -- node ---------------------------------------------------------------------------------
 @main.group()
 def node():

@@ -194,6 +194,15 @@ class Node:
             "engine_peers": [p.__dict__ for p in peers],
         }
 
+    async def op_unshare(self, id: str) -> dict:
+        row = self._find(id)
+        if row.role != "share":
+            raise UsageError(f"{row.name!r} is a download; use 'obt remove' for it")
+        return await torrents.remove(self.parts, row, delete_data=False)
+
+    async def op_remove(self, id: str, delete_data: bool = False) -> dict:
+        return await torrents.remove(self.parts, self._find(id), delete_data)
+
     async def op_status(self) -> dict:
         tor = self.parts.tor
         boot = await tor.bootstrap_status()

@@ -253,3 +253,26 @@ async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
         endpoint = await parts.bridges.outbound(row.id, onion, port)
         parts.engine.connect(row.id, endpoint)
     return interval
+
+
+# -- removal ----------------------------------------------------------------------------
+async def remove(parts: Parts, row: TorrentRow, delete_data: bool) -> dict:
+    """Stop serving and forget a torrent: onions withdrawn, tracker closed, engine dropped.
+
+    A share's files are the user's own and are never deleted; a download's are deleted only
+    with ``delete_data``.
+    """
+    if delete_data and row.role == "share":
+        raise UsageError(
+            "--delete-data only deletes downloaded data; obt never deletes a share's files"
+        )
+    await parts.tasks.cancel(f"announce:{row.id}")
+    await unpublish(parts, row.id, [o.address for o in parts.store.onions(row.id)])
+    await parts.tracker.withdraw(row.id)
+    await parts.bridges.close_torrent(row.id)
+    if parts.engine.has(row.id):
+        parts.engine.remove(row.id, delete_files=delete_data)
+    parts.store.remove_torrent(row.id)
+    parts.peer_ids.pop(row.id, None)
+    parts.announce_errors.pop(row.id, None)
+    return {"id": row.id, "name": row.name, "role": row.role, "deleted_data": delete_data}

@@ -102,17 +102,22 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, pair):
     endpoint = await leech_bridges.outbound(meta.id, *reply.peers[0])
     assert endpoint[0].startswith("127.") and endpoint[0] != "127.0.0.1"
     leecher.connect(meta.id, endpoint)
-    await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, timeout=60)
+    seen_leech, seen_seed = set(), set()
+
+    def finished() -> bool:  # sample both sides' peers while the transfer runs
+        seen_leech.update(p.host for p in leecher.peers(meta.id))
+        seen_seed.update(p.host for p in seeder.peers(meta.id))
+        return leecher.status(meta.id).progress >= 1.0
+
+    await wait_for(finished, timeout=60, step=0.01)
 
     assert digest_tree(dest / src.name) == digest_tree(src)
     # every payload byte crossed the bridges
     out_path = leech_bridges.counters(meta.id)[0]
     assert out_path.down >= leecher.status(meta.id).payload_down > meta.size * 0.99
     assert inbound.up >= seeder.status(meta.id).payload_up > 0
-    for peer in leecher.peers(meta.id):
-        assert peer.host == endpoint[0]
-    for peer in seeder.peers(meta.id):
-        assert Bridges.is_inbound_source(peer.host)
+    assert seen_leech == {endpoint[0]}
+    assert seen_seed and all(Bridges.is_inbound_source(h) for h in seen_seed)
     await leech_bridges.close()
     await seed_bridges.close()
     await tracker.close()
