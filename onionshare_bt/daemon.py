@@ -40,6 +40,8 @@ async def _serve(config: Config, ready_fd: int | None) -> None:
                 loop.add_signal_handler(sig, node.stop)
             _report(ready_fd, {"ok": True, "pid": os.getpid()})
             await node.wait()
+        if node.exit_code:
+            raise SystemExit(node.exit_code)
     except ObtError as exc:
         _report(ready_fd, {"ok": False, "error": exc.to_dict()})
         raise

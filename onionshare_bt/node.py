@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 DIAL_TIMEOUT = 90.0
 RESUME_SAVE_INTERVAL = 30.0
+TOR_CHECK_INTERVAL = 2.0
+STALL_CHECK_INTERVAL = 5.0
+TOR_RESTART_ATTEMPTS = 3
 
 
 class Node:
@@ -46,6 +49,9 @@ class Node:
         self._stop = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
         self._resume_waiters: dict[str, asyncio.Future] = {}
+        self.tor_restarts = 0
+        self.stalled: set[str] = set()
+        self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------
     async def __aenter__(self) -> Node:
@@ -66,13 +72,9 @@ class Node:
         self._stack.enter_context(_lock(cfg.home))
         store = Store(cfg.db_path)
         self._stack.callback(store.close)
-        network = Network.load(cfg.network_file) if cfg.network_file else Network.public()
-        tor = TorClient(
-            cfg.tor_dir, network, tor_binary=cfg.tor_binary,
-            bootstrap_timeout=cfg.bootstrap_timeout, owner_pid=os.getpid(),
-        )
-        await tor.start()
-        self._stack.push_async_callback(tor.close)
+        self._network = Network.load(cfg.network_file) if cfg.network_file else Network.public()
+        tor = await self._new_tor()
+        self._stack.push_async_callback(lambda: self.parts.tor.close() if self.parts else tor.close())
         engine = Engine(self._on_event)
         await engine.start()
         self._stack.push_async_callback(engine.close)
@@ -83,18 +85,61 @@ class Node:
         self._stack.push_async_callback(tracker.close)
         http = TrackerClient(tor.socks_address)
         await http.start()
-        self._stack.push_async_callback(http.close)
+        self._stack.push_async_callback(lambda: self.parts.http.close())
         tasks = TaskRegistry()
         self._stack.push_async_callback(tasks.close)
         self.parts = torrents.Parts(cfg, store, tor, engine, bridges, tracker, http, tasks)
         self._stack.push_async_callback(self._save_all_resume)
         await self._restore()
         tasks.spawn("resume-saver", self._resume_saver())
+        tasks.spawn("tor-watchdog", self._tor_watchdog())
+        tasks.spawn("stall-watchdog", self._stall_watchdog())
         control = ControlServer(cfg.socket_path, self.handle)
         await control.start()
         self._stack.push_async_callback(control.close)
         cfg.pid_path.write_text(str(os.getpid()))
         self._stack.callback(lambda: cfg.pid_path.unlink(missing_ok=True))
+
+    async def _new_tor(self) -> TorClient:
+        cfg = self.config
+        tor = TorClient(
+            cfg.tor_dir, self._network, tor_binary=cfg.tor_binary,
+            bootstrap_timeout=cfg.bootstrap_timeout, owner_pid=os.getpid(),
+        )
+        await tor.start()
+        return tor
+
+    async def _tor_watchdog(self) -> None:
+        """Restart a tor that died, republish every onion, carry on; or stop loudly."""
+        failures = 0
+        while True:
+            await asyncio.sleep(TOR_CHECK_INTERVAL)
+            if self.parts.tor.is_alive():
+                failures = 0
+                continue
+            log.error("tor (pid %s) died; restarting it", self.parts.tor.pid)
+            try:
+                await self._restart_tor()
+                log.warning("tor restarted; %d onion services republished",
+                            len(self.parts.onion_ports))
+                self.tor_restarts += 1
+            except ObtError as exc:
+                failures += 1
+                log.error("restarting tor failed (%d): %s", failures, exc.message)
+                if failures >= TOR_RESTART_ATTEMPTS:
+                    log.critical("tor cannot be restarted; the node stops")
+                    self.exit_code = int(exc.exit_code)
+                    self.stop()
+                    return
+
+    async def _restart_tor(self) -> None:
+        parts = self.parts
+        await parts.tor.close()
+        parts.tor = await self._new_tor()
+        await parts.http.close()
+        parts.http = TrackerClient(parts.tor.socks_address)
+        await parts.http.start()
+        await torrents.republish_all(parts)
 
     async def _dial(self, onion: str, port: int):
         loop = asyncio.get_running_loop()
@@ -147,6 +192,35 @@ class Node:
             store.update_torrent(row.id, state="error", error=event.message)
             if event.kind != "move_failed":
                 self.parts.engine.pause(row.id)
+
+    async def _stall_watchdog(self) -> None:
+        """Call a download that made no progress for ``stall_timeout`` stalled; reconnect it."""
+        progress: dict[str, tuple[int, float]] = {}
+        while True:
+            await asyncio.sleep(STALL_CHECK_INTERVAL)
+            now = time.monotonic()
+            for row in self.parts.store.torrents("download"):
+                if row.state != "downloading" or not self.parts.engine.has(row.id):
+                    progress.pop(row.id, None)
+                    self.stalled.discard(row.id)
+                    continue
+                done = self.parts.engine.status(row.id).total_done
+                last = progress.get(row.id)
+                if last is None or last[0] != done:
+                    progress[row.id] = (done, now)
+                    self.stalled.discard(row.id)
+                elif now - last[1] > self.config.stall_timeout:
+                    log.warning("%s stalled at %d bytes; reconnecting", row.name, done)
+                    self.stalled.add(row.id)
+                    progress[row.id] = (done, now)
+                    self._reconnect(row)
+
+    def _reconnect(self, row) -> None:
+        for path in self.parts.bridges.counters(row.id):
+            if path.direction == "out":
+                host, port = path.endpoint.rsplit(":", 1)
+                self.parts.engine.connect(row.id, (host, int(port)))
+        torrents.start_announcing(self.parts, row)  # announces again at once
 
     async def _resume_saver(self) -> None:
         while True:
@@ -212,7 +286,8 @@ class Node:
             "uptime": round(time.time() - self.started, 1),
             "home": str(self.config.home),
             "network": str(self.config.network_file or "tor"),
-            "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address)},
+            "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address),
+                    "restarts": self.tor_restarts},
             "engine": {"listen_port": self.parts.engine.listen_port},
             "onions": len(self.parts.store.onions()),
             "torrents": len(self.parts.store.torrents()),
@@ -241,7 +316,9 @@ class Node:
                 rate_down=st.rate_down, rate_up=st.rate_up, peers=st.peers,
                 payload_down=st.payload_down, payload_up=st.payload_up,
             )
-            if row.state == "downloading" and st.peers == 0:
+            if row.state == "downloading" and row.id in self.stalled:
+                out["state"] = "stalled"
+            elif row.state == "downloading" and st.peers == 0:
                 out["state"] = "waiting for peers"
         out["announce_error"] = self.parts.announce_errors.get(row.id)
         return out

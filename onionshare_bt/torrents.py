@@ -48,6 +48,8 @@ class Parts:
     http: TrackerClient
     tasks: TaskRegistry
     peer_ids: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    #: every published onion's port map, to republish after a tor restart
+    onion_ports: dict[str, dict] = dataclasses.field(default_factory=dict)
     announce_errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -87,6 +89,7 @@ async def _publish_one(parts, meta, purpose, tracker_port, key) -> OnionRow:
         ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
     address, key = await parts.tor.add_onion(ports, key)
     path.onion = address
+    parts.onion_ports[address] = ports
     return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
 
 
@@ -96,7 +99,17 @@ async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None
             await parts.tor.remove_onion(address)
         except ObtError as exc:
             log.warning("could not remove an onion service: %s", exc)
+        parts.onion_ports.pop(address, None)
         await parts.bridges.close_listener(torrent_id, address)
+
+
+async def republish_all(parts: Parts) -> None:
+    """Publish every onion again (same keys, same local ports) on a fresh tor."""
+    keys = {o.address: o.key for o in parts.store.onions()}
+    await asyncio.gather(*(
+        parts.tor.add_onion(ports, keys[address])
+        for address, ports in parts.onion_ports.items() if address in keys
+    ))
 
 
 # -- shares -----------------------------------------------------------------------------

@@ -126,7 +126,6 @@ class Engine:
         self._on_event = on_event or (lambda event: None)
         self._session: lt.session | None = None
         self._handles: dict[str, lt.torrent_handle] = {}
-        self._ids: dict[str, str] = {}  # str(info_hashes) -> our id
         self._sock_r: socket.socket | None = None
         self._sock_w: socket.socket | None = None
 
@@ -196,13 +195,11 @@ class Engine:
         except RuntimeError as exc:
             raise TorrentError(f"libtorrent refused the torrent: {exc}") from exc
         self._handles[meta.id] = handle
-        self._ids[str(handle.info_hashes())] = meta.id
 
     def remove(self, torrent_id: str, *, delete_files: bool = False) -> None:
         handle = self._handles.pop(torrent_id, None)
         if handle is None:
             return
-        self._ids.pop(str(handle.info_hashes()), None)
         flags = lt.session.delete_files if delete_files else 0
         self._session.remove_torrent(handle, flags)
 
@@ -286,7 +283,9 @@ class Engine:
         handle = getattr(alert, "handle", None)
         if handle is None or not handle.is_valid():
             return None
-        return self._ids.get(str(handle.info_hashes()))
+        hashes = handle.info_hashes()
+        raw = hashes.v1.to_bytes() if hashes.has_v1() else hashes.v2.to_bytes()[:20]
+        return raw.hex() if raw.hex() in self._handles else None
 
     def _translate(self, alert) -> Event | None:
         tid = self._id_of(alert)

@@ -24,6 +24,9 @@ from onionshare_bt.tracker.core import parse_reply
 from onionshare_bt.tracker.server import Served, TrackerServer
 
 
+EVENTS: list = []
+
+
 def make_tree(root: Path) -> Path:
     share = root / "share"
     (share / "a" / "b").mkdir(parents=True)
@@ -50,7 +53,7 @@ async def wait_for(predicate, timeout: float, step: float = 0.1):
 
 @pytest.fixture
 async def pair():
-    engines = [Engine(), Engine()]
+    engines = [Engine(on_event=lambda e: EVENTS.append(e)), Engine()]
     for e in engines:
         await e.start()
     yield engines
@@ -59,7 +62,7 @@ async def pair():
 
 
 async def test_share_fetch_announce_download_through_bridges(tmp_path, pair):
-    seeder, leecher = pair
+    leecher, seeder = pair  # the leecher records its events
     src = make_tree(tmp_path / "src")
     meta = await asyncio.to_thread(create, src)
     seeder.add(meta, src.parent, seed=True)
@@ -112,6 +115,10 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, pair):
     await wait_for(finished, timeout=60, step=0.01)
 
     assert digest_tree(dest / src.name) == digest_tree(src)
+    await wait_for(lambda: ("finished", meta.id) in {(e.kind, e.torrent_id) for e in EVENTS}, 10)
+    leecher.move(meta.id, tmp_path / "final")
+    await wait_for(lambda: ("moved", meta.id) in {(e.kind, e.torrent_id) for e in EVENTS}, 10)
+    assert digest_tree(tmp_path / "final" / src.name) == digest_tree(src)
     # every payload byte crossed the bridges
     out_path = leech_bridges.counters(meta.id)[0]
     assert out_path.down >= leecher.status(meta.id).payload_down > meta.size * 0.99
