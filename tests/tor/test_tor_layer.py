@@ -1,6 +1,6 @@
 """The tor layer against a real private Tor network on 127.0.0.1 (no mocks).
 
-One test network for the module (ports 24600-24612), two client tors joining it, an
+One test network for the module (ports 24600-24616, apart from conftest's session network), two client tors joining it, an
 onion service in front of a loopback echo server, and SOCKS dialling between them.
 """
 
@@ -38,7 +38,8 @@ RELAYS = 4
 
 
 @pytest.fixture(scope="module")
-def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    """This module's own network: it tests the Testnet object itself (up, status, down)."""
     net = Testnet(tmp_path_factory.mktemp("testnet"), base_port=BASE_PORT, relays=RELAYS)
     started = time.monotonic()
     net.up(timeout=60)
@@ -46,13 +47,16 @@ def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
     try:
         yield net
     finally:
+        pids = [p["pid"] for p in net.status()["processes"]]
         net.down()
+        assert not net.status()["up"] and not net.state_file.exists()
+        assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def clients(testnet: Testnet,
+async def clients(net: Testnet,
                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[TorClient, TorClient]]:
-    network = Network.load(testnet.network_file)
+    network = Network.load(net.network_file)
     root = tmp_path_factory.mktemp("clients")
     a = TorClient(root / "a", network, bootstrap_timeout=45)
     b = TorClient(root / "b", network, bootstrap_timeout=45)
@@ -94,28 +98,30 @@ async def _echo_through(client: TorClient, address: str, payload: bytes) -> byte
 
 # -- the network ------------------------------------------------------------------------
 
-def test_testnet_is_up(testnet: Testnet) -> None:
-    status = testnet.status()
+def test_testnet_is_up(net: Testnet) -> None:
+    status = net.status()
     assert status["up"] is True
-    assert status["network_file"] == str(testnet.network_file)
+    assert status["network_file"] == str(net.network_file)
     roles = [p["role"] for p in status["processes"]]
     assert roles.count("authority") == 3 and roles.count("relay") == RELAYS
     assert all(p["alive"] for p in status["processes"])
-    assert testnet.up_seconds < 60  # type: ignore[attr-defined]
+    # detached: their own sessions, so they outlive `obt testnet up`
+    assert all(os.getsid(p["pid"]) != os.getsid(0) for p in status["processes"])
+    assert net.up_seconds < 60  # type: ignore[attr-defined]
 
 
-def test_up_again_reuses_the_running_network(testnet: Testnet) -> None:
-    pids = [p["pid"] for p in testnet.status()["processes"]]
+def test_up_again_reuses_the_running_network(net: Testnet) -> None:
+    pids = [p["pid"] for p in net.status()["processes"]]
     started = time.monotonic()
-    assert testnet.up() == testnet.network_file
+    assert net.up() == net.network_file
     assert time.monotonic() - started < 1
-    assert [p["pid"] for p in testnet.status()["processes"]] == pids
+    assert [p["pid"] for p in net.status()["processes"]] == pids
 
 
-def test_network_file(testnet: Testnet) -> None:
-    data = json.loads(testnet.network_file.read_text())
+def test_network_file(net: Testnet) -> None:
+    data = json.loads(net.network_file.read_text())
     assert data["version"] == 1
-    network = Network.load(testnet.network_file)
+    network = Network.load(net.network_file)
     assert network.name == data["name"] and not network.is_public
     keys = [k for k, _ in network.client_options]
     assert keys.count("DirAuthority") == 3 and ("TestingTorNetwork", "1") in network.client_options
@@ -207,6 +213,9 @@ def test_tor_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OBT_TOR", "obt-no-such-tor")
     with pytest.raises(TorMissing, match="obt-no-such-tor"):
         TorClient(tmp_path, Network.public())
+    with pytest.raises(TorMissing):
+        Testnet(tmp_path / "net", base_port=BASE_PORT + 100).up()
+    assert not (tmp_path / "net" / "state.json").exists()
 
 
 @aio
