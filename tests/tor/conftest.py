@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,15 +19,29 @@ BASE_PORT = int(os.environ.get("OBT_TEST_BASE_PORT", "18400"))
 CLI_TIMEOUT = 300
 
 
+RELAYS = 4
+
+
 @pytest.fixture(scope="session")
-def testnet(tmp_path_factory) -> Path:
-    """Bring the private network up once; yield its network file; stop it at the end."""
-    net = Testnet(tmp_path_factory.mktemp("testnet"), base_port=BASE_PORT, relays=4)
+def session_net(tmp_path_factory) -> Testnet:
+    """The session's one private network; stopped at the end, leaving no process behind."""
+    net = Testnet(tmp_path_factory.mktemp("testnet"), base_port=BASE_PORT, relays=RELAYS)
+    started = time.monotonic()
     try:
-        path = net.up(timeout=90)
-        yield path
+        net.up(timeout=90)
+        net.up_seconds = time.monotonic() - started
+        yield net
     finally:
+        pids = [p["pid"] for p in net.status()["processes"]]
         net.down()
+        assert not net.status()["up"] and not net.state_file.exists()
+        assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+@pytest.fixture(scope="session")
+def testnet(session_net) -> Path:
+    """The network file of the session's private network."""
+    return session_net.network_file
 
 
 @dataclass

@@ -33,24 +33,13 @@ pytestmark = [pytest.mark.tor, pytest.mark.timeout(240)]
 #: async tests share the module's event loop with the module-scoped clients
 aio = pytest.mark.asyncio(loop_scope="module")
 
-BASE_PORT = 24600
-RELAYS = 4
+from .conftest import BASE_PORT, RELAYS
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
-    """This module's own network: it tests the Testnet object itself (up, status, down)."""
-    net = Testnet(tmp_path_factory.mktemp("testnet"), base_port=BASE_PORT, relays=RELAYS)
-    started = time.monotonic()
-    net.up(timeout=60)
-    net.up_seconds = time.monotonic() - started  # type: ignore[attr-defined]
-    try:
-        yield net
-    finally:
-        pids = [p["pid"] for p in net.status()["processes"]]
-        net.down()
-        assert not net.status()["up"] and not net.state_file.exists()
-        assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+def net(session_net) -> Testnet:
+    """The session's network (conftest checks that ``down`` leaves no process behind)."""
+    return session_net
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
