@@ -99,7 +99,7 @@ def main(ctx, home, network, debug, quiet):
 @main.command()
 @click.argument("path", type=click.Path())
 @click.option("--onions", type=click.IntRange(1, 8), default=None,
-              help="Onion services to publish the share on (default from config: 1).")
+              help="Onion services to publish the share on (default from config: 2).")
 @json_option
 @command
 async def share(state, path, onions, as_json):

@@ -49,7 +49,7 @@ class Config:
     home: Path
     network_file: Path | None = None
     tor_binary: str | None = None
-    onions: int = 1
+    onions: int = 2
     fetch_timeout: float = 120.0
     bootstrap_timeout: float = 120.0
     announce_interval: int = 60
@@ -133,7 +133,7 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
     values.update({k: v for k, v in flags.items() if v is not None})
     if values.get("network_file"):
         values["network_file"] = Path(values["network_file"]).expanduser().resolve()
-    onions = int(values.get("onions", 1))
+    onions = int(values.get("onions", 2))
     if not 1 <= onions <= MAX_ONIONS:
         raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")
     return Config(home=home, **values)
