@@ -43,7 +43,7 @@ async def share(state, path: str, onions: int | None, as_json: bool) -> None:
     else:
         info = await _share_call(cfg, src, onions)
     emit(
-        {k: info[k] for k in ("uri", "infohash", "name", "size", "files", "onions")},
+        {k: info[k] for k in ("uri", "infohash", "name", "size", "piece_length", "files", "onions")},
         as_json,
         info["uri"],
     )

@@ -20,7 +20,7 @@ from .config import Config
 from .control import ControlServer
 from .engine.metainfo import parse
 from .engine.session import Engine, Event
-from .errors import NodeError, ObtError, UsageError
+from .errors import NodeError, ObtError, TorError, UsageError
 from .multiplex.bridge import Bridges
 from .store import Store
 from .tasks import TaskRegistry
@@ -279,7 +279,10 @@ class Node:
 
     async def op_status(self) -> dict:
         tor = self.parts.tor
-        boot = await tor.bootstrap_status()
+        try:
+            boot = await tor.bootstrap_status()
+        except TorError as exc:  # tor died; the watchdog is restarting it
+            boot = {"progress": 0, "summary": f"tor is down: {exc.message}", "tag": "down"}
         return {
             "version": __version__,
             "pid": os.getpid(),
@@ -313,12 +316,12 @@ class Node:
             st = self.parts.engine.status(row.id)
             out.update(
                 progress=st.progress, done=st.total_done, wanted=st.total_wanted,
-                rate_down=st.rate_down, rate_up=st.rate_up, peers=st.peers,
+                rate_down=st.rate_down, rate_up=st.rate_up, peers=st.connected,
                 payload_down=st.payload_down, payload_up=st.payload_up,
             )
             if row.state == "downloading" and row.id in self.stalled:
                 out["state"] = "stalled"
-            elif row.state == "downloading" and st.peers == 0:
+            elif row.state == "downloading" and st.connected == 0:
                 out["state"] = "waiting for peers"
         out["announce_error"] = self.parts.announce_errors.get(row.id)
         return out

@@ -230,7 +230,7 @@ async def _announce_loop(parts: Parts, torrent_id: str) -> None:
             interval = await announce_once(parts, row, event)
             event = ""
             parts.announce_errors.pop(torrent_id, None)
-            connected = parts.engine.status(torrent_id).peers
+            connected = parts.engine.status(torrent_id).connected
             wait = interval if connected else backoff
             backoff = 2.0 if connected else min(backoff * 2, 30.0)
         except ObtError as exc:

@@ -51,6 +51,7 @@ class Metainfo:
             "infohash": self.id,
             "name": self.name,
             "size": self.size,
+            "piece_length": self.piece_length,
             "files": [dataclasses.asdict(f) for f in self.files],
         }
 

@@ -99,7 +99,8 @@ class Status:
     payload_up: int
     rate_down: int
     rate_up: int
-    peers: int
+    peers: int  # connections libtorrent holds, handshakes in progress included
+    connected: int  # peers past the BitTorrent handshake
     seeds: int
     paused: bool
     error: str
@@ -229,7 +230,10 @@ class Engine:
         self._handles[torrent_id].resume()
 
     def status(self, torrent_id: str) -> Status:
-        st = self._handles[torrent_id].status()
+        handle = self._handles[torrent_id]
+        st = handle.status()
+        busy = lt.peer_info.connecting | lt.peer_info.handshake
+        connected = sum(1 for p in handle.get_peer_info() if not p.flags & busy) if st.num_peers else 0
         return Status(
             state=str(st.state).rsplit(".", 1)[-1],
             progress=float(st.progress),
@@ -240,6 +244,7 @@ class Engine:
             rate_down=int(st.download_payload_rate),
             rate_up=int(st.upload_payload_rate),
             peers=int(st.num_peers),
+            connected=connected,
             seeds=int(st.num_seeds),
             paused=bool(st.flags & lt.torrent_flags.paused),
             error=st.errc.message() if st.errc.value() else "",

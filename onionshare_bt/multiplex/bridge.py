@@ -75,6 +75,7 @@ class Bridges:
 
     async def _forward_out(self, counters: PathCounters, lt_reader, lt_writer) -> None:
         counters.connections += 1
+        counters.dialing += 1
         try:
             remote_reader, remote_writer = await self._dial(counters.onion, counters.port)
         except (ObtError, OSError) as exc:
@@ -83,6 +84,8 @@ class Bridges:
             log.info("dial %s…:%d failed: %s", counters.onion[:8], counters.port, exc)
             lt_writer.close()
             return
+        finally:
+            counters.dialing -= 1
         await self._splice(counters, remote_reader, remote_writer, lt_reader, lt_writer)
 
     # -- inbound ------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class PathCounters:
     up: int = 0
     connections: int = 0
     active: int = 0
+    dialing: int = 0
     failures: int = 0
     last_error: str = ""
 

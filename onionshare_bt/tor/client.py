@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -134,6 +136,7 @@ class TorClient:
         (self.data_dir / "empty").write_bytes(b"")
         port_file = self.data_dir / "control_port"
         port_file.unlink(missing_ok=True)
+        _reap_stale(self.data_dir)
         torrc = client_torrc(self.data_dir, self.network, self.owner_pid)
         (self.data_dir / "torrc").write_text(torrc, encoding="utf-8")
         return port_file
@@ -149,6 +152,7 @@ class TorClient:
                 )
             except OSError as exc:
                 raise TorError(f"cannot run {self.tor_binary}: {exc.strerror or exc}") from exc
+        (self.data_dir / STALE_PID_FILE).write_text(str(self._proc.pid))
         log.debug("launched tor %d in %s", self._proc.pid, self.data_dir)
 
     async def _wait_control_port(self, port_file: Path) -> tuple[str, int]:
@@ -381,3 +385,29 @@ class TorClient:
         """Close the controller; stem joins its threads, so no event follows."""
         controller.remove_status_listener(self._on_state)
         controller.close()
+
+
+STALE_PID_FILE = "tor.pid"
+
+
+def _reap_stale(data_dir: Path, grace: float = 5.0) -> None:
+    """Stop a tor an earlier run of ours left on this data dir (its owner was killed).
+
+    tor notices a dead owner only after a while and holds the data dir's lock until then.
+    Only a process that is tor *and* runs our torrc in this data dir is signalled.
+    """
+    pid_file = data_dir / STALE_PID_FILE
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if not cmdline or Path(cmdline[0].decode()).name != "tor" or str(data_dir / "torrc").encode() not in cmdline:
+        return
+    log.warning("stopping tor %d left over from an earlier run", pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)

@@ -6,6 +6,10 @@ consensus that lists every relay as Running and HSDir; ``<root>/network.json`` t
 clients (:meth:`Network.load`) how to join. ``down()`` stops exactly the recorded
 processes. Timings and settings follow ``shared/TESTNET.md``; keys come from a cache
 (:mod:`~onionshare_bt.tor.testnet_keys`).
+
+Opt-in latency (``latency_ms``, for benchmarks): one more detached process,
+:mod:`~onionshare_bt.tor.testnet_delay`, puts a delaying proxy in front of every router's
+ORPort, so every tor-to-tor link gets ``latency_ms`` more each way.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 TERM_GRACE = 3.0
 KILL_TIMEOUT = 5.0
 _STATE_VERSION = 1
+_DELAY_MODULE = "onionshare_bt.tor.testnet_delay"
 #: our own tor children, so that any Testnet in this process can reap them
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -50,20 +56,27 @@ class Testnet:
     :param tor_binary: path or name of tor; default ``$OBT_TOR``, else ``tor`` on PATH
       (looked up by :meth:`up`, so ``status`` and ``down`` work without tor)
     :param key_cache: where identity keys are cached (default :func:`default_cache`)
-    :raises UsageError: if the ports or relay count are out of range
+    :param latency_ms: added one-way latency per tor-to-tor link, through delaying proxies
+      on ``len(routers)`` more ports after the usual ones; 0 (the default) adds none
+    :raises UsageError: if the ports, relay count or latency are out of range
     """
 
     __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, root: Path, *, base_port: int = 17000, relays: int = 4,
-                 tor_binary: str | None = None, key_cache: Path | None = None) -> None:
+                 tor_binary: str | None = None, key_cache: Path | None = None,
+                 latency_ms: float = 0.0) -> None:
         if not 1 <= relays <= 20:
             raise UsageError(f"a test network takes 1 to 20 relays, not {relays}")
-        if not 1024 <= base_port <= 65536 - config.port_count(relays):
+        if not 0 <= latency_ms <= 1000:
+            raise UsageError(f"latency must be 0 to 1000 ms, not {latency_ms:g}")
+        ports = config.port_count(relays) + (config.AUTHORITIES + relays if latency_ms else 0)
+        if not 1024 <= base_port <= 65536 - ports:
             raise UsageError(f"base port {base_port} is out of range")
         self.root = Path(root).expanduser().resolve()
         self.base_port = base_port
         self.relays = relays
+        self.latency_ms = latency_ms
         self._tor_binary = tor_binary
         self.key_cache = Path(key_cache) if key_cache else default_cache()
         self.state_file = self.root / "state.json"
@@ -89,10 +102,14 @@ class Testnet:
         started = time.monotonic()
         deadline = started + timeout
         nodes = config.plan(self.root, self.base_port, self.relays)
+        if self.latency_ms:
+            nodes = config.with_delay(nodes, self.base_port, self.relays)
         _check_ports_free([port for node in nodes for port in node.ports])
         authorities = self._prepare(nodes, tor)
         procs: dict[str, subprocess.Popen] = {}
         try:
+            if self.latency_ms:
+                procs["delay"] = self._spawn_delay(nodes)
             for node in nodes:
                 procs[node.nickname] = self._spawn(node, tor)
             self._write_state(nodes, procs, ready=False)
@@ -185,6 +202,20 @@ class Testnet:
         _CHILDREN[proc.pid] = proc
         return proc
 
+    def _spawn_delay(self, nodes: list[Node]) -> subprocess.Popen:
+        """Start the delaying proxies (one detached process) in front of every ORPort."""
+        pairs = [f"{n.proxy_port}={n.or_port}" for n in nodes]
+        cmd = [sys.executable, "-m", _DELAY_MODULE, "--delay-ms", f"{self.latency_ms:g}",
+               "--tag", f"{self.root}/nodes/", *pairs]
+        with open(self.root / "nodes" / "delay.log", "ab") as out:
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as exc:
+                raise TorError(f"cannot start the delaying proxies: {exc}") from exc
+        _CHILDREN[proc.pid] = proc
+        return proc
+
     def _await_usable(self, nodes: list[Node], procs: dict[str, subprocess.Popen],
                       deadline: float, timeout: float) -> None:
         """Block until the authorities serve a full consensus and the relays have it."""
@@ -210,7 +241,10 @@ class Testnet:
             return False
         name = os.path.basename(argv[0].decode(errors="replace"))
         mine = f"{self.root}/nodes/".encode()
-        return name.startswith("tor") and any(mine in arg for arg in argv[1:])
+        ours = any(mine in arg for arg in argv[1:])
+        if _DELAY_MODULE.encode() in argv[1:]:
+            return ours  # our delaying proxies (a python process)
+        return name.startswith("tor") and ours
 
     def _all_alive(self, state: dict) -> bool:
         procs = state.get("processes", [])
@@ -258,11 +292,16 @@ class Testnet:
 
     def _write_state(self, nodes: list[Node], procs: dict[str, subprocess.Popen], *,
                      ready: bool, took: float | None = None) -> None:
+        processes = config.describe(nodes, {n: p.pid for n, p in procs.items()})
+        if "delay" in procs:
+            processes.append({"role": "delay", "nickname": "delay", "pid": procs["delay"].pid,
+                              "or_port": None, "dir_port": None, "control_port": None,
+                              "data_dir": str(self.root / "nodes")})
         state = {
             "version": _STATE_VERSION, "ready": ready, "base_port": self.base_port,
             "relays": self.relays, "network_file": str(self.network_file),
-            "started_at": time.time(), "up_seconds": took,
-            "processes": config.describe(nodes, {n: p.pid for n, p in procs.items()}),
+            "started_at": time.time(), "up_seconds": took, "latency_ms": self.latency_ms,
+            "processes": processes,
         }
         _write_atomic(self.state_file, json.dumps(state, indent=2) + "\n")
 

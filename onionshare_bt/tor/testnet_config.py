@@ -9,7 +9,7 @@ a Stable guard and HSDir, and no exits (onion services need none).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from onionshare_bt.tor.network import Network
@@ -18,7 +18,7 @@ from onionshare_bt.tor.torrc import render, torrc_path
 __all__ = [
     "AUTHORITIES", "FIRST_VOTE_AFTER", "VOTE_DELAY", "VOTING_INTERVAL", "Node", "Options",
     "authority_torrc", "bandwidth_file", "describe", "dir_authority_line", "network_for", "plan",
-    "port_count", "relay_torrc", "voting_offset",
+    "port_count", "relay_torrc", "voting_offset", "with_delay",
 ]
 
 Options = list[tuple[str, str]]
@@ -43,6 +43,8 @@ class Node:
     :param or_port: its ORPort on 127.0.0.1
     :param control_port: its ControlPort (cookie auth), used while bringing it up
     :param dir_port: its DirPort (authorities only)
+    :param proxy_port: with added latency, the delaying proxy's port that it advertises
+      instead of its ORPort (:mod:`~onionshare_bt.tor.testnet_delay`)
     """
 
     role: str
@@ -51,6 +53,7 @@ class Node:
     or_port: int
     control_port: int
     dir_port: int | None = None
+    proxy_port: int | None = None
 
     @property
     def is_authority(self) -> bool:
@@ -59,8 +62,14 @@ class Node:
 
     @property
     def ports(self) -> tuple[int, ...]:
-        """Every port it listens on."""
-        return tuple(p for p in (self.or_port, self.dir_port, self.control_port) if p)
+        """Every port it (or its delaying proxy) listens on."""
+        return tuple(p for p in (self.or_port, self.dir_port, self.control_port,
+                                 self.proxy_port) if p)
+
+    @property
+    def advertised_or_port(self) -> int:
+        """The ORPort other tors connect to: the proxy's when there is one."""
+        return self.proxy_port or self.or_port
 
 
 def port_count(relays: int) -> int:
@@ -90,6 +99,18 @@ def plan(root: Path, base_port: int, relays: int) -> list[Node]:
     return nodes
 
 
+def with_delay(nodes: list[Node], base_port: int, relays: int) -> list[Node]:
+    """Give every node a delaying proxy port, after the ports :func:`plan` uses.
+
+    :param nodes: the nodes from :func:`plan`
+    :param base_port: the network's first port
+    :param relays: its relay count
+    :returns: the same nodes with ``proxy_port`` set (``len(nodes)`` more ports)
+    """
+    first = base_port + port_count(relays)
+    return [replace(node, proxy_port=first + i) for i, node in enumerate(nodes)]
+
+
 def voting_offset(now: float) -> int:
     """``TestingV3AuthVotingStartOffset`` that puts the first vote ~3 s after **now**.
 
@@ -111,7 +132,7 @@ def dir_authority_line(node: Node, v3ident: str, fingerprint: str) -> str:
     :param fingerprint: its relay identity fingerprint (``tor --list-fingerprint``)
     :returns: e.g. ``auth0 orport=17000 no-v2 v3ident=... 127.0.0.1:17001 ABCD...``
     """
-    return (f"{node.nickname} orport={node.or_port} no-v2 v3ident={v3ident} "
+    return (f"{node.nickname} orport={node.advertised_or_port} no-v2 v3ident={v3ident} "
             f"127.0.0.1:{node.dir_port} {fingerprint}")
 
 
@@ -133,6 +154,14 @@ def _joining(authorities: list[str]) -> Options:
             ("PathsNeededToBuildCircuits", "0.67")]
 
 
+def _or_ports(node: Node) -> Options:
+    """The ORPort lines: one, or (behind a delaying proxy) advertise the proxy's port."""
+    if node.proxy_port is None:
+        return [("ORPort", f"127.0.0.1:{node.or_port}")]
+    return [("ORPort", f"127.0.0.1:{node.proxy_port} NoListen"),
+            ("ORPort", f"127.0.0.1:{node.or_port} NoAdvertise")]
+
+
 def _router(node: Node, authorities: list[str], empty: Path) -> Options:
     """Options shared by authorities and relays."""
     return [
@@ -142,7 +171,7 @@ def _router(node: Node, authorities: list[str], empty: Path) -> Options:
         ("ContactInfo", "obt private test network"),
         ("Address", "127.0.0.1"),
         ("AddressDisableIPv6", "1"),
-        ("ORPort", f"127.0.0.1:{node.or_port}"),
+        *_or_ports(node),
         ("ControlPort", f"127.0.0.1:{node.control_port}"),
         ("CookieAuthentication", "1"),
         ("SocksPort", "0"),

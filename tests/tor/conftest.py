@@ -75,6 +75,29 @@ class Node:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
+    def configure(self, **settings) -> None:
+        """Write the node's config.toml (before its first start)."""
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+        (self.home / "config.toml").write_text("\n".join(lines) + "\n")
+
+    def fetch_torrent(self, uri: str, timeout: float = 90) -> tuple[int, bytes]:
+        """GET a share's .torrent through this node's tor (status, body)."""
+        import asyncio
+
+        import aiohttp
+        from aiohttp_socks import ProxyConnector
+
+        host, port = self.json("node", "status")["tor"]["socks"]
+
+        async def fetch():
+            connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
+            async with aiohttp.ClientSession(connector=connector) as http:
+                async with http.get(uri) as resp:
+                    return resp.status, await resp.read()
+
+        return asyncio.run(asyncio.wait_for(fetch(), timeout))
+
     def start(self) -> dict:
         proc = self.run("node", "start", "--json")
         assert proc.returncode == 0, proc.stderr + self.log()
