@@ -1,0 +1,141 @@
+"""Operating a node through the CLI: list/status schemas, Ctrl-C and re-attach, a stalled
+download, unshare and remove. On the real private Tor network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .conftest import Node
+from .test_node_lifecycle import row, wait_until
+from .test_share_get import digests
+
+#: the documented schemas (man/obt.1): key -> type(s)
+LIST_KEYS = {
+    "id": str, "role": str, "name": str, "state": str, "size": int, "uri": str, "path": str,
+    "error": (str, type(None)), "announce_error": (str, type(None)),
+}
+LIST_ENGINE_KEYS = {
+    "progress": float, "done": int, "wanted": int, "rate_down": int, "rate_up": int,
+    "peers": int, "payload_down": int, "payload_up": int,
+}
+STATES = {"seeding", "downloading", "waiting for peers", "stalled", "moving", "complete", "error"}
+STATUS_KEYS = {
+    "running": bool, "version": str, "pid": int, "uptime": (int, float), "home": str,
+    "network": str, "tor": dict, "engine": dict, "onions": int, "torrents": int,
+}
+
+
+def make_share(root, mb: int):
+    src = root / f"share-{secrets.token_hex(4)}"
+    src.mkdir(parents=True)
+    with open(src / "data.bin", "wb") as f:
+        for _ in range(mb):
+            f.write(secrets.token_bytes(1024 * 1024))
+    return src
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, testnet):
+    root = tmp_path_factory.mktemp("ops")
+    seeder, leecher = Node(root / "seeder", testnet), Node(root / "leecher", testnet)
+    leecher.configure(stall_timeout=8, announce_interval=10)
+    seeder.configure(announce_interval=10)
+    seeder.start()
+    leecher.start()
+    yield seeder, leecher, root
+    seeder.stop()
+    leecher.stop()
+
+
+def test_list_and_status_json_follow_the_documented_schema(pair, tmp_path):
+    seeder, _, _ = pair
+    seeder.json("share", str(make_share(tmp_path, 1)))
+    for item in seeder.json("list"):
+        for key, kind in {**LIST_KEYS, **LIST_ENGINE_KEYS}.items():
+            assert isinstance(item[key], kind), (key, item[key])
+        assert item["state"] in STATES and item["role"] in ("share", "download")
+        assert 0.0 <= item["progress"] <= 1.0
+    status = seeder.json("node", "status")
+    for key, kind in STATUS_KEYS.items():
+        assert isinstance(status[key], kind), (key, status[key])
+    assert status["running"] is True and status["tor"]["bootstrap"]["progress"] == 100
+    assert set(status["tor"]) >= {"pid", "bootstrap", "socks", "restarts"}
+    assert isinstance(status["engine"]["listen_port"], int) and status["onions"] >= 2
+    peers = seeder.json("list", "--peers", seeder.json("list")[0]["id"][:8])
+    assert set(peers) == {"id", "paths", "engine_peers"}
+    for path in peers["paths"]:
+        assert set(path) >= {"direction", "onion", "endpoint", "down", "up", "connections",
+                             "active", "failures", "last_error"}
+
+
+def test_ctrl_c_leaves_the_download_running_and_get_reattaches(pair, tmp_path):
+    seeder, leecher, _ = pair
+    src = make_share(tmp_path, 24)
+    info = seeder.json("share", str(src))
+    out = tmp_path / "out"
+    proc = leecher.popen("get", info["uri"], "-o", str(out))
+    wait_until(lambda: (row(leecher, info["infohash"]) or {}).get("done", 0) > 0, 120,
+               "the first payload byte")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "goes on in the node" in stderr
+    again = leecher.run("get", info["uri"], "-o", str(out), "--json", timeout=240)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["state"] == "complete"
+    assert digests(out / src.name) == digests(src)
+
+
+def test_a_stalled_download_is_reported_and_recovers(pair, tmp_path):
+    seeder, leecher, _ = pair
+    src = make_share(tmp_path, 32)
+    info = seeder.json("share", str(src))
+    tid = info["infohash"]
+    out = tmp_path / "out"
+    leecher.json("get", info["uri"], "-o", str(out), "--no-wait")
+    wait_until(lambda: (row(leecher, tid) or {}).get("done", 0) > 0, 120, "payload")
+    tor_pid = seeder.json("node", "status")["tor"]["pid"]
+    os.kill(tor_pid, signal.SIGSTOP)  # circuits stay open, nothing moves: a real stall
+    try:
+        cli = leecher.run("get", info["uri"], "-o", str(out), timeout=120)
+        assert cli.returncode == 4, cli.stderr
+        assert "no progress for 8 s" in cli.stderr and "goes on in the node" in cli.stderr
+        wait_until(lambda: (row(leecher, tid) or {}).get("state") == "stalled", 60, "stalled")
+    finally:
+        os.kill(tor_pid, signal.SIGCONT)
+    wait_until(lambda: (row(leecher, tid) or {}).get("state") == "complete", 240, "completion",
+               show=lambda: row(leecher, tid))
+    assert digests(out / src.name) == digests(src)
+
+
+def test_unshare_withdraws_the_onions(pair, tmp_path):
+    seeder, leecher, _ = pair
+    info = seeder.json("share", str(make_share(tmp_path, 1)))
+    assert leecher.fetch_torrent(info["uri"])[0] == 200
+    done = seeder.json("unshare", info["infohash"][:10])
+    assert done["id"] == info["infohash"]
+    assert info["infohash"] not in {r["id"] for r in seeder.json("list")}
+    proc = leecher.run("get", info["uri"], "-o", str(tmp_path / "o"), "--timeout", "15")
+    assert proc.returncode == 3, proc.stderr  # the onion answers nothing any more
+
+
+def test_remove_with_delete_data_deletes_only_downloaded_files(pair, tmp_path):
+    seeder, leecher, _ = pair
+    src = make_share(tmp_path, 2)
+    info = seeder.json("share", str(src))
+    out = tmp_path / "out"
+    assert leecher.run("get", info["uri"], "-o", str(out)).returncode == 0
+    refused = seeder.run("remove", info["infohash"], "--delete-data")
+    assert refused.returncode == 2 and "never deletes a share's files" in refused.stderr
+    leecher.json("remove", info["infohash"], "--delete-data")
+    wait_until(lambda: not (out / src.name / "data.bin").exists(), 20, "deletion")
+    assert (src / "data.bin").exists()
+    assert info["infohash"] not in {r["id"] for r in leecher.json("list")}
