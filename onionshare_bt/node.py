@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__, torrents
 from .config import Config
-from .control import ControlServer
+from .control import ControlServer, ops_validator
 from .engine.metainfo import parse
 from .engine.session import Engine, Event
 from .errors import NodeError, ObtError, TorError, UsageError
@@ -80,7 +80,7 @@ class Node:
         self._stack.push_async_callback(engine.close)
         bridges = Bridges(self._dial, lambda: engine.listen_port)
         self._stack.push_async_callback(bridges.close)
-        tracker = TrackerServer(interval=cfg.announce_interval)
+        tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce)
         await tracker.start()
         self._stack.push_async_callback(tracker.close)
         http = TrackerClient(tor.socks_address)
@@ -94,7 +94,9 @@ class Node:
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         tasks.spawn("stall-watchdog", self._stall_watchdog())
-        control = ControlServer(cfg.socket_path, self.handle)
+        control = ControlServer(
+            cfg.socket_path, self.handle, validate=ops_validator(self)
+        )
         await control.start()
         self._stack.push_async_callback(control.close)
         cfg.pid_path.write_text(str(os.getpid()))
@@ -164,6 +166,10 @@ class Node:
 
     async def wait(self) -> None:
         await self._stop.wait()
+
+    def _on_announce(self, torrent_id: str, announce) -> None:
+        left = None if announce.event == "stopped" else announce.left
+        self.parts.store.record_peer(torrent_id, announce.onion, announce.port, left)
 
     # -- engine events ------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:

@@ -9,7 +9,6 @@ to run on the event loop.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sqlite3
 import time
@@ -41,6 +40,14 @@ CREATE TABLE IF NOT EXISTS onions (
     key TEXT NOT NULL,
     torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
     purpose TEXT NOT NULL CHECK (purpose IN ('share', 'seed'))
+);
+CREATE TABLE IF NOT EXISTS tracker_peers (
+    torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    onion TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    left_bytes INTEGER NOT NULL,
+    seen REAL NOT NULL,           -- wall-clock time of the peer's last announce
+    PRIMARY KEY (torrent_id, onion, port)
 );
 """
 
@@ -168,6 +175,31 @@ class Store:
         with self._tx():
             self._db.execute("DELETE FROM onions WHERE address = ?", (address,))
 
+    # -- tracker peers ------------------------------------------------------------------
+    def record_peer(self, torrent_id: str, onion: str, port: int, left: int | None) -> None:
+        """Remember a peer's announce; ``left=None`` (a "stopped" event) forgets it."""
+        with self._tx():
+            if left is None:
+                self._db.execute(
+                    "DELETE FROM tracker_peers WHERE torrent_id = ? AND onion = ? AND port = ?",
+                    (torrent_id, onion, port),
+                )
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO tracker_peers VALUES (?, ?, ?, ?, ?)",
+                    (torrent_id, onion, port, left, time.time()),
+                )
+
+    def tracker_peers(self, torrent_id: str, max_age: float) -> list[tuple[str, int, int, float]]:
+        """Peers seen within ``max_age`` seconds: ``(onion, port, left, age)``."""
+        now = time.time()
+        rows = self._db.execute(
+            "SELECT onion, port, left_bytes, seen FROM tracker_peers "
+            "WHERE torrent_id = ? AND seen >= ?",
+            (torrent_id, now - max_age),
+        )
+        return [(r[0], r[1], r[2], now - r[3]) for r in rows]
+
 
 class _Transaction:
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -185,11 +217,3 @@ class _Transaction:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"state database error: {exc}") from exc
         return False
-
-
-def now() -> float:
-    return time.time()
-
-
-def dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -151,6 +151,7 @@ async def restore_share(parts: Parts, row: TorrentRow) -> None:
     meta = parse(row.torrent)
     served = Served(meta.id, row.token, meta.data, meta.info_hashes)
     tracker_port = await parts.tracker.serve(served)
+    parts.tracker.restore(meta.id, parts.store.tracker_peers(meta.id, parts.tracker.swarm.ttl))
     rows = await publish(parts, meta, parts.store.onions(meta.id), tracker_port)
     parts.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
     parts.engine.add(meta, Path(row.save_path), seed=True, resume=row.resume)

@@ -3,23 +3,36 @@
 Announce requests are BEP 3 queries with one difference: the peer's address is its onion
 (``ip=<56 chars>.onion``), never an IP, and replies always use non-compact peer dicts
 ``{"ip": "<onion>.onion", "port": N}``. Nothing here reads a clock: callers pass ``now``.
+
+Everything here faces the network: a query may hold anything, so every refusal is an
+:class:`AnnounceError` whose message is a fixed text (never an echo of the input), and the
+swarm keeps at most :data:`MAX_PEERS` peers per torrent, however many onions announce.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import urllib.parse
 
 import bencodepy
 
-from ..tor.onion import is_onion
+from ..tor.onion import ADDRESS_LENGTH, is_onion
 
 MAX_QUERY = 4096
 MAX_PARAMS = 32
 MAX_NUMWANT = 200
 DEFAULT_NUMWANT = 50
 MAX_REPLY = 1024 * 1024
+#: peers remembered per torrent; beyond it the stalest are forgotten
+MAX_PEERS = 1000
 EVENTS = {"", "started", "completed", "stopped", "empty"}
+#: parameters a refusal may name; any other key is the sender's text and is not echoed
+KNOWN_PARAMS = {
+    "info_hash", "peer_id", "ip", "port", "uploaded", "downloaded", "left", "event",
+    "numwant", "compact", "no_peer_id", "key", "trackerid", "corrupt", "supportcrypto",
+}
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class AnnounceError(ValueError):
@@ -45,7 +58,8 @@ def _int(params: dict, key: str, default: int | None = None, hi: int = 2**63 - 1
         if default is None:
             raise AnnounceError(f"missing {key}")
         return default
-    if not raw.isdigit() or len(raw) > 19:
+    # not str.isdigit(): it also accepts "²" and other digits int() refuses
+    if not _DIGITS.fullmatch(raw):
         raise AnnounceError(f"{key} must be a non-negative integer")
     value = int(raw)
     if value > hi:
@@ -79,7 +93,8 @@ def parse_query(query: str) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
-            raise AnnounceError(f"repeated parameter {key}")
+            named = f" {key}" if key in KNOWN_PARAMS else ""
+            raise AnnounceError(f"repeated parameter{named}")
         params[key] = value
     return params
 
@@ -92,10 +107,10 @@ def parse_announce(query: str) -> Announce:
     params = parse_query(query)
     info_hash = _bytes20(params, "info_hash")
     peer_id = _bytes20(params, "peer_id")
-    host = params.get("ip", "").lower()
-    if host.endswith(".onion"):
-        host = host[: -len(".onion")]
-    if not is_onion(host):
+    host = params.get("ip", "").lower().removesuffix(".onion")
+    # exactly 56 characters: is_onion() would forgive the spaces or a second ".onion"
+    # that would then be stored and handed to every other peer
+    if len(host) != ADDRESS_LENGTH or not is_onion(host):
         raise AnnounceError("ip must be a v3 onion address")
     port = _int(params, "port", hi=65535)
     if port == 0:
@@ -125,11 +140,18 @@ class _Entry:
 class Swarm:
     """Peers of every torrent a tracker serves, expired after ``ttl`` seconds of silence.
 
-    A share's own onions are listed as permanent seeders (``fixed``).
+    A share's own onions are listed as permanent seeders (``fixed``). Each torrent keeps at
+    most ``max_peers`` announced peers: anyone can announce any number of made-up onions, so
+    when the list is full the stalest peer makes room. Each torrent's dict is kept in the
+    order peers were last seen (``now`` never decreases), so both expiry and eviction start
+    at its head.
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, max_peers: int = MAX_PEERS) -> None:
+        if max_peers < 1:
+            raise ValueError("max_peers must be at least 1")
         self.ttl = ttl
+        self.max_peers = max_peers
         self._peers: dict[bytes, dict[tuple[str, int], _Entry]] = {}
         self._fixed: dict[bytes, list[tuple[str, int]]] = {}
 
@@ -142,21 +164,40 @@ class Swarm:
 
     def announce(self, a: Announce, now: float) -> list[tuple[str, int]]:
         """Record ``a`` and return up to ``a.numwant`` other peers, fixed seeders first."""
-        peers = self._peers.setdefault(a.info_hash, {})
         key = (a.onion, a.port)
         if a.event == "stopped":
-            peers.pop(key, None)
+            self._peers.get(a.info_hash, {}).pop(key, None)
         else:
+            peers = self._peers.setdefault(a.info_hash, {})
+            peers.pop(key, None)  # re-inserted at the end: the freshest
+            while len(peers) >= self.max_peers:
+                del peers[next(iter(peers))]
             peers[key] = _Entry(left=a.left, seen=now)
         return self.peers(a.info_hash, now, exclude=a.onion)[: a.numwant]
 
     def peers(self, info_hash: bytes, now: float, exclude: str = "") -> list[tuple[str, int]]:
         live = self._peers.get(info_hash, {})
-        for key in [k for k, e in live.items() if now - e.seen > self.ttl]:
+        while live:
+            key = next(iter(live))
+            if now - live[key].seen <= self.ttl:
+                break
             del live[key]
         out = [p for p in self._fixed.get(info_hash, []) if p[0] != exclude]
-        out += [k for k in live if k[0] != exclude and k not in out]
+        fixed = set(out)
+        out += [k for k in live if k[0] != exclude and k not in fixed]
         return out
+
+    def restore(self, info_hash: bytes, entries: list[tuple[str, int, int, float]],
+                now: float) -> None:
+        """Take back peers saved earlier: ``(onion, port, left, age_seconds)`` each."""
+        for onion, port, left, age in sorted(entries, key=lambda e: -e[3]):  # oldest first
+            if age <= self.ttl and len(self._peers.get(info_hash, {})) < self.max_peers:
+                self._peers.setdefault(info_hash, {})[(onion, port)] = _Entry(
+                    left=left, seen=now - age)
+
+    def size(self, info_hash: bytes) -> int:
+        """How many announced (not fixed) peers are remembered for ``info_hash``."""
+        return len(self._peers.get(info_hash, {}))
 
     def counts(self, info_hash: bytes) -> tuple[int, int]:
         """(complete, incomplete) counts, fixed seeders included."""
@@ -239,6 +280,6 @@ def _onion_peers(raw: list) -> list[tuple[str, int]]:
         if not isinstance(host, bytes) or not isinstance(port, int) or not 0 < port < 65536:
             continue
         name = host.decode("ascii", "replace").lower().removesuffix(".onion")
-        if is_onion(name) and (name, port) not in out:
+        if len(name) == ADDRESS_LENGTH and is_onion(name) and (name, port) not in out:
             out.append((name, port))
     return out

@@ -7,7 +7,11 @@ another share's token does not link the two. Routes:
 - ``GET /private/<token>``: the share's .torrent (bencoded)
 - ``GET /private/<token>/announce``: BEP 3 announce, onion peers only
 
-Anything else, including a wrong token, is the same plain 404. No ``Server`` header.
+Anything else, including a wrong token or another method, is the same plain 404. No
+``Server`` header on anything our handlers answer. Requests aiohttp cannot parse (binary
+garbage, unknown methods, a request line over 8190 bytes, too many headers) get aiohttp's own
+400 before any handler runs; those are logged at debug level only and without the raw
+request, which could hold a token.
 """
 
 from __future__ import annotations
@@ -19,12 +23,21 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp import web_response as _web_response
+from aiohttp.http import HttpProcessingError
 
 from . import core
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND_BODY = "404: Not Found"
+#: idle keep-alive connections close after this (aiohttp's default is an hour)
+KEEPALIVE_TIMEOUT = 30
+
+# aiohttp stamps "Server: Python/3.x aiohttp/3.y" on every response, its own 400s for
+# requests its parser refuses included, which no hook of ours reaches. A tracker behind an
+# onion must not name its software: blank the stamp (normal responses drop the header).
+_web_response.SERVER_SOFTWARE = ""
 
 
 @dataclasses.dataclass
@@ -45,6 +58,31 @@ def _not_found() -> web.Response:
     return web.Response(status=404, text=NOT_FOUND_BODY)
 
 
+class _NetworkLog(logging.LoggerAdapter):
+    """The logger handed to aiohttp's protocol handler.
+
+    aiohttp logs every malformed request at error level with the offending bytes; anyone can
+    send those through an onion, and a request line may carry a share's token. Log their
+    kind only, at debug level. Our own handlers' failures (bugs) keep their traceback.
+    """
+
+    def debug(self, msg, *args, exc_info=None, **kwargs) -> None:
+        if isinstance(exc_info, BaseException):
+            self.logger.debug("refused a malformed HTTP request (%s)", _kind(exc_info))
+        else:
+            self.logger.debug(msg, *args, **kwargs)
+
+    def exception(self, msg, *args, exc_info=True, **kwargs) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.logger.debug("refused a malformed HTTP request (%s)", _kind(exc_info))
+        else:
+            self.logger.error("tracker request failed", exc_info=exc_info)
+
+
+def _kind(exc_info: object) -> str:
+    return type(exc_info).__name__ if isinstance(exc_info, BaseException) else "?"
+
+
 async def _strip_server_header(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.pop("Server", None)
 
@@ -54,12 +92,20 @@ class TrackerServer:
 
     :param interval: the announce interval we ask peers for
     :param clock: seconds, monotonic (injectable for tests)
+    :param max_peers: announced peers remembered per torrent (the stalest make room)
     """
 
-    def __init__(self, interval: int = 60, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: int = 60,
+        clock: Callable[[], float] = time.monotonic,
+        max_peers: int = core.MAX_PEERS,
+        on_announce: Callable[[str, core.Announce], None] | None = None,
+    ) -> None:
         self.interval = interval
+        self._on_announce = on_announce
         self._clock = clock
-        self.swarm = core.Swarm(ttl=interval * 3 + 30)
+        self.swarm = core.Swarm(ttl=interval * 3 + 30, max_peers=max_peers)
         self._by_port: dict[int, Served] = {}
         self._sites: dict[str, list[web.TCPSite]] = {}
         self._runner: web.AppRunner | None = None
@@ -73,7 +119,10 @@ class TrackerServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self._app(), access_log=None, handle_signals=False, logger=_NetworkLog(log, {}),
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+        )
         await self._runner.setup()
 
     async def close(self) -> None:
@@ -90,6 +139,13 @@ class TrackerServer:
         self._sites.setdefault(share.torrent_id, []).append(site)
         self.swarm.set_fixed(share.info_hashes[0], list(share.seeders))
         return port
+
+    def restore(self, torrent_id: str, entries: list[tuple[str, int, int, float]]) -> None:
+        """Take back a share's peers saved before a restart (see :meth:`core.Swarm.restore`)."""
+        for share in self._by_port.values():
+            if share.torrent_id == torrent_id:
+                self.swarm.restore(share.info_hashes[0], entries, self._clock())
+                return
 
     def set_seeders(self, torrent_id: str, seeders: list[tuple[str, int]]) -> None:
         """Name the share's own onions, listed to every announcer as seeders."""
@@ -136,6 +192,8 @@ class TrackerServer:
         key = share.info_hashes[0]
         announce = dataclasses.replace(announce, info_hash=key)
         peers = self.swarm.announce(announce, self._clock())
+        if self._on_announce is not None:
+            self._on_announce(share.torrent_id, announce)
         complete, incomplete = self.swarm.counts(key)
         return self._bencoded(core.reply(peers, self.interval, complete, incomplete))
 

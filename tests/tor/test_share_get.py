@@ -212,3 +212,30 @@ def test_tor_binary_missing_says_how_to_install(fresh_node):
     proc = fresh_node.run("node", "start", OBT_TOR="/nonexistent/tor")
     assert proc.returncode == 3, proc.stderr
     assert "apt-get install -y tor" in proc.stderr
+
+
+def test_one_shares_onion_never_answers_for_another_share(node_a, node_b, shared, tmp_path):
+    _, first = shared
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.txt").write_text("a second share of the same node\n")
+    second = node_a.json("share", str(other))
+    assert set(second["onions"]).isdisjoint(first["onions"])
+    onion_1 = first["uri"].split("/")[2]
+    token_2 = second["uri"].rsplit("/", 1)[1]
+    crossed = node_b.fetch_torrent(f"http://{onion_1}/private/{token_2}")
+    assert crossed[0] == 404
+    assert node_b.fetch_torrent(second["uri"])[0] == 200
+
+
+def test_no_token_or_key_reaches_a_log(node_a, node_b, shared):
+    _, info = shared
+    token = info["uri"].rsplit("/", 1)[1]
+    for node in (node_a, node_b):
+        for log in [node.home / "node.log", *node.home.glob("tor/*.log")]:
+            text = log.read_text(errors="replace")
+            assert token not in text, log
+            assert "ED25519-V3:" not in text, log
+    for node in (node_a, node_b):
+        mode = (node.home / "state.sqlite3").stat().st_mode & 0o777
+        assert mode == 0o600 and (node.home.stat().st_mode & 0o777) == 0o700

@@ -1,0 +1,55 @@
+"""The state store: files, transactions, tracker peers surviving a restart."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from onionshare_bt.errors import StoreError
+from onionshare_bt.store import OnionRow, Store, TorrentRow
+from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.tracker.core import Swarm
+
+
+def row(tid: str = "ab" * 20) -> TorrentRow:
+    return TorrentRow(id=tid, role="share", name="n", save_path="/x", target="/x",
+                      torrent=b"d4:infodee", token="t" * 32, uri="http://x", state="seeding",
+                      error=None, resume=None, added=time.time(), completed=None)
+
+
+def test_files_are_private_and_rows_round_trip(tmp_path):
+    store = Store(tmp_path / "home" / "state.sqlite3")
+    store.add_torrent(row(), [OnionRow("a" * 56, "ED25519-V3:secret", "ab" * 20, "share")])
+    assert (tmp_path / "home" / "state.sqlite3").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
+    store.close()
+    again = Store(tmp_path / "home" / "state.sqlite3")
+    assert again.torrent("ab" * 20).token == "t" * 32
+    assert again.onions("ab" * 20)[0].key == "ED25519-V3:secret"
+    assert "secret" not in repr(again.onions()[0])  # keys never reach a repr (logs)
+
+
+def test_a_failed_insert_leaves_nothing_behind(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    store.add_torrent(row(), [])
+    with pytest.raises(StoreError):  # same onion twice: the whole insert rolls back
+        store.add_torrent(row("cd" * 20), [OnionRow("b" * 56, "k", "cd" * 20, "share")] * 2)
+    assert store.torrent("cd" * 20) is None and store.onions() == []
+
+
+def test_tracker_peers_survive_a_restart_into_a_fresh_swarm(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    store.add_torrent(row(), [])
+    peer_a, peer_b = onion_from_pubkey(b"\x01" * 32), onion_from_pubkey(b"\x02" * 32)
+    store.record_peer("ab" * 20, peer_a, 6881, 100)
+    store.record_peer("ab" * 20, peer_b, 6881, 0)
+    store.record_peer("ab" * 20, peer_b, 6881, None)  # "stopped" forgets it
+    saved = store.tracker_peers("ab" * 20, max_age=600)
+    assert [(o, p, left) for o, p, left, _ in saved] == [(peer_a, 6881, 100)]
+    swarm = Swarm(ttl=600)
+    swarm.restore(b"h" * 20, saved, now=1000.0)
+    assert swarm.peers(b"h" * 20, now=1000.0) == [(peer_a, 6881)]
+    assert swarm.peers(b"h" * 20, now=1000.0 + 700) == []  # and they still expire
+    store.remove_torrent("ab" * 20)
+    assert store.tracker_peers("ab" * 20, max_age=600) == []
