@@ -138,13 +138,14 @@ async def list_(state, peers_of, as_json):
 
 @main.command()
 @click.argument("torrent_id", metavar="ID")
+@click.option("--onion", metavar="ADDRESS", help="Withdraw only this one of the share's onions.")
 @json_option
 @command
-async def unshare(state, torrent_id, as_json):
+async def unshare(state, torrent_id, onion, as_json):
     """Stop sharing ID: its onion services go away and its URI answers nothing."""
     from .commands import remove as run
 
-    await run(state, "unshare", torrent_id, False, as_json)
+    await run(state, "unshare", torrent_id, False, as_json, onion=onion)
 
 
 @main.command()

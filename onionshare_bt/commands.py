@@ -150,13 +150,19 @@ async def list_torrents(state, peers_of: str | None, as_json: bool) -> None:
     emit(rows, as_json, "\n".join(lines) or "nothing shared or downloaded yet")
 
 
-async def remove(state, op: str, torrent_id: str, delete_data: bool, as_json: bool) -> None:
+async def remove(state, op: str, torrent_id: str, delete_data: bool, as_json: bool,
+                 onion: str | None = None) -> None:
     args = {"id": torrent_id}
     if op == "remove":
         args["delete_data"] = delete_data
+    if onion:
+        args["onion"] = onion
     info = await control.call(state.config.socket_path, op, args, timeout=120)
-    verb = "no longer shared" if op == "unshare" else "removed"
-    emit(info, as_json, f"{info['name']}: {verb}")
+    if onion:
+        text = f"{info['name']}: withdrew {info['withdrawn']}; still on {len(info['onions'])}"
+    else:
+        text = f"{info['name']}: {'no longer shared' if op == 'unshare' else 'removed'}"
+    emit(info, as_json, text)
 
 
 async def node_status(state, as_json: bool) -> None:

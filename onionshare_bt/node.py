@@ -274,10 +274,12 @@ class Node:
             "engine_peers": [p.__dict__ for p in peers],
         }
 
-    async def op_unshare(self, id: str) -> dict:
+    async def op_unshare(self, id: str, onion: str | None = None) -> dict:
         row = self._find(id)
         if row.role != "share":
             raise UsageError(f"{row.name!r} is a download; use 'obt remove' for it")
+        if onion:
+            return await torrents.withdraw_onion(self.parts, row, onion)
         return await torrents.remove(self.parts, row, delete_data=False)
 
     async def op_remove(self, id: str, delete_data: bool = False) -> dict:

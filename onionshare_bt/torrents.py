@@ -269,6 +269,22 @@ async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
     return interval
 
 
+async def withdraw_onion(parts: Parts, row: TorrentRow, onion: str) -> dict:
+    """Withdraw one of a share's onions; the share goes on on the others."""
+    address = onion.lower().removesuffix(".onion")
+    addresses = [o.address for o in parts.store.onions(row.id)]
+    if address not in addresses:
+        raise UsageError(f"{onion} is not one of this share's onions")
+    if parse_uri(row.uri).onion == address:
+        raise UsageError("that onion is the one in the share's URI; it stays while shared")
+    await unpublish(parts, row.id, [address])
+    parts.store.remove_onion(address)
+    rest = [a for a in addresses if a != address]
+    parts.tracker.set_seeders(row.id, [(a, PEER_VIRTUAL_PORT) for a in rest])
+    return {"id": row.id, "name": row.name, "withdrawn": f"{address}.onion",
+            "onions": [f"{a}.onion" for a in rest]}
+
+
 # -- removal ----------------------------------------------------------------------------
 async def remove(parts: Parts, row: TorrentRow, delete_data: bool) -> dict:
     """Stop serving and forget a torrent: onions withdrawn, tracker closed, engine dropped.

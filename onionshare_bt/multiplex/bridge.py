@@ -51,7 +51,7 @@ class Bridges:
         self._in_pool = AddressPool(INBOUND_NET, wrap=True)
         self._servers: dict[tuple, asyncio.base_events.Server] = {}
         self._paths: dict[tuple, PathCounters] = {}
-        self._tasks: dict[asyncio.Task, str] = {}  # connection task -> torrent id
+        self._tasks: dict[asyncio.Task, PathCounters] = {}  # connection task -> its path
 
     # -- outbound -----------------------------------------------------------------------
     async def outbound(self, torrent_id: str, onion: str, port: int) -> tuple[str, int]:
@@ -66,7 +66,7 @@ class Bridges:
         async def on_connect(reader, writer):
             await self._forward_out(counters, reader, writer)
 
-        server = await asyncio.start_server(self._owned(on_connect, torrent_id), host, 0)
+        server = await asyncio.start_server(self._owned(on_connect, counters), host, 0)
         eport = server.sockets[0].getsockname()[1]
         counters.endpoint = f"{host}:{eport}"
         self._servers[key] = server
@@ -104,7 +104,7 @@ class Bridges:
             await self._forward_in(counters, allowed, reader, writer)
 
         server = await asyncio.start_server(
-            self._owned(on_connect, torrent_id), "127.0.0.1", 0
+            self._owned(on_connect, counters), "127.0.0.1", 0
         )
         port = server.sockets[0].getsockname()[1]
         counters.endpoint = f"127.0.0.1:{port}"
@@ -141,10 +141,10 @@ class Bridges:
         await self._splice(counters, tor_reader, tor_writer, lt_reader, lt_writer)
 
     # -- shared -------------------------------------------------------------------------
-    def _owned(self, handler, torrent_id: str):
+    def _owned(self, handler, path: PathCounters):
         async def run(reader, writer):
             task = asyncio.current_task()
-            self._tasks[task] = torrent_id
+            self._tasks[task] = path
             try:
                 await handler(reader, writer)
             finally:
@@ -191,7 +191,7 @@ class Bridges:
             server.close()
         for key in [k for k in self._paths if k[1] == torrent_id]:
             del self._paths[key]
-        await self._cancel([t for t, tid in self._tasks.items() if tid == torrent_id])
+        await self._cancel([t for t, p in self._tasks.items() if p.torrent_id == torrent_id])
 
     async def _cancel(self, tasks: list[asyncio.Task]) -> None:
         for task in tasks:
@@ -200,12 +200,16 @@ class Bridges:
             await asyncio.wait(tasks, timeout=5)
 
     async def close_listener(self, torrent_id: str, onion: str) -> None:
-        """Close the inbound listener of one of our onions (the path keeps its counters)."""
+        """Close the inbound listener of one of our onions and its connections.
+
+        The path keeps its counters.
+        """
         for key, path in self._paths.items():
             if path.direction == "in" and path.torrent_id == torrent_id and path.onion == onion:
                 server = self._servers.pop(key, None)
                 if server is not None:
                     server.close()
+                await self._cancel([t for t, p in self._tasks.items() if p is path])
 
     async def close(self) -> None:
         for server in self._servers.values():
