@@ -144,10 +144,19 @@ async def list_torrents(state, peers_of: str | None, as_json: bool) -> None:
     rows = await control.call(cfg.socket_path, "list")
     lines = [
         f"{r['id'][:16]}  {r['role']:8}  {r['state']:17} {100 * r.get('progress', 0):5.1f}%  "
-        f"{r['name']}\n    {r['uri']}"
+        f"{r.get('peers', 0)} peers  ↓{_rate(r.get('rate_down', 0))} ↑{_rate(r.get('rate_up', 0))}"
+        f"  {r['name']}\n    {r['uri']}"
         for r in rows
     ]
     emit(rows, as_json, "\n".join(lines) or "nothing shared or downloaded yet")
+
+
+def _rate(bps: int) -> str:
+    for unit in ("B/s", "kB/s", "MB/s"):
+        if bps < 1000 or unit == "MB/s":
+            return f"{bps:.0f} {unit}" if unit == "B/s" else f"{bps:.1f} {unit}"
+        bps /= 1000
+    return ""
 
 
 async def remove(state, op: str, torrent_id: str, delete_data: bool, as_json: bool,

@@ -110,7 +110,7 @@ def test_interrupted_download_resumes_after_kill_9_and_seeder_restart(story):
     assert fetched <= (size - kept) + piece * paths + FRAMING(size), (fetched, size - kept)
 
 
-def test_node_restart_keeps_every_uri_answering(story):
+def test_node_restart_and_kill_9_keep_every_uri_answering(story):
     seeder, third = story["nodes"]["seeder"], story["nodes"]["third"]
     before = {r["id"]: r["uri"] for r in seeder.json("list")}
     seeder.stop()
@@ -121,6 +121,14 @@ def test_node_restart_keeps_every_uri_answering(story):
     for uri in after.values():
         status, body = third.fetch_torrent(uri)
         assert status == 200 and body.startswith(b"d")
+    # and after kill -9: the same URIs, answering again
+    pid = seeder.json("node", "status")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: pid_gone(pid), 20, "the killed node to go")
+    seeder.start()
+    assert {r["id"]: r["uri"] for r in seeder.json("list")} == before
+    for uri in before.values():
+        assert third.fetch_torrent(uri)[0] == 200
 
 
 def test_tor_death_is_survived_and_three_node_swarm_uses_both_seeders(story):
