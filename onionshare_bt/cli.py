@@ -25,6 +25,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 class State:
     def __init__(self, home, network, debug, quiet):
         self.home, self.network, self.debug, self.quiet = home, network, debug, quiet
+        self.flags: dict = {}
         self._config = None
 
     @property
@@ -32,7 +33,7 @@ class State:
         if self._config is None:
             from . import config
 
-            self._config = config.load(home=self.home, network=self.network)
+            self._config = config.load(home=self.home, network=self.network, **self.flags)
         return self._config
 
 
@@ -168,12 +169,16 @@ def node():
 
 @node.command(name="start")
 @click.option("--foreground", is_flag=True, help="Run in this process until stopped.")
+@click.option("--no-relay", is_flag=True, help="Run no Tor relay (allowance: free base only).")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 @json_option
 @command
-def node_start(state, foreground, ready_fd, as_json):
+def node_start(state, foreground, no_relay, ready_fd, as_json):
     """Start the node (in the background unless --foreground)."""
     from . import daemon
+
+    if no_relay:
+        state.flags["relay"] = False
 
     if foreground:
         daemon.run_foreground(state.config, ready_fd)
@@ -199,6 +204,32 @@ async def node_stop(state, as_json):
 async def node_status(state, as_json):
     """Show the node's state: tor bootstrap, onions, ports, uptime, version."""
     from .commands import node_status as run
+
+    await run(state, as_json)
+
+
+# -- relay and ratio ----------------------------------------------------------------------
+@main.group()
+def relay():
+    """The node's Tor middle relay (never an exit)."""
+
+
+@relay.command(name="status")
+@json_option
+@command
+async def relay_status(state, as_json):
+    """Fingerprint, consensus flags, bytes relayed for others, rate limit."""
+    from .commands import relay_status as run
+
+    await run(state, as_json)
+
+
+@main.command()
+@json_option
+@command
+async def ratio(state, as_json):
+    """How much this node may download: free base + ratio × bytes relayed."""
+    from .commands import ratio as run
 
     await run(state, as_json)
 

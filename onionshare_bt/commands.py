@@ -194,6 +194,42 @@ async def node_status(state, as_json: bool) -> None:
     emit(info, as_json, text)
 
 
+# -- relay / ratio ----------------------------------------------------------------------
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+async def relay_status(state, as_json: bool) -> None:
+    info = await control.call(state.config.socket_path, "relay_status")
+    if not info["enabled"]:
+        text = "relay: off (--no-relay); the allowance is the free base alone"
+    else:
+        text = (
+            f"relay {info['nickname']} ${info['fingerprint']} at {info['or_address']}\n"
+            f"in consensus: {'yes' if info['in_consensus'] else 'no'}"
+            f"{' (' + ' '.join(info['flags']) + ')' if info['flags'] else ''}\n"
+            f"relayed for others: {_size(info['relayed_today'])} today, "
+            f"{_size(info['relayed_total'])} in total\n"
+            f"rate limit: {_size(info['rate_limit'])}/s, burst {_size(info['burst_limit'])}/s"
+        )
+    emit(info, as_json, text)
+
+
+async def ratio(state, as_json: bool) -> None:
+    info = await control.call(state.config.socket_path, "ratio")
+    text = (
+        f"allowance {_size(info['allowance'])} = free base {_size(info['free_base'])} + "
+        f"{info['ratio']:g} × relayed {_size(info['relayed'])}\n"
+        f"used {_size(info['used'])}, remaining {_size(info['remaining'])}"
+        + ("\ndownloads wait for relay credit" if info["exhausted"] else "")
+    )
+    emit(info, as_json, text)
+
+
 # -- testnet ----------------------------------------------------------------------------
 def _testnet(state, root, relays: int = 4, base_port: int = 17000):
     from .tor.testnet import Testnet

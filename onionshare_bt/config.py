@@ -54,6 +54,19 @@ class Config:
     bootstrap_timeout: float = 120.0
     announce_interval: int = 60
     stall_timeout: float = 120.0
+    relay: bool = True
+    relay_nickname: str = "obtrelay"
+    relay_port: str = "auto"
+    relay_rate: int = 1024 * 1024
+    relay_burst: int = 2 * 1024 * 1024
+    relay_contact: str = ""
+    free_base: int = 1024**3
+    ratio: float = 1.0
+    tor_options: tuple = ()
+
+    @property
+    def relay_dir(self) -> Path:
+        return self.home / "relay"
 
     @property
     def socket_path(self) -> Path:
@@ -97,6 +110,15 @@ _FILE_KEYS = {
     "bootstrap_timeout": "bootstrap_timeout",
     "announce_interval": "announce_interval",
     "stall_timeout": "stall_timeout",
+    "relay": "relay",
+    "relay_nickname": "relay_nickname",
+    "relay_port": "relay_port",
+    "relay_rate": "relay_rate",
+    "relay_burst": "relay_burst",
+    "relay_contact": "relay_contact",
+    "free_base": "free_base",
+    "ratio": "ratio",
+    "tor_options": "tor_options",
 }
 
 
@@ -133,7 +155,22 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
     values.update({k: v for k, v in flags.items() if v is not None})
     if values.get("network_file"):
         values["network_file"] = Path(values["network_file"]).expanduser().resolve()
+    if "tor_options" in values:
+        values["tor_options"] = _tor_options(values["tor_options"])
+    if "relay_port" in values:
+        values["relay_port"] = str(values["relay_port"])
     onions = int(values.get("onions", 2))
     if not 1 <= onions <= MAX_ONIONS:
         raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")
     return Config(home=home, **values)
+
+
+def _tor_options(raw) -> tuple[tuple[str, str], ...]:
+    """``tor_options = [["EntryNodes", "$FP"], ...]`` from the config file, checked."""
+    try:
+        pairs = tuple((str(k), str(v)) for k, v in raw)
+    except (TypeError, ValueError) as exc:
+        raise UsageError("tor_options must be a list of [option, value] pairs") from exc
+    if any(not k.isalnum() for k, _ in pairs):
+        raise UsageError("tor_options names must be plain torrc option names")
+    return pairs

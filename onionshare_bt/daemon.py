@@ -70,6 +70,8 @@ def start_background(config: Config) -> dict:
     read_fd, write_fd = os.pipe()
     cmd = [sys.executable, "-m", "onionshare_bt", "node", "start", "--foreground",
            "--ready-fd", str(write_fd)]
+    if not config.relay:
+        cmd.append("--no-relay")
     env = {**os.environ, **config.env()}
     with open(config.log_path, "ab") as log:
         proc = subprocess.Popen(

@@ -22,6 +22,9 @@ from .engine.metainfo import parse
 from .engine.session import Engine, Event
 from .errors import NodeError, ObtError, TorError, UsageError
 from .multiplex.bridge import Bridges
+from .relay.core import rate_cap
+from .relay.driver import RatioSettings, Relay
+from .tor.relay import RelaySettings
 from .store import Store
 from .tasks import TaskRegistry
 from .tor import socks
@@ -36,6 +39,7 @@ DIAL_TIMEOUT = 90.0
 RESUME_SAVE_INTERVAL = 30.0
 TOR_CHECK_INTERVAL = 2.0
 STALL_CHECK_INTERVAL = 5.0
+LEDGER_INTERVAL = 1.0
 TOR_RESTART_ATTEMPTS = 3
 
 
@@ -51,6 +55,8 @@ class Node:
         self._resume_waiters: dict[str, asyncio.Future] = {}
         self.tor_restarts = 0
         self.stalled: set[str] = set()
+        self.gated: set[str] = set()
+        self.relay = None
         self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------
@@ -73,7 +79,9 @@ class Node:
         store = Store(cfg.db_path)
         self._stack.callback(store.close)
         self._network = Network.load(cfg.network_file) if cfg.network_file else Network.public()
-        tor = await self._new_tor()
+        self.relay = _make_relay(cfg, self._network, store)
+        await self.relay.prepare()
+        tor, _ = await asyncio.gather(self._new_tor(), self._start_relay())
         self._stack.push_async_callback(lambda: self.parts.tor.close() if self.parts else tor.close())
         engine = Engine(self._on_event)
         await engine.start()
@@ -94,6 +102,7 @@ class Node:
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         tasks.spawn("stall-watchdog", self._stall_watchdog())
+        tasks.spawn("ledger", self._ledger_loop())
         control = ControlServer(
             cfg.socket_path, self.handle, validate=ops_validator(self)
         )
@@ -102,11 +111,19 @@ class Node:
         cfg.pid_path.write_text(str(os.getpid()))
         self._stack.callback(lambda: cfg.pid_path.unlink(missing_ok=True))
 
+    async def _start_relay(self) -> None:
+        await self.relay.start()
+        self._stack.push_async_callback(self.relay.close)
+
     async def _new_tor(self) -> TorClient:
         cfg = self.config
+        options = tuple(cfg.tor_options)
+        if self.relay.fingerprint:  # our own relay never carries our own traffic
+            options += (("ExcludeNodes", f"${self.relay.fingerprint}"),)
         tor = TorClient(
             cfg.tor_dir, self._network, tor_binary=cfg.tor_binary,
             bootstrap_timeout=cfg.bootstrap_timeout, owner_pid=os.getpid(),
+            extra_options=options,
         )
         await tor.start()
         return tor
@@ -199,6 +216,25 @@ class Node:
             if event.kind != "move_failed":
                 self.parts.engine.pause(row.id)
 
+    async def _ledger_loop(self) -> None:
+        """Sample the relay into the ledger; close or open the download gate."""
+        while True:
+            await self.relay.sample()
+            engine, store = self.parts.engine, self.parts.store
+            downloads = [r for r in store.torrents("download") if engine.has(r.id)]
+            self.relay.count_downloads({r.id: engine.status(r.id).session_down for r in downloads})
+            allowance = self.relay.allowance()
+            exhausted = allowance.exhausted
+            engine.limit_download(rate_cap(allowance.remaining, LEDGER_INTERVAL))
+            for r in downloads:
+                gate = exhausted and r.state == "downloading"
+                if gate != (r.id in self.gated):
+                    engine.gate(r.id, gate)
+                    (self.gated.add if gate else self.gated.discard)(r.id)
+                    log.warning("%s: %s", r.name, "waiting for relay credit" if gate
+                                else "relay credit available again; downloading")
+            await asyncio.sleep(LEDGER_INTERVAL)
+
     async def _stall_watchdog(self) -> None:
         """Call a download that made no progress for ``stall_timeout`` stalled; reconnect it."""
         progress: dict[str, tuple[int, float]] = {}
@@ -206,7 +242,8 @@ class Node:
             await asyncio.sleep(STALL_CHECK_INTERVAL)
             now = time.monotonic()
             for row in self.parts.store.torrents("download"):
-                if row.state != "downloading" or not self.parts.engine.has(row.id):
+                if (row.state != "downloading" or not self.parts.engine.has(row.id)
+                        or row.id in self.gated):
                     progress.pop(row.id, None)
                     self.stalled.discard(row.id)
                     continue
@@ -304,6 +341,27 @@ class Node:
             "torrents": len(self.parts.store.torrents()),
         }
 
+    async def op_relay_status(self) -> dict:
+        relay = self.relay
+        info = {
+            "enabled": relay.enabled, "fingerprint": relay.fingerprint or None,
+            "nickname": relay.settings.nickname if relay.enabled else None,
+            "relayed_today": relay.relayed_today(), "relayed_total": relay.ledger.relayed,
+            "rate_limit": relay.settings.bandwidth_rate if relay.enabled else None,
+            "burst_limit": relay.settings.bandwidth_burst if relay.enabled else None,
+            "in_consensus": False, "flags": [], "restarts": relay.restarts,
+            "pid": None, "or_address": None,
+        }
+        if relay.tor is not None and relay.tor.is_alive():
+            flags = await self.parts.tor.relay_flags(relay.fingerprint)
+            info.update(in_consensus=flags is not None, flags=flags or [], pid=relay.tor.pid,
+                        or_address=await relay.tor.or_address())
+        return info
+
+    async def op_ratio(self) -> dict:
+        return {**self.relay.allowance().as_dict(), "relay": self.relay.enabled,
+                "gated": sorted(self.gated)}
+
     async def op_stop(self) -> dict:
         asyncio.get_running_loop().call_soon(self.stop)
         return {"stopping": True, "pid": os.getpid()}
@@ -327,7 +385,9 @@ class Node:
                 rate_down=st.rate_down, rate_up=st.rate_up, peers=st.connected,
                 payload_down=st.payload_down, payload_up=st.payload_up,
             )
-            if row.state == "downloading" and row.id in self.stalled:
+            if row.state == "downloading" and row.id in self.gated:
+                out["state"] = "waiting for relay credit"
+            elif row.state == "downloading" and row.id in self.stalled:
                 out["state"] = "stalled"
             elif row.state == "downloading" and st.connected == 0:
                 out["state"] = "waiting for peers"
@@ -348,3 +408,14 @@ def _lock(home: Path):
         yield
     finally:
         os.close(fd)
+
+
+def _make_relay(cfg: Config, network: Network, store: Store) -> Relay:
+    settings = RelaySettings(
+        nickname=cfg.relay_nickname, or_port=cfg.relay_port, bandwidth_rate=cfg.relay_rate,
+        bandwidth_burst=cfg.relay_burst, contact=cfg.relay_contact,
+    )
+    return Relay(
+        cfg.relay_dir, network, store, settings, RatioSettings(cfg.free_base, cfg.ratio),
+        enabled=cfg.relay, tor_binary=cfg.tor_binary, bootstrap_timeout=cfg.bootstrap_timeout,
+    )

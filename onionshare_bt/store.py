@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS onions (
     torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
     purpose TEXT NOT NULL CHECK (purpose IN ('share', 'seed'))
 );
+CREATE TABLE IF NOT EXISTS relay_days (
+    day TEXT PRIMARY KEY,         -- UTC date, YYYY-MM-DD
+    relayed INTEGER NOT NULL      -- bytes relayed for others that day
+);
 CREATE TABLE IF NOT EXISTS tracker_peers (
     torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
     onion TEXT NOT NULL,
@@ -174,6 +178,27 @@ class Store:
     def remove_onion(self, address: str) -> None:
         with self._tx():
             self._db.execute("DELETE FROM onions WHERE address = ?", (address,))
+
+    # -- relay ledger -------------------------------------------------------------------
+    def meta(self, key: str, default: str = "") -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def save_ledger(self, values: dict[str, str], day: str, relayed: int) -> None:
+        """Store ledger values and add ``relayed`` bytes to ``day``, in one transaction."""
+        with self._tx():
+            for key, value in values.items():
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+            if relayed:
+                self._db.execute(
+                    "INSERT INTO relay_days VALUES (?, ?) "
+                    "ON CONFLICT(day) DO UPDATE SET relayed = relayed + excluded.relayed",
+                    (day, relayed),
+                )
+
+    def relayed_on(self, day: str) -> int:
+        row = self._db.execute("SELECT relayed FROM relay_days WHERE day = ?", (day,)).fetchone()
+        return int(row[0]) if row else 0
 
     # -- tracker peers ------------------------------------------------------------------
     def record_peer(self, torrent_id: str, onion: str, port: int, left: int | None) -> None:

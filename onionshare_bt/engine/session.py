@@ -97,6 +97,7 @@ class Status:
     total_done: int
     payload_down: int
     payload_up: int
+    session_down: int  # payload downloaded since the torrent joined this session
     rate_down: int
     rate_up: int
     peers: int  # connections libtorrent holds, handshakes in progress included
@@ -223,6 +224,19 @@ class Engine:
         if handle is not None and handle.is_valid():
             handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
 
+    def limit_download(self, bytes_per_second: int) -> None:
+        """Cap the whole session's download rate (0: no cap); uploads are never capped."""
+        if self._session.get_settings()["download_rate_limit"] != bytes_per_second:
+            self._session.apply_settings({"download_rate_limit": bytes_per_second})
+
+    def gate(self, torrent_id: str, closed: bool) -> None:
+        """Stop (or allow again) downloading; the torrent keeps serving what it has."""
+        handle = self._handles[torrent_id]
+        if closed:
+            handle.set_flags(lt.torrent_flags.upload_mode)
+        else:
+            handle.unset_flags(lt.torrent_flags.upload_mode)
+
     def pause(self, torrent_id: str) -> None:
         self._handles[torrent_id].pause()
 
@@ -241,6 +255,7 @@ class Engine:
             total_done=int(st.total_wanted_done),
             payload_down=int(max(st.all_time_download, st.total_payload_download)),
             payload_up=int(max(st.all_time_upload, st.total_payload_upload)),
+            session_down=int(st.total_payload_download),
             rate_down=int(st.download_payload_rate),
             rate_up=int(st.upload_payload_rate),
             peers=int(st.num_peers),

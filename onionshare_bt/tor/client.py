@@ -27,7 +27,9 @@ from onionshare_bt.errors import Timeout, TorBootstrapFailed, TorError
 from onionshare_bt.tor._stem import EventType, stem
 from onionshare_bt.tor.network import Network
 from onionshare_bt.tor.onion import parse_onion
-from onionshare_bt.tor.torrc import bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap
+from onionshare_bt.tor.torrc import (
+    bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap, render,
+)
 
 __all__ = ["TorClient"]
 
@@ -64,7 +66,9 @@ class TorClient:
     """
 
     def __init__(self, data_dir: Path, network: Network, *, tor_binary: str | None = None,
-                 bootstrap_timeout: float = 90.0, owner_pid: int | None = None) -> None:
+                 bootstrap_timeout: float = 90.0, owner_pid: int | None = None,
+                 extra_options: tuple[tuple[str, str], ...] = ()) -> None:
+        self.extra_options = tuple(extra_options)
         self.data_dir = Path(data_dir)
         self.network = network
         self.tor_binary = find_tor(tor_binary)
@@ -137,9 +141,13 @@ class TorClient:
         port_file = self.data_dir / "control_port"
         port_file.unlink(missing_ok=True)
         _reap_stale(self.data_dir)
-        torrc = client_torrc(self.data_dir, self.network, self.owner_pid)
-        (self.data_dir / "torrc").write_text(torrc, encoding="utf-8")
+        (self.data_dir / "torrc").write_text(self._torrc(), encoding="utf-8")
         return port_file
+
+    def _torrc(self) -> str:
+        """The torrc text; the relay (:mod:`.relay`) builds its own."""
+        base = client_torrc(self.data_dir, self.network, self.owner_pid)
+        return base + render(self.extra_options) if self.extra_options else base
 
     def _launch(self) -> None:
         torrc, empty = self.data_dir / "torrc", self.data_dir / "empty"
@@ -194,8 +202,9 @@ class TorClient:
                          EventType.STATUS_CLIENT)
         await self._call(controller.add_event_listener, self._on_hs_desc, EventType.HS_DESC)
         socks = await self._call(controller.get_info, "net/listeners/socks")
-        host, _, port = socks.split()[0].strip('"').rpartition(":")
-        self.socks_address = (host, int(port))
+        if socks.strip():  # a relay process has no SOCKS port
+            host, _, port = socks.split()[0].strip('"').rpartition(":")
+            self.socks_address = (host, int(port))
 
     async def _wait_bootstrap(self) -> None:
         assert self._ready is not None
@@ -333,6 +342,14 @@ class TorClient:
             waiters = self._waiters.get(address, [])
             if future in waiters:
                 waiters.remove(future)
+
+    async def relay_flags(self, fingerprint: str) -> list[str] | None:
+        """The flags the current consensus gives a relay, or None if it is not listed.
+
+        :param fingerprint: the relay's 40-hex-digit identity fingerprint
+        """
+        entry = await self._call(self._ctl().get_network_status, fingerprint, None)
+        return sorted(entry.flags) if entry is not None else None
 
     async def remove_onion(self, address: str) -> None:
         """Stop an onion service this tor hosts (no error if it is already gone).

@@ -50,11 +50,15 @@ class Network:
     :param name: ``"public"`` or the testnet's name
     :param client_options: torrc ``(option, value)`` lines for a client
     :param relay_options: torrc ``(option, value)`` lines for an extra relay
+    :param bandwidth_file: a private network's ``V3BandwidthsFile``, where a relay that joins
+      later is "measured" (the job of the bandwidth authorities on the real network); a
+      relay left unmeasured cannot serve as anyone's guard there
     """
 
     name: str
     client_options: Options = ()
     relay_options: Options = ()
+    bandwidth_file: str = ""
 
     @property
     def is_public(self) -> bool:
@@ -97,6 +101,7 @@ class Network:
             name=name,
             client_options=_options(data.get("client_options"), "client_options", path),
             relay_options=_options(data.get("relay_options"), "relay_options", path),
+            bandwidth_file=str(data.get("bandwidth_file") or ""),
         )
 
     def to_dict(self) -> dict:
@@ -109,6 +114,7 @@ class Network:
             "name": self.name,
             "client_options": [list(pair) for pair in self.client_options],
             "relay_options": [list(pair) for pair in self.relay_options],
+            **({"bandwidth_file": self.bandwidth_file} if self.bandwidth_file else {}),
         }
 
     def to_json(self) -> str:

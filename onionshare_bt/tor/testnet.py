@@ -14,6 +14,7 @@ ORPort, so every tor-to-tor link gets ``latency_ms`` more each way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -118,7 +119,10 @@ class Testnet:
             self._stop([p.pid for p in procs.values()])
             self.state_file.unlink(missing_ok=True)
             raise
-        network = config.network_for(f"testnet-{self.base_port}", authorities)
+        network = dataclasses.replace(
+            config.network_for(f"testnet-{self.base_port}", authorities),
+            bandwidth_file=str(self.root / "nodes" / "bandwidths"),
+        )
         _write_atomic(self.network_file, network.to_json())
         self._write_state(nodes, procs, ready=True, took=time.monotonic() - started)
         log.info("test network up in %.1f s", time.monotonic() - started)

@@ -76,8 +76,13 @@ class Node:
         return json.loads(proc.stdout)
 
     def configure(self, **settings) -> None:
-        """Write the node's config.toml (before its first start)."""
+        """Write the node's config.toml (before its first start).
+
+        Test nodes run no relay unless asked (``relay=True``): two tor processes per node
+        would crowd the 2-core machines; tests/tor/test_relay.py covers the relay.
+        """
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings = {"relay": False, **settings}
         lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
         (self.home / "config.toml").write_text("\n".join(lines) + "\n")
 
@@ -99,6 +104,8 @@ class Node:
         return asyncio.run(asyncio.wait_for(fetch(), timeout))
 
     def start(self) -> dict:
+        if not (self.home / "config.toml").exists():
+            self.configure()
         proc = self.run("node", "start", "--json")
         assert proc.returncode == 0, proc.stderr + self.log()
         return json.loads(proc.stdout)

@@ -183,6 +183,7 @@ def test_unwritable_target_is_refused(story, tmp_path):
     target = tmp_path / "a-file"
     target.write_text("not a folder")
     other = Node(story["root"] / "fresh", leecher.network)
+    other.configure()
     try:
         proc = other.run("get", story["info"]["uri"], "-o", str(target), "--timeout", "90")
         assert proc.returncode == 2, proc.stderr

@@ -1,0 +1,129 @@
+"""The relay's driver: runs the relay tor, samples its counters into the ledger, gates
+downloads by the allowance. The arithmetic lives in :mod:`.core`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import secrets
+from pathlib import Path
+
+from ..errors import ObtError
+from ..store import Store
+from ..tor.network import Network
+from ..tor.relay import RelaySettings, RelayTor, fingerprint_of
+from ..tor.torrc import find_tor
+from .core import Allowance, Ledger, Sample, advance, count_downloads
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioSettings:
+    free_base: int = 1024**3
+    ratio: float = 1.0
+
+
+def _today() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+
+
+class Relay:
+    """The node's relay process and its ledger.
+
+    :param enabled: False runs no relay; the allowance is then the free base alone
+    """
+
+    def __init__(self, data_dir: Path, network: Network, store: Store, settings: RelaySettings,
+                 ratio: RatioSettings, *, enabled: bool, tor_binary: str | None,
+                 bootstrap_timeout: float) -> None:
+        self.data_dir, self.network, self.store = data_dir, network, store
+        self.settings, self.ratio, self.enabled = settings, ratio, enabled
+        self.tor_binary, self.bootstrap_timeout = tor_binary, bootstrap_timeout
+        self.tor: RelayTor | None = None
+        self.fingerprint = ""
+        self.restarts = 0
+        self._boot = ""
+        self._downloads: dict[str, int] = {}
+        self.ledger = Ledger(
+            boot=store.meta("ledger.boot"),
+            last_written=int(store.meta("ledger.last_written", "0")),
+            relayed=int(store.meta("ledger.relayed", "0")),
+        )
+        self.used = int(store.meta("ratio.used", "0"))
+
+    async def prepare(self) -> str:
+        """Create the relay's keys; returns its fingerprint (before anything starts)."""
+        if self.enabled:
+            binary = find_tor(self.tor_binary)
+            self.fingerprint = await asyncio.to_thread(fingerprint_of, self.data_dir, binary)
+        return self.fingerprint
+
+    async def start(self) -> None:
+        if not self.enabled:
+            return
+        tor = RelayTor(self.data_dir, self.network, self.settings, tor_binary=self.tor_binary,
+                       bootstrap_timeout=self.bootstrap_timeout)
+        await tor.start()
+        self.tor, self._boot = tor, secrets.token_hex(8)
+        if self.network.bandwidth_file:
+            _measure(Path(self.network.bandwidth_file), self.fingerprint)
+
+    async def close(self) -> None:
+        if self.tor is not None:
+            await self.sample()
+            await self.tor.close()
+            self.tor = None
+
+    async def sample(self) -> None:
+        """Fold the relay's counters into the ledger (restarting a relay that died)."""
+        if self.tor is None:
+            return
+        if not self.tor.is_alive():
+            log.error("the relay tor (pid %s) died; restarting it", self.tor.pid)
+            await self.tor.close()
+            self.tor = None
+            await self.start()
+            self.restarts += 1
+        try:
+            _, written = await self.tor.traffic()
+        except ObtError as exc:
+            log.warning("cannot read the relay's counters: %s", exc.message)
+            return
+        self.ledger, added = advance(self.ledger, Sample(self._boot, written))
+        self._save(added)
+
+    def count_downloads(self, payload: dict[str, int]) -> None:
+        """Add the downloads' new payload bytes to what the node has used."""
+        self._downloads, added = count_downloads(self._downloads, payload)
+        if added:
+            self.used += added
+            self._save(0)
+
+    def _save(self, relayed: int) -> None:
+        self.store.save_ledger({
+            "ledger.boot": self.ledger.boot, "ledger.last_written": self.ledger.last_written,
+            "ledger.relayed": self.ledger.relayed, "ratio.used": self.used,
+        }, _today(), relayed)
+
+    def allowance(self) -> Allowance:
+        relayed = self.ledger.relayed if self.enabled else 0
+        return Allowance(self.ratio.free_base, self.ratio.ratio, relayed, self.used)
+
+    def relayed_today(self) -> int:
+        return self.store.relayed_on(_today())
+
+
+def _measure(path: Path, fingerprint: str, weight: int = 1000) -> None:
+    """Give our relay a measured weight on a private network (see ``Network``)."""
+    line = f"node_id=${fingerprint} bw={weight}"
+    try:
+        text = path.read_text()
+        if line not in text.splitlines():
+            with open(path, "a", encoding="ascii") as f:
+                f.write(("" if text.endswith("\n") or not text else "\n") + line + "\n")
+    except OSError as exc:
+        log.warning("cannot register the relay with the private network: %s", exc)
