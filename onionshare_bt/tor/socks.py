@@ -155,17 +155,25 @@ async def open_connection(
     loop = asyncio.get_running_loop()
     delay = _BACKOFF_START
     attempts = 0
+    refused: SocksError | None = None  # the last answer tor gave, if any
     while True:
         attempts += 1
         budget = timeout if retry_until is None else min(timeout, retry_until - loop.time())
         try:
             return await _attempt(socks, host, port, max(budget, 0.1))
         except (SocksError, Timeout) as exc:
+            if isinstance(exc, SocksError):
+                refused = exc
             left = None if retry_until is None else retry_until - loop.time()
             if left is None or not _transient(exc) or left <= delay:
+                # a last attempt cut short by the window says less than tor's last answer
+                cut_short = isinstance(exc, Timeout) and budget < timeout
+                final = refused if cut_short and refused is not None else exc
                 if attempts > 1:
-                    exc.args = (f"{exc.message} (after {attempts} attempts)",)
-                raise
+                    final.args = (f"{final.message} (after {attempts} attempts)",)
+                if final is exc:
+                    raise
+                raise final from exc
             log.debug("connect to %s:%d failed (%s); retrying in %.1f s",
                       host, port, exc.message, delay)
         await asyncio.sleep(delay)
