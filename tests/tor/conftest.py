@@ -95,11 +95,17 @@ class Node:
 
         host, port = self.json("node", "status")["tor"]["socks"]
 
+        from aiohttp_socks import ProxyError
+
         async def fetch():
             connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
             async with aiohttp.ClientSession(connector=connector) as http:
-                async with http.get(uri) as resp:
-                    return resp.status, await resp.read()
+                while True:  # like any client: the first try after a publication may fail
+                    try:
+                        async with http.get(uri) as resp:
+                            return resp.status, await resp.read()
+                    except ProxyError:
+                        await asyncio.sleep(1)
 
         return asyncio.run(asyncio.wait_for(fetch(), timeout))
 
