@@ -117,13 +117,15 @@ async def share(state, path, onions, as_json):
 @click.option("--timeout", type=click.FloatRange(1, 3600), default=None,
               help="Seconds to wait for the share's onion to answer (default 120).")
 @click.option("--no-wait", is_flag=True, help="Start the download in the node and return.")
+@click.option("--pick", metavar="NAME|INFOHASH",
+              help="With a public catalogue URI: download this item.")
 @json_option
 @command
-async def get(state, uri, target, timeout, no_wait, as_json):
-    """Download the share at URI (and keep seeding it)."""
+async def get(state, uri, target, timeout, no_wait, pick, as_json):
+    """Download the share at URI (and keep seeding it); list a public catalogue."""
     from .commands import get as run
 
-    await run(state, uri, target, timeout, no_wait, as_json)
+    await run(state, uri, target, timeout, no_wait, as_json, pick=pick)
 
 
 @main.command(name="list")
@@ -187,6 +189,16 @@ def node_start(state, foreground, no_relay, ready_fd, as_json):
     emit(info, as_json, f"node running (pid {info['pid']})")
 
 
+@node.command(name="id")
+@json_option
+@command
+async def node_id(state, as_json):
+    """Print the node's identity onion (for 'obt trust add' on other nodes)."""
+    from .commands import simple
+
+    await simple(state, "node_id", {}, as_json, lambda r: r["onion"])
+
+
 @node.command(name="stop")
 @json_option
 @command
@@ -206,6 +218,97 @@ async def node_status(state, as_json):
     from .commands import node_status as run
 
     await run(state, as_json)
+
+
+# -- public catalogue, trust, search ------------------------------------------------------
+@main.command()
+@click.argument("torrent_id", metavar="ID", required=False)
+@click.option("--public", "mode", flag_value="public", help="Add ID to the public catalogue.")
+@click.option("--private", "mode", flag_value="private", help="Withdraw ID from it.")
+@click.option("--list", "mode", flag_value="list", help="List the public catalogue.")
+@json_option
+@command
+async def publish(state, torrent_id, mode, as_json):
+    """Make a share public (reachable through the node's public URI), or private again."""
+    from .commands import publish as run
+
+    await run(state, torrent_id, mode, as_json)
+
+
+@main.group()
+def trust():
+    """The web of trust: nodes whose public shares you search."""
+
+
+@trust.command(name="add")
+@click.argument("onion")
+@json_option
+@command
+async def trust_add(state, onion, as_json):
+    """Trust ONION (xxx.onion, with or without http:// and a path)."""
+    from .commands import simple
+    from .tor.onion import parse_onion
+
+    parse_onion(onion)  # a bad address is refused here, with the reason, before any node
+
+    await simple(state, "trust", {"action": "add", "onion": onion}, as_json,
+                 lambda r: f"trusted {r['onion']}" + ("" if r["added"] else " (already)"))
+
+
+@trust.command(name="remove")
+@click.argument("onion")
+@json_option
+@command
+async def trust_remove(state, onion, as_json):
+    """Stop trusting ONION."""
+    from .commands import simple
+
+    await simple(state, "trust", {"action": "remove", "onion": onion}, as_json,
+                 lambda r: f"no longer trusted: {r['onion']}")
+
+
+@trust.command(name="list")
+@json_option
+@command
+async def trust_list(state, as_json):
+    """The nodes this node trusts directly, and the depth it walks."""
+    from .commands import simple
+
+    await simple(state, "trust", {"action": "list"}, as_json,
+                 lambda r: "\n".join(r["trusted"]) or "no trusted nodes")
+
+
+@trust.command(name="depth")
+@click.argument("depth", type=click.IntRange(1, 6), required=False)
+@json_option
+@command
+async def trust_depth(state, depth, as_json):
+    """Show or set how many degrees of trust searches reach (default 1)."""
+    from .commands import simple
+
+    await simple(state, "trust", {"action": "depth", "depth": depth}, as_json,
+                 lambda r: f"trust depth {r['depth']}")
+
+
+@trust.command(name="graph")
+@json_option
+@command
+async def trust_graph(state, as_json):
+    """Walk the trusted nodes to the trust depth and draw what answered."""
+    from .commands import trust_graph as run
+
+    await run(state, as_json)
+
+
+@main.command()
+@click.argument("terms", nargs=-1, required=True)
+@json_option
+@command
+async def search(state, terms, as_json):
+    """Search the public catalogues of every trusted node."""
+    from .commands import search as run
+
+    await run(state, list(terms), as_json)
 
 
 # -- relay and ratio ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from . import control, daemon
-from .errors import NodeNotRunning, Timeout, TorrentError
+from .errors import NodeNotRunning, Timeout, TorrentError, UsageError
 from .output import emit
 from .output import err as _err
 
@@ -56,11 +56,18 @@ async def _share_call(cfg, src: Path, onions):
 
 
 # -- get --------------------------------------------------------------------------------
-async def get(state, uri: str, target: str, timeout, no_wait: bool, as_json: bool) -> None:
+async def get(state, uri: str, target: str, timeout, no_wait: bool, as_json: bool,
+              pick: str | None = None) -> None:
     from .uri import parse_uri
 
-    parse_uri(uri)  # a malformed URI fails here, before any node starts
+    parsed = parse_uri(uri)  # a malformed URI fails here, before any node starts
     cfg = await _node(state)
+    if parsed.kind == "public":
+        uri = await _from_catalogue(state, cfg, uri, pick, as_json)
+        if uri is None:
+            return
+    elif pick:
+        raise UsageError("--pick goes with a public catalogue URI (…/public/<token>)")
     wait = (timeout or cfg.fetch_timeout) + 120
     args = {"uri": uri, "target": os.path.abspath(target), "timeout": timeout}
     info = await control.call(cfg.socket_path, "get", args, timeout=wait)
@@ -76,6 +83,25 @@ async def get(state, uri: str, target: str, timeout, no_wait: bool, as_json: boo
         raise TorrentError(f"{final['name']}: {final['error']}")
     path = str(Path(final["path"]) / final["name"])
     emit({**info, "path": path, "state": final["state"]}, as_json, path)
+
+
+async def _from_catalogue(state, cfg, uri: str, pick: str | None, as_json: bool):
+    """List a public catalogue, or return the private URI of the item picked."""
+    data = await control.call(cfg.socket_path, "catalogue", {"uri": uri},
+                              timeout=cfg.fetch_timeout + 60)
+    items = data["items"]
+    if not pick:
+        lines = [f"{i['infohash'][:16]}  {_size(i['size']):>9}  {i['files']:>5} files  "
+                 f"{time.strftime('%Y-%m-%d', time.gmtime(i['added']))}  {i['name']}"
+                 for i in items]
+        emit(data, as_json, "\n".join(lines) or "the catalogue is empty")
+        return None
+    chosen = [i for i in items if pick in (i["name"], i["infohash"])
+              or (len(pick) >= 8 and i["infohash"].startswith(pick.lower()))]
+    if len(chosen) != 1:
+        raise UsageError(f"{len(chosen) or 'no'} catalogue items match {pick!r}",
+                         hint="List them with the same 'obt get' without --pick.")
+    return chosen[0]["uri"]
 
 
 async def _follow(state, cfg, info: dict, show: bool) -> dict:
@@ -192,6 +218,63 @@ async def node_status(state, as_json: bool) -> None:
         f"onions: {info['onions']}, torrents: {info['torrents']}, network: {info['network']}"
     )
     emit(info, as_json, text)
+
+
+# -- identity, publishing, trust, search ----------------------------------------------
+async def simple(state, op: str, args: dict, as_json: bool, render) -> None:
+    """Call one control op and print its result (JSON, or ``render(result)``)."""
+    cfg = await _node(state)
+    result = await control.call(cfg.socket_path, op, args, timeout=120)
+    emit(result, as_json, render(result))
+
+
+async def publish(state, torrent_id: str | None, mode: str | None, as_json: bool) -> None:
+    cfg = await _node(state)
+    if mode == "list" or (mode is None and torrent_id is None):
+        data = await control.call(cfg.socket_path, "published")
+        lines = [data["public_uri"]] + [f"  {i['infohash'][:16]}  {i['name']}"
+                                       for i in data["items"]]
+        emit(data, as_json, "\n".join(lines))
+        return
+    if not torrent_id or mode not in ("public", "private"):
+        raise UsageError("give an ID with --public or --private (or use --list)")
+    info = await control.call(cfg.socket_path, "publish",
+                              {"id": torrent_id, "public": mode == "public"})
+    emit(info, as_json, info["public_uri"] if info["public"] else f"{info['name']}: private")
+
+
+async def trust_graph(state, as_json: bool) -> None:
+    cfg = await _node(state)
+    data = await control.call(cfg.socket_path, "trust", {"action": "graph"},
+                              timeout=cfg.trust_timeout * 8 + 60)
+    if as_json:
+        emit(data, True)
+        return
+    from rich.tree import Tree
+
+    def add(branch, node):
+        for child in node["children"]:
+            label = f"{child['onion']}.onion  (degree {child['degree']})"
+            if not child["reachable"]:
+                label += f"  UNREACHABLE: {child['error']}"
+            add(branch.add(label), child)
+
+    tree = Tree(f"{data['tree']['onion']}.onion (this node, depth {data['depth']})")
+    add(tree, data["tree"])
+    from rich.console import Console
+
+    Console(markup=False, highlight=False).print(tree)
+
+
+async def search(state, terms: list[str], as_json: bool) -> None:
+    cfg = await _node(state)
+    data = await control.call(cfg.socket_path, "search", {"terms": terms},
+                              timeout=cfg.trust_timeout * 8 + 60)
+    for bad in data["unreachable"]:
+        _err(f"warning: {bad['onion'][:16]}….onion did not answer: {bad['error']}")
+    lines = [f"{r['name']}  {_size(r['size'])}  degree {r['degree']}  "
+             f"{r['node'][:16]}…\n    {r['uri']}" for r in data["results"]]
+    emit(data, as_json, "\n".join(lines) or "no results")
 
 
 # -- relay / ratio ----------------------------------------------------------------------

@@ -63,6 +63,10 @@ class Config:
     free_base: int = 1024**3
     ratio: float = 1.0
     tor_options: tuple = ()
+    publish_trust: bool = True
+    trust_fan_out: int = 32
+    trust_total: int = 256
+    trust_timeout: float = 30.0
 
     @property
     def relay_dir(self) -> Path:
@@ -119,6 +123,10 @@ _FILE_KEYS = {
     "free_base": "free_base",
     "ratio": "ratio",
     "tor_options": "tor_options",
+    "publish_trust": "publish_trust",
+    "trust_fan_out": "trust_fan_out",
+    "trust_total": "trust_total",
+    "trust_timeout": "trust_timeout",
 }
 
 

@@ -25,6 +25,8 @@ from .multiplex.bridge import Bridges
 from .relay.core import rate_cap
 from .relay.driver import RatioSettings, Relay
 from .tor.relay import RelaySettings
+from .trust.service import TrustService
+from .uri import parse_uri
 from .store import Store
 from .tasks import TaskRegistry
 from .tor import socks
@@ -57,6 +59,7 @@ class Node:
         self.stalled: set[str] = set()
         self.gated: set[str] = set()
         self.relay = None
+        self.trust: TrustService | None = None
         self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------
@@ -99,6 +102,9 @@ class Node:
         self.parts = torrents.Parts(cfg, store, tor, engine, bridges, tracker, http, tasks)
         self._stack.push_async_callback(self._save_all_resume)
         await self._restore()
+        self.trust = TrustService(self.parts)
+        await self.trust.start()
+        self._stack.push_async_callback(self.trust.close)
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         tasks.spawn("stall-watchdog", self._stall_watchdog())
@@ -159,6 +165,7 @@ class Node:
         parts.http = TrackerClient(parts.tor.socks_address)
         await parts.http.start()
         await torrents.republish_all(parts)
+        await self.trust.republish()
 
     async def _dial(self, onion: str, port: int):
         loop = asyncio.get_running_loop()
@@ -361,6 +368,44 @@ class Node:
     async def op_ratio(self) -> dict:
         return {**self.relay.allowance().as_dict(), "relay": self.relay.enabled,
                 "gated": sorted(self.gated)}
+
+    # -- identity, catalogue, trust ----------------------------------------------------
+    async def op_node_id(self) -> dict:
+        return {"onion": f"{self.trust.onion}.onion", "public_uri": self.trust.public_uri}
+
+    async def op_publish(self, id: str, public: bool) -> dict:
+        return self.trust.publish(self._find(id), public)
+
+    async def op_published(self) -> dict:
+        return {"public_uri": self.trust.public_uri, "items": self.trust.catalogue()}
+
+    async def op_catalogue(self, uri: str) -> dict:
+        parsed = parse_uri(uri)
+        if parsed.kind != "public":
+            raise UsageError("that is not a public catalogue URI (…/public/<token>)")
+        items = await self.trust.remote_catalogue(parsed.onion, parsed.token)
+        return {"node": f"{parsed.onion}.onion", "items": items}
+
+    async def op_trust(self, action: str, onion: str | None = None,
+                       depth: int | None = None) -> dict | list:
+        trust = self.trust
+        if action == "add":
+            return trust.add(onion or "")
+        if action == "remove":
+            return trust.remove(onion or "")
+        if action == "depth":
+            return {"depth": trust.depth(depth)}
+        if action == "list":
+            return {"depth": trust.depth(), "trusted": [f"{o}.onion" for o in
+                                                        self.parts.store.trusted()]}
+        if action == "graph":
+            return await trust.graph()
+        raise UsageError(f"unknown trust action {action!r}")
+
+    async def op_search(self, terms: list) -> dict:
+        if not terms or not all(isinstance(t, str) and t.strip() for t in terms):
+            raise UsageError("search needs at least one term")
+        return await self.trust.search([t.strip() for t in terms])
 
     async def op_stop(self) -> dict:
         asyncio.get_running_loop().call_soon(self.stop)

@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS onions (
     torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
     purpose TEXT NOT NULL CHECK (purpose IN ('share', 'seed'))
 );
+CREATE TABLE IF NOT EXISTS trust (
+    onion TEXT PRIMARY KEY,       -- a node we trust, 56 chars, no ".onion"
+    added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS catalogue (
+    torrent_id TEXT PRIMARY KEY REFERENCES torrents(id) ON DELETE CASCADE,
+    added REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS relay_days (
     day TEXT PRIMARY KEY,         -- UTC date, YYYY-MM-DD
     relayed INTEGER NOT NULL      -- bytes relayed for others that day
@@ -178,6 +186,37 @@ class Store:
     def remove_onion(self, address: str) -> None:
         with self._tx():
             self._db.execute("DELETE FROM onions WHERE address = ?", (address,))
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- trust and the public catalogue -----------------------------------------------
+    def trusted(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT onion FROM trust ORDER BY added")]
+
+    def trust(self, onion: str) -> bool:
+        """Trust ``onion``; False if it was trusted already."""
+        with self._tx():
+            cur = self._db.execute("INSERT OR IGNORE INTO trust VALUES (?, ?)", (onion, time.time()))
+        return cur.rowcount == 1
+
+    def distrust(self, onion: str) -> bool:
+        with self._tx():
+            cur = self._db.execute("DELETE FROM trust WHERE onion = ?", (onion,))
+        return cur.rowcount == 1
+
+    def published(self) -> list[tuple[str, float]]:
+        return [(r[0], r[1]) for r in self._db.execute(
+            "SELECT torrent_id, added FROM catalogue ORDER BY added")]
+
+    def publish(self, torrent_id: str, public: bool) -> None:
+        with self._tx():
+            if public:
+                self._db.execute("INSERT OR IGNORE INTO catalogue VALUES (?, ?)",
+                                 (torrent_id, time.time()))
+            else:
+                self._db.execute("DELETE FROM catalogue WHERE torrent_id = ?", (torrent_id,))
 
     # -- relay ledger -------------------------------------------------------------------
     def meta(self, key: str, default: str = "") -> str:

@@ -85,6 +85,14 @@ class TrackerClient:
         except core.ReplyError as exc:
             raise (Refused if exc.refused else MalformedReply)(str(exc)) from exc
 
+    async def get(self, url: str, timeout: float, limit: int) -> bytes:
+        """GET any URL on an onion (other nodes' ``/node`` and catalogues), size-capped.
+
+        :raises NotFound: 404
+        :raises OnionUnreachable: no answer before the deadline
+        """
+        return await self._get(url, timeout, limit)
+
     async def _get(self, url: str, timeout: float, limit: int) -> bytes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -1,0 +1,159 @@
+"""The node's identity onion, its public catalogue, and the web of trust around it.
+
+The identity onion has a key of its own (kept in the state database) and is never used for
+a share's pieces, so a private share cannot be linked to it. What it serves is in
+:mod:`.server`; the walk over trusted nodes is :mod:`.core`, driven here through Tor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .. import __version__
+from ..config import TRACKER_VIRTUAL_PORT
+from ..engine.metainfo import parse
+from ..errors import UsageError
+from ..tor.onion import parse_onion
+from ..uri import ShareURI, new_token
+from . import core
+from .client import Remote
+from .server import PROTOCOL, NodeServer
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 6
+
+
+class TrustService:
+    """Own the identity onion and answer the trust and catalogue operations.
+
+    :param parts: the node's running parts (:class:`onionshare_bt.torrents.Parts`)
+    """
+
+    def __init__(self, parts) -> None:
+        self.parts = parts
+        self.store = parts.store
+        self.config = parts.config
+        self.onion = ""
+        self._server: NodeServer | None = None
+        self._ports: dict = {}
+
+    # -- lifetime -----------------------------------------------------------------------
+    async def start(self) -> None:
+        token = self.store.meta("node.public_token") or new_token()
+        self.store.set_meta("node.public_token", token)
+        self._server = NodeServer(self.document, self.catalogue, token)
+        port = await self._server.start()
+        self._ports = {TRACKER_VIRTUAL_PORT: ("127.0.0.1", port)}
+        await self.republish()
+
+    async def republish(self) -> None:
+        """Publish the identity onion (again, after a tor restart) from its stored key."""
+        key = self.store.meta("node.key") or None
+        self.onion, key = await self.parts.tor.add_onion(self._ports, key)
+        self.store.set_meta("node.key", key)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+
+    @property
+    def public_uri(self) -> str:
+        return str(ShareURI(self.onion, "public", self.store.meta("node.public_token")))
+
+    # -- what the identity onion serves -------------------------------------------------
+    def document(self) -> dict:
+        doc = {"obt": __version__, "protocol": PROTOCOL, "onion": self.onion,
+               "catalogue": f"/public/{self.store.meta('node.public_token')}"}
+        if self.config.publish_trust:
+            doc["trusts"] = self.store.trusted()
+        return doc
+
+    def catalogue(self) -> list[dict]:
+        items = []
+        for torrent_id, added in self.store.published():
+            row = self.store.torrent(torrent_id)
+            if row is None or row.role != "share":
+                continue
+            meta = parse(row.torrent)
+            items.append({"name": meta.name, "size": meta.size, "files": len(meta.files),
+                          "infohash": meta.id, "uri": row.uri, "added": added})
+        return items
+
+    # -- publishing ---------------------------------------------------------------------
+    def publish(self, row, public: bool) -> dict:
+        if row.role != "share":
+            raise UsageError(f"{row.name!r} is a download; only this node's shares can be "
+                             "published")
+        self.store.publish(row.id, public)
+        return {"id": row.id, "name": row.name, "public": public, "public_uri": self.public_uri}
+
+    # -- trust --------------------------------------------------------------------------
+    def add(self, text: str) -> dict:
+        onion = parse_onion(text)
+        if onion == self.onion:
+            raise UsageError("that is this node's own onion")
+        return {"onion": f"{onion}.onion", "added": self.store.trust(onion)}
+
+    def remove(self, text: str) -> dict:
+        onion = parse_onion(text)
+        if not self.store.distrust(onion):
+            raise UsageError(f"{onion}.onion is not trusted")
+        return {"onion": f"{onion}.onion", "removed": True}
+
+    def depth(self, value: int | None = None) -> int:
+        if value is not None:
+            if not 1 <= value <= MAX_DEPTH:
+                raise UsageError(f"the trust depth must be between 1 and {MAX_DEPTH}")
+            self.store.set_meta("trust.depth", str(value))
+        return int(self.store.meta("trust.depth", "1"))
+
+    def _limits(self) -> core.Limits:
+        return core.Limits(depth=self.depth(), fan_out=self.config.trust_fan_out,
+                           total=self.config.trust_total)
+
+    async def _walk(self) -> tuple[list[core.Visit], Remote, core.Walk]:
+        remote = Remote(self.parts.http, self.config.trust_timeout)
+        walker = core.Walk(self.onion, self.store.trusted(), self._limits())
+        while not walker.done:
+            batch = walker.next_batch()
+            if not batch:
+                break
+            results = await asyncio.gather(*(remote.node(o) for o, _ in batch),
+                                           return_exceptions=True)
+            for (onion, _), result in zip(batch, results):
+                if isinstance(result, BaseException):
+                    walker.record(onion, None, _reason(result))
+                else:
+                    walker.record(onion, result)
+        return walker.visits(), remote, walker
+
+    async def graph(self) -> dict:
+        visits, _, walker = await self._walk()
+        return {"depth": self.depth(), "tree": walker.tree(),
+                "nodes": [v.__dict__ for v in visits]}
+
+    async def search(self, terms: list[str]) -> dict:
+        visits, remote, _ = await self._walk()
+        reachable = [v for v in visits if v.reachable]
+        results = await asyncio.gather(*(remote.catalogue(v.onion) for v in reachable),
+                                       return_exceptions=True)
+        items, failed = {}, [v.__dict__ for v in visits if not v.reachable]
+        for visit, result in zip(reachable, results):
+            if isinstance(result, BaseException):
+                failed.append({**visit.__dict__, "reachable": False, "error": _reason(result)})
+            else:
+                items[visit.onion] = result
+        degrees = {v.onion: v.degree for v in visits}
+        return {"results": core.search(items, degrees, terms), "unreachable": failed,
+                "searched": len(items)}
+
+    async def remote_catalogue(self, onion: str, token: str) -> list[dict]:
+        remote = Remote(self.parts.http, self.config.fetch_timeout)
+        items = await remote.catalogue(onion, f"/public/{token}")
+        return [i.__dict__ for i in items]
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
