@@ -15,7 +15,7 @@ from pathlib import Path
 from onionshare_bt.errors import TorError
 from onionshare_bt.tor.client import TorClient
 from onionshare_bt.tor.network import Network
-from onionshare_bt.tor.torrc import render, torrc_path
+from onionshare_bt.tor.torrc import process_options, render
 
 __all__ = ["RelaySettings", "RelayTor", "relay_torrc", "fingerprint_of"]
 
@@ -40,17 +40,9 @@ class RelaySettings:
 
 def relay_torrc(data_dir: Path, network: Network, owner_pid: int, settings: RelaySettings) -> str:
     """Build the relay's torrc (pure): a non-exit relay with a control port and no SOCKS."""
-    empty = torrc_path(data_dir / "empty")
     options = [
-        ("DataDirectory", torrc_path(data_dir)),
+        *process_options(data_dir, owner_pid),
         ("SocksPort", "0"),
-        ("ControlPort", "127.0.0.1:auto"),
-        ("ControlPortWriteToFile", torrc_path(data_dir / "control_port")),
-        ("CookieAuthentication", "1"),
-        ("__OwningControllerProcess", str(owner_pid)),
-        ("GeoIPFile", empty),
-        ("GeoIPv6File", empty),
-        ("Log", f"notice file {torrc_path(data_dir / 'tor.log')}"),
         ("Nickname", settings.nickname),
         ("ORPort", settings.or_port if network.is_public else f"127.0.0.1:{settings.or_port}"),
         ("ExitRelay", "0"),

@@ -96,6 +96,22 @@ def log_tail(path: Path, lines: int = 4) -> str:
     return "\n".join(errors[-lines:])
 
 
+def process_options(data_dir: Path, owner_pid: int) -> list[tuple[str, str]]:
+    """What every tor process of a node has: its data dir, a cookie-authenticated control
+    port on loopback written to a file, an owner, no GeoIP files, a log file."""
+    empty = torrc_path(data_dir / "empty")
+    return [
+        ("DataDirectory", torrc_path(data_dir)),
+        ("ControlPort", "127.0.0.1:auto"),
+        ("ControlPortWriteToFile", torrc_path(data_dir / "control_port")),
+        ("CookieAuthentication", "1"),
+        ("__OwningControllerProcess", str(owner_pid)),
+        ("GeoIPFile", empty),
+        ("GeoIPv6File", empty),
+        ("Log", f"notice file {torrc_path(data_dir / 'tor.log')}"),
+    ]
+
+
 def client_torrc(data_dir: Path, network: Network, owner_pid: int) -> str:
     """Build the client's torrc (pure).
 
@@ -104,17 +120,9 @@ def client_torrc(data_dir: Path, network: Network, owner_pid: int) -> str:
     :param owner_pid: tor exits when this process does
     :returns: the torrc text
     """
-    empty = torrc_path(data_dir / "empty")
     options = [
-        ("DataDirectory", torrc_path(data_dir)),
+        *process_options(data_dir, owner_pid),
         ("SocksPort", "127.0.0.1:auto ExtendedErrors"),
-        ("ControlPort", "127.0.0.1:auto"),
-        ("ControlPortWriteToFile", torrc_path(data_dir / "control_port")),
-        ("CookieAuthentication", "1"),
-        ("__OwningControllerProcess", str(owner_pid)),
-        ("GeoIPFile", empty),
-        ("GeoIPv6File", empty),
-        ("Log", f"notice file {torrc_path(data_dir / 'tor.log')}"),
         ("ClientOnly", "1"),
     ]
     return render([*options, *network.client_options])

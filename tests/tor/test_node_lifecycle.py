@@ -11,7 +11,6 @@ import secrets
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 

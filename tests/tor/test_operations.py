@@ -8,8 +8,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
-import time
 
 import pytest
 

@@ -64,7 +64,7 @@ def test_search_reaches_exactly_the_trust_depth(web):
 
 
 def test_private_shares_never_show_and_their_onions_never_leak(web):
-    b, a = web["nodes"]["b"], web["nodes"]["a"]
+    a = web["nodes"]["a"]
     private = web["shares"]["private"]
     for node in web["nodes"].values():
         assert "diary-private" not in found(node, "diary") | found(node, "private")

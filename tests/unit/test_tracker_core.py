@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import urllib.parse
 
 import bencodepy
