@@ -95,7 +95,7 @@ class Node:
 
         host, port = self.json("node", "status")["tor"]["socks"]
 
-        from aiohttp_socks import ProxyError
+        from aiohttp_socks import ProxyError, ProxyTimeoutError
 
         async def fetch():
             connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
@@ -104,7 +104,7 @@ class Node:
                     try:
                         async with http.get(uri) as resp:
                             return resp.status, await resp.read()
-                    except ProxyError:
+                    except (ProxyError, ProxyTimeoutError):  # e.g. stale intro points
                         await asyncio.sleep(1)
 
         return asyncio.run(asyncio.wait_for(fetch(), timeout))
