@@ -18,7 +18,11 @@ fi
 if ! .venv/bin/python -c "import onionshare_bt, libtorrent, stem, pytest" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.obt-installed ]; then
     echo "setup: installing obt and its dependencies into .venv (pip)" >&2
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[test]'
+    if ! { .venv/bin/python -m pip install -q --upgrade pip \
+           && .venv/bin/python -m pip install -q -e '.[test]'; } > .venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        echo "setup: pip failed (log above)" >&2
+        exit 1
+    fi
     touch .venv/.obt-installed
 fi
