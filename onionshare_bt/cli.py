@@ -353,13 +353,15 @@ root_option = click.option(
 @root_option
 @click.option("--relays", type=click.IntRange(2, 8), default=4, show_default=True)
 @click.option("--base-port", type=click.IntRange(1024, 60000), default=17000, show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(0, 500), default=0.0, show_default=True,
+              help="Delay added to every tor-to-tor link, each way (as on the real network).")
 @json_option
 @command
-def testnet_up(state, root, relays, base_port, as_json):
+def testnet_up(state, root, relays, base_port, latency_ms, as_json):
     """Bring the private network up; print its network file."""
     from .commands import testnet_up as run
 
-    run(state, root, relays, base_port, as_json)
+    run(state, root, relays, base_port, as_json, latency_ms)
 
 
 @testnet.command(name="down")

@@ -314,15 +314,17 @@ async def ratio(state, as_json: bool) -> None:
 
 
 # -- testnet ----------------------------------------------------------------------------
-def _testnet(state, root, relays: int = 4, base_port: int = 17000):
+def _testnet(state, root, relays: int = 4, base_port: int = 17000, latency_ms: float = 0.0):
     from .tor.testnet import Testnet
 
     root = Path(root) if root else state.config.home.parent / "testnet"
-    return Testnet(root.expanduser().resolve(), base_port=base_port, relays=relays)
+    return Testnet(root.expanduser().resolve(), base_port=base_port, relays=relays,
+                   latency_ms=latency_ms)
 
 
-def testnet_up(state, root, relays: int, base_port: int, as_json: bool) -> None:
-    net = _testnet(state, root, relays, base_port)
+def testnet_up(state, root, relays: int, base_port: int, as_json: bool,
+               latency_ms: float = 0.0) -> None:
+    net = _testnet(state, root, relays, base_port, latency_ms)
     started = time.monotonic()
     path = net.up()
     elapsed = time.monotonic() - started

@@ -67,11 +67,16 @@ async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_po
 
 
 async def new_onions(
-    parts: Parts, meta: Metainfo, count: int, purpose: str, tracker_port: int | None
+    parts: Parts, meta: Metainfo, count: int, purpose: str, tracker_port: int | None,
+    *, wait: bool = True,
 ) -> list[OnionRow]:
-    """Publish ``count`` fresh onions for a torrent, concurrently; all or none."""
+    """Publish ``count`` fresh onions for a torrent, concurrently; all or none.
+
+    :param wait: wait until each descriptor is uploaded (a share's URI must answer when
+      printed); a download's seed-back onions need not hold up its first announce
+    """
     results = await asyncio.gather(
-        *(_publish_one(parts, meta, purpose, tracker_port, None) for _ in range(count)),
+        *(_publish_one(parts, meta, purpose, tracker_port, None, wait) for _ in range(count)),
         return_exceptions=True,
     )
     rows = [r for r in results if isinstance(r, OnionRow)]
@@ -82,12 +87,12 @@ async def new_onions(
     return rows
 
 
-async def _publish_one(parts, meta, purpose, tracker_port, key) -> OnionRow:
+async def _publish_one(parts, meta, purpose, tracker_port, key, wait=True) -> OnionRow:
     path = await parts.bridges.inbound(meta.id, meta.info_hashes)
     ports = {PEER_VIRTUAL_PORT: ("127.0.0.1", int(path.endpoint.rsplit(":", 1)[1]))}
     if tracker_port is not None:
         ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
-    address, key = await parts.tor.add_onion(ports, key)
+    address, key = await parts.tor.add_onion(ports, key, await_publication=wait)
     path.onion = address
     parts.onion_ports[address] = ports
     return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
@@ -189,7 +194,7 @@ async def get(parts: Parts, text: str, target: str, timeout: float | None) -> di
     dest = _check_target(Path(target), meta.name)
     staging = dest / f"{STAGING_PREFIX}{meta.id[:16]}"
     staging.mkdir(exist_ok=True)
-    rows = await new_onions(parts, meta, parts.config.onions, "seed", None)
+    rows = await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
     row = TorrentRow(
         id=meta.id, role="download", name=meta.name, save_path=str(staging), target=str(dest),
         torrent=meta.data, token=uri.token, uri=str(uri), state="downloading", error=None,
