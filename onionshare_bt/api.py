@@ -11,7 +11,6 @@ import os
 import time
 
 from . import __version__, torrents
-from .engine.metainfo import parse
 from .errors import TorError, UsageError
 from .uri import parse_uri
 
@@ -149,7 +148,7 @@ class ControlOps:
         return rows[0]
 
     def _describe(self, row) -> dict:
-        meta = parse(row.torrent)
+        meta = self.parts.meta(row)
         out = {
             "id": row.id, "role": row.role, "name": row.name, "state": row.state,
             "size": meta.size, "uri": row.uri, "path": row.save_path, "error": row.error,

@@ -50,6 +50,15 @@ class Parts:
     peer_ids: dict[str, bytes] = dataclasses.field(default_factory=dict)
     #: every published onion's port map, to republish after a tor restart
     onion_ports: dict[str, dict] = dataclasses.field(default_factory=dict)
+    #: parsed metadata per torrent id (status polls must not re-parse the .torrent)
+    metas: dict[str, Metainfo] = dataclasses.field(default_factory=dict)
+
+    def meta(self, row: TorrentRow) -> Metainfo:
+        """The torrent's metadata, parsed once per node lifetime."""
+        meta = self.metas.get(row.id)
+        if meta is None:
+            meta = self.metas[row.id] = parse(row.torrent)
+        return meta
     announce_errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -153,7 +162,7 @@ def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> d
 
 
 async def restore_share(parts: Parts, row: TorrentRow) -> None:
-    meta = parse(row.torrent)
+    meta = parts.meta(row)
     served = Served(meta.id, row.token, meta.data, meta.info_hashes)
     tracker_port = await parts.tracker.serve(served)
     parts.tracker.restore(meta.id, parts.store.tracker_peers(meta.id, parts.tracker.swarm.ttl))
@@ -207,7 +216,7 @@ async def get(parts: Parts, text: str, target: str, timeout: float | None) -> di
 
 
 async def restore_download(parts: Parts, row: TorrentRow) -> None:
-    meta = parse(row.torrent)
+    meta = parts.meta(row)
     await publish(parts, meta, parts.store.onions(meta.id), None)
     parts.engine.add(meta, Path(row.save_path), resume=row.resume)
     if row.state == "moving":  # stopped between verification and the move: do it now
@@ -216,7 +225,7 @@ async def restore_download(parts: Parts, row: TorrentRow) -> None:
 
 
 def describe_download(parts: Parts, row: TorrentRow) -> dict:
-    meta = parse(row.torrent)
+    meta = parts.meta(row)
     return {**meta.summary(), "id": row.id, "uri": row.uri, "target": row.target}
 
 
@@ -310,4 +319,5 @@ async def remove(parts: Parts, row: TorrentRow, delete_data: bool) -> dict:
     parts.store.remove_torrent(row.id)
     parts.peer_ids.pop(row.id, None)
     parts.announce_errors.pop(row.id, None)
+    parts.metas.pop(row.id, None)
     return {"id": row.id, "name": row.name, "role": row.role, "deleted_data": delete_data}

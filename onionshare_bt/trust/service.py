@@ -12,7 +12,6 @@ import logging
 
 from .. import __version__
 from ..config import TRACKER_VIRTUAL_PORT
-from ..engine.metainfo import parse
 from ..errors import UsageError
 from ..tor.onion import parse_onion
 from ..uri import ShareURI, new_token
@@ -76,7 +75,7 @@ class TrustService:
             row = self.store.torrent(torrent_id)
             if row is None or row.role != "share":
                 continue
-            meta = parse(row.torrent)
+            meta = self.parts.meta(row)
             items.append({"name": meta.name, "size": meta.size, "files": len(meta.files),
                           "infohash": meta.id, "uri": row.uri, "added": added})
         return items

@@ -12,7 +12,6 @@ import bencodepy
 import pytest
 
 from onionshare_bt.engine.metainfo import create, parse
-from onionshare_bt.engine.session import Engine
 from onionshare_bt.errors import MalformedReply
 
 from .test_loopback_swarm import digest_tree, make_tree, wait_for
@@ -31,16 +30,6 @@ def v1_torrent(name: bytes, files: list[tuple[list[bytes], bytes]]) -> tuple[byt
         b"files": [{b"length": len(data), b"path": path} for path, data in files],
     }
     return bencodepy.encode({b"info": info}), payload
-
-
-@pytest.fixture
-async def engines():
-    made = [Engine(), Engine()]
-    for e in made:
-        await e.start()
-    yield made
-    for e in made:
-        await e.close()
 
 
 async def test_path_traversal_names_stay_inside_the_target(tmp_path, engines):

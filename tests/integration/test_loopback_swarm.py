@@ -14,17 +14,12 @@ from pathlib import Path
 
 import aiohttp
 import bencodepy
-import pytest
 
 from onionshare_bt.engine.metainfo import create, parse
-from onionshare_bt.engine.session import Engine
 from onionshare_bt.multiplex.bridge import Bridges
 from onionshare_bt.tor.onion import onion_from_pubkey
 from onionshare_bt.tracker.core import parse_reply
 from onionshare_bt.tracker.server import Served, TrackerServer
-
-
-EVENTS: list = []
 
 
 def make_tree(root: Path) -> Path:
@@ -51,18 +46,8 @@ async def wait_for(predicate, timeout: float, step: float = 0.1):
         await asyncio.sleep(step)
 
 
-@pytest.fixture
-async def pair():
-    engines = [Engine(on_event=lambda e: EVENTS.append(e)), Engine()]
-    for e in engines:
-        await e.start()
-    yield engines
-    for e in engines:
-        await e.close()
-
-
-async def test_share_fetch_announce_download_through_bridges(tmp_path, pair):
-    leecher, seeder = pair  # the leecher records its events
+async def test_share_fetch_announce_download_through_bridges(tmp_path, engines, events):
+    leecher, seeder = engines  # the leecher records its events
     src = make_tree(tmp_path / "src")
     meta = await asyncio.to_thread(create, src)
     seeder.add(meta, src.parent, seed=True)
@@ -115,9 +100,9 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, pair):
     await wait_for(finished, timeout=60, step=0.01)
 
     assert digest_tree(dest / src.name) == digest_tree(src)
-    await wait_for(lambda: ("finished", meta.id) in {(e.kind, e.torrent_id) for e in EVENTS}, 10)
+    await wait_for(lambda: ("finished", meta.id) in {(e.kind, e.torrent_id) for e in events}, 10)
     leecher.move(meta.id, tmp_path / "final")
-    await wait_for(lambda: ("moved", meta.id) in {(e.kind, e.torrent_id) for e in EVENTS}, 10)
+    await wait_for(lambda: ("moved", meta.id) in {(e.kind, e.torrent_id) for e in events}, 10)
     assert digest_tree(tmp_path / "final" / src.name) == digest_tree(src)
     # every payload byte crossed the bridges
     out_path = leech_bridges.counters(meta.id)[0]
@@ -130,8 +115,8 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, pair):
     await tracker.close()
 
 
-async def test_inbound_bridge_refuses_handshake_for_another_torrent(tmp_path, pair):
-    seeder, _ = pair
+async def test_inbound_bridge_refuses_handshake_for_another_torrent(tmp_path, engines):
+    seeder, _ = engines
     src = make_tree(tmp_path / "src")
     meta = await asyncio.to_thread(create, src)
     seeder.add(meta, src.parent, seed=True)
