@@ -54,10 +54,14 @@ class ControlOps:
             raise UsageError(f"{row.name!r} is a download; use 'obt remove' for it")
         if onion:
             return await torrents.withdraw_onion(self.parts, row, onion)
-        return await torrents.remove(self.parts, row, delete_data=False)
+        result = await torrents.remove(self.parts, row, delete_data=False)
+        self.origin.catalogue_changed()
+        return result
 
     async def op_remove(self, id: str, delete_data: bool = False) -> dict:
-        return await torrents.remove(self.parts, self._find(id), delete_data)
+        result = await torrents.remove(self.parts, self._find(id), delete_data)
+        self.origin.catalogue_changed()
+        return result
 
     async def op_status(self) -> dict:
         tor = self.parts.tor
@@ -137,6 +141,17 @@ class ControlOps:
             raise UsageError("search needs at least one term")
         return await self.trust.search([t.strip() for t in terms])
 
+    # -- mirrors ------------------------------------------------------------------------
+    async def op_mirror(self, action: str, onion: str | None = None,
+                        follow: bool = False) -> dict | list:
+        if action == "add":
+            return await self.mirrors.add(onion or "", follow)
+        if action == "remove":
+            return await self.mirrors.remove(onion or "")
+        if action == "list":
+            return self.mirrors.list()
+        raise UsageError(f"unknown mirror action {action!r}")
+
     async def op_stop(self) -> dict:
         asyncio.get_running_loop().call_soon(self.stop)
         return {"stopping": True, "pid": os.getpid()}
@@ -167,6 +182,8 @@ class ControlOps:
             elif row.state == "downloading" and st.connected == 0:
                 out["state"] = "waiting for peers"
         out["announce_error"] = self.parts.announce_errors.get(row.id)
+        if row.role == "download":
+            out["trackers"] = self.parts.store.trackers(row.id)
         return out
 
 

@@ -311,6 +311,51 @@ async def search(state, terms, as_json):
     await run(state, list(terms), as_json)
 
 
+# -- mirrors ------------------------------------------------------------------------------
+@main.group()
+def mirror():
+    """Mirrors: keep other nodes' public trackers alive on onions of this node."""
+
+
+@mirror.command(name="add")
+@click.argument("onion")
+@click.option("--follow", is_flag=True,
+              help="Keep copying the node's catalogue as it changes (default: copy once).")
+@json_option
+@command
+async def mirror_add(state, onion, follow, as_json):
+    """Copy ONION's public tracker data and serve it on a new onion; print its URI."""
+    from .commands import mirror_add as run
+    from .tor.onion import parse_onion
+
+    parse_onion(onion)
+    await run(state, onion, follow, as_json)
+
+
+@mirror.command(name="list")
+@json_option
+@command
+async def mirror_list(state, as_json):
+    """The nodes this node mirrors, their items, peers and last sync."""
+    from .commands import mirror_list as run
+
+    await run(state, as_json)
+
+
+@mirror.command(name="remove")
+@click.argument("onion")
+@json_option
+@command
+async def mirror_remove(state, onion, as_json):
+    """Stop mirroring ONION: its mirror onion is withdrawn and the copy forgotten."""
+    from .commands import simple
+    from .tor.onion import parse_onion
+
+    parse_onion(onion)
+    await simple(state, "mirror", {"action": "remove", "onion": onion}, as_json,
+                 lambda r: f"stopped mirroring {r['source']}")
+
+
 # -- relay and ratio ----------------------------------------------------------------------
 @main.group()
 def relay():

@@ -277,6 +277,31 @@ async def search(state, terms: list[str], as_json: bool) -> None:
     emit(data, as_json, "\n".join(lines) or "no results")
 
 
+# -- mirrors ----------------------------------------------------------------------------
+async def mirror_add(state, onion: str, follow: bool, as_json: bool) -> None:
+    cfg = await _node(state)
+    data = await control.call(cfg.socket_path, "mirror",
+                              {"action": "add", "onion": onion, "follow": follow},
+                              timeout=cfg.trust_timeout * 2 + cfg.fetch_timeout * 2 + 60)
+    if data.get("error"):
+        _err(f"warning: first sync failed (the mirror retries): {data['error']}")
+    emit(data, as_json, data["public_uri"])
+
+
+async def mirror_list(state, as_json: bool) -> None:
+    cfg = await _node(state)
+    data = await control.call(cfg.socket_path, "mirror", {"action": "list"})
+    now = time.time()
+    lines = []
+    for m in data:
+        synced = f"synced {now - m['synced']:.0f} s ago" if m["synced"] else "never synced"
+        lines.append(f"{m['source']}  {'follow' if m['follow'] else 'copy'}  {synced}"
+                     + (f"  ({m['error']})" if m["error"] else ""))
+        lines.append(f"  {m['public_uri']}")
+        lines += [f"    {i['name']}  {i['peers']} peers  {i['uri']}" for i in m["items"]]
+    emit(data, as_json, "\n".join(lines) or "no mirrors")
+
+
 # -- relay / ratio ----------------------------------------------------------------------
 def _size(n: int) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):

@@ -18,7 +18,8 @@ at the edge of the package that imports them, so nothing above that edge sees th
     ├── Timeout                   (4)
     ├── Refused                   (5)  a peer or tracker said no, or answered garbage
     │   ├── NotFound
-    │   └── MalformedReply
+    │   ├── MalformedReply
+    │   └── ReleaseRefused
     ├── NodeError                 (1)  the node daemon
     │   └── NodeNotRunning
     ├── TorrentError              (1)  libtorrent said no
@@ -143,6 +144,12 @@ class MalformedReply(Refused):
     """The remote side answered with something that is not valid."""
 
     kind = "malformed"
+
+
+class ReleaseRefused(Refused):
+    """That obt release is not a valid release signed by a trusted maintainer."""
+
+    kind = "release_refused"
 
 
 class NodeError(ObtError):

@@ -25,6 +25,8 @@ from .multiplex.bridge import Bridges
 from .relay.core import rate_cap
 from .relay.driver import RatioSettings, Relay
 from .tor.relay import RelaySettings
+from .mirror.origin import Origin
+from .mirror.service import MirrorService
 from .trust.service import TrustService
 from .store import Store
 from .tasks import TaskRegistry
@@ -59,6 +61,8 @@ class Node(ControlOps):
         self.gated: set[str] = set()
         self.relay = None
         self.trust: TrustService | None = None
+        self.origin: Origin | None = None
+        self.mirrors: MirrorService | None = None
         self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------
@@ -90,7 +94,8 @@ class Node(ControlOps):
         self._stack.push_async_callback(engine.close)
         bridges = Bridges(self._dial, lambda: engine.listen_port)
         self._stack.push_async_callback(bridges.close)
-        tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce)
+        tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,
+                                trackers=lambda tid: self.origin.trackers(tid))
         await tracker.start()
         self._stack.push_async_callback(tracker.close)
         http = TrackerClient(tor.socks_address)
@@ -99,11 +104,15 @@ class Node(ControlOps):
         tasks = TaskRegistry()
         self._stack.push_async_callback(tasks.close)
         self.parts = torrents.Parts(cfg, store, tor, engine, bridges, tracker, http, tasks)
+        self.origin = Origin(self.parts)
         self._stack.push_async_callback(self._save_all_resume)
         await self._restore()
-        self.trust = TrustService(self.parts)
+        self.trust = TrustService(self.parts, self.origin)
         await self.trust.start()
         self._stack.push_async_callback(self.trust.close)
+        self.mirrors = MirrorService(self.parts, lambda: self.trust.onion)
+        self._stack.push_async_callback(self.mirrors.close)
+        await self.mirrors.start()
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         tasks.spawn("stall-watchdog", self._stall_watchdog())
@@ -165,6 +174,7 @@ class Node(ControlOps):
         await parts.http.start()
         await torrents.republish_all(parts)
         await self.trust.republish()
+        await self.mirrors.republish()
 
     async def _dial(self, onion: str, port: int):
         loop = asyncio.get_running_loop()
@@ -193,6 +203,7 @@ class Node(ControlOps):
     def _on_announce(self, torrent_id: str, announce) -> None:
         left = None if announce.event == "stopped" else announce.left
         self.parts.store.record_peer(torrent_id, announce.onion, announce.port, left)
+        self.origin.announced(torrent_id, announce.onion, announce.port, left)
 
     # -- engine events ------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:

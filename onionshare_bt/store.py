@@ -61,6 +61,42 @@ CREATE TABLE IF NOT EXISTS tracker_peers (
     seen REAL NOT NULL,           -- wall-clock time of the peer's last announce
     PRIMARY KEY (torrent_id, onion, port)
 );
+CREATE TABLE IF NOT EXISTS trackers (
+    torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    onion TEXT NOT NULL,          -- another tracker of a download's share (a mirror)
+    added REAL NOT NULL,
+    PRIMARY KEY (torrent_id, onion)
+);
+CREATE TABLE IF NOT EXISTS mirrors (
+    source TEXT PRIMARY KEY,      -- the mirrored node's identity onion
+    address TEXT NOT NULL,        -- our net-new onion serving the mirror
+    key TEXT NOT NULL,
+    token TEXT NOT NULL,          -- the mirror catalogue's token
+    catalogue TEXT NOT NULL,      -- the source's catalogue path, /public/<token>
+    follow INTEGER NOT NULL,
+    digest TEXT NOT NULL,         -- the source's catalogue as last copied
+    added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mirror_items (
+    source TEXT NOT NULL REFERENCES mirrors(source) ON DELETE CASCADE,
+    infohash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    files INTEGER NOT NULL,
+    uri TEXT NOT NULL,            -- the item's URI at the source
+    torrent BLOB NOT NULL,
+    added REAL NOT NULL,
+    PRIMARY KEY (source, infohash)
+);
+CREATE TABLE IF NOT EXISTS mirror_peers (
+    source TEXT NOT NULL REFERENCES mirrors(source) ON DELETE CASCADE,
+    infohash TEXT NOT NULL,
+    onion TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    left_bytes INTEGER NOT NULL,
+    seen REAL NOT NULL,           -- wall-clock time the peer was last seen
+    PRIMARY KEY (source, infohash, onion, port)
+);
 """
 
 
@@ -79,6 +115,30 @@ class TorrentRow:
     resume: bytes | None
     added: float
     completed: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MirrorRow:
+    source: str
+    address: str
+    key: str = dataclasses.field(repr=False)
+    token: str = dataclasses.field(repr=False)
+    catalogue: str = dataclasses.field(repr=False)
+    follow: int = 0
+    digest: str = ""
+    added: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MirrorItemRow:
+    source: str
+    infohash: str
+    name: str
+    size: int
+    files: int
+    uri: str
+    torrent: bytes = dataclasses.field(repr=False)
+    added: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +298,86 @@ class Store:
     def relayed_on(self, day: str) -> int:
         row = self._db.execute("SELECT relayed FROM relay_days WHERE day = ?", (day,)).fetchone()
         return int(row[0]) if row else 0
+
+    # -- other trackers of a download ---------------------------------------------------
+    def trackers(self, torrent_id: str) -> list[str]:
+        return [r[0] for r in self._db.execute(
+            "SELECT onion FROM trackers WHERE torrent_id = ? ORDER BY added", (torrent_id,))]
+
+    def add_tracker(self, torrent_id: str, onion: str, limit: int) -> bool:
+        """Remember another tracker of a download (at most ``limit``); True if new."""
+        with self._tx():
+            count = self._db.execute("SELECT COUNT(*) FROM trackers WHERE torrent_id = ?",
+                                     (torrent_id,)).fetchone()[0]
+            if count >= limit:
+                return False
+            cur = self._db.execute("INSERT OR IGNORE INTO trackers VALUES (?, ?, ?)",
+                                   (torrent_id, onion, time.time()))
+        return cur.rowcount == 1
+
+    # -- mirrors ------------------------------------------------------------------------
+    def add_mirror(self, row: MirrorRow, items: list[MirrorItemRow]) -> None:
+        with self._tx():
+            self._db.execute("INSERT INTO mirrors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             dataclasses.astuple(row))
+            for item in items:
+                self._db.execute("INSERT INTO mirror_items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 dataclasses.astuple(item))
+
+    def mirrors(self) -> list[MirrorRow]:
+        return [MirrorRow(**dict(r)) for r in
+                self._db.execute("SELECT * FROM mirrors ORDER BY added")]
+
+    def mirror(self, source: str) -> MirrorRow | None:
+        row = self._db.execute("SELECT * FROM mirrors WHERE source = ?", (source,)).fetchone()
+        return MirrorRow(**dict(row)) if row else None
+
+    def update_mirror(self, source: str, **changes) -> None:
+        if not changes or set(changes) - {"follow", "digest"}:
+            raise StoreError(f"bad update of mirror fields {sorted(changes)}")
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self._tx():
+            self._db.execute(f"UPDATE mirrors SET {sets} WHERE source = ?",
+                             (*changes.values(), source))
+
+    def remove_mirror(self, source: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM mirrors WHERE source = ?", (source,))
+
+    def mirror_items(self, source: str) -> list[MirrorItemRow]:
+        return [MirrorItemRow(**dict(r)) for r in self._db.execute(
+            "SELECT * FROM mirror_items WHERE source = ? ORDER BY added", (source,))]
+
+    def add_mirror_item(self, item: MirrorItemRow) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO mirror_items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             dataclasses.astuple(item))
+
+    def remove_mirror_item(self, source: str, infohash: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM mirror_items WHERE source = ? AND infohash = ?",
+                             (source, infohash))
+            self._db.execute("DELETE FROM mirror_peers WHERE source = ? AND infohash = ?",
+                             (source, infohash))
+
+    def save_mirror_peers(self, source: str,
+                          peers: dict[str, list[tuple[str, int, int, float]]]) -> None:
+        """Replace a mirror's saved peers: ``{infohash: [(onion, port, left, age)]}``."""
+        now = time.time()
+        with self._tx():
+            self._db.execute("DELETE FROM mirror_peers WHERE source = ?", (source,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO mirror_peers VALUES (?, ?, ?, ?, ?, ?)",
+                [(source, ih, o, p, left, now - age)
+                 for ih, entries in peers.items() for o, p, left, age in entries])
+
+    def mirror_peers(self, source: str, infohash: str, max_age: float
+                     ) -> list[tuple[str, int, int, float]]:
+        now = time.time()
+        rows = self._db.execute(
+            "SELECT onion, port, left_bytes, seen FROM mirror_peers "
+            "WHERE source = ? AND infohash = ? AND seen >= ?", (source, infohash, now - max_age))
+        return [(r[0], r[1], r[2], now - r[3]) for r in rows]
 
     # -- tracker peers ------------------------------------------------------------------
     def record_peer(self, torrent_id: str, onion: str, port: int, left: int | None) -> None:

@@ -255,12 +255,60 @@ async def _announce_loop(parts: Parts, torrent_id: str) -> None:
         await asyncio.sleep(wait)
 
 
+#: other trackers (mirrors) a download remembers and announces to
+MAX_TRACKERS = 8
+
+
 async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
+    """Announce to the share's tracker and every mirror of it learnt so far, at once.
+
+    Peers are dialled as each reply comes in; the round fails only when no tracker answers.
+    Trackers named in replies (``x-obt-trackers``) are remembered and announced to from the
+    next round on: a download survives its source's tracker going away.
+    """
     uri = parse_uri(row.uri)
+    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in parts.store.trackers(row.id)
+                        if o != uri.onion]
     status = parts.engine.status(row.id)
     own = {o.address for o in parts.store.onions(row.id)}
-    peers: set[tuple[str, int]] = set()
     interval = parts.config.announce_interval
+    answered, failure = False, None
+    calls = [asyncio.ensure_future(_announce_to(parts, row, t, event, own, status))
+             for t in trackers]
+    try:
+        for result in asyncio.as_completed(calls):
+            try:
+                reply = await result
+            except ObtError as exc:
+                failure = failure or exc
+                continue
+            answered = True
+            interval = await _take_reply(parts, row, uri, own, reply, interval)
+    finally:
+        for call in calls:
+            call.cancel()
+    if not answered and failure is not None:
+        raise failure
+    return interval
+
+
+async def _take_reply(parts: Parts, row: TorrentRow, uri: ShareURI, own: set[str], reply,
+                      interval: int) -> int:
+    for onion in reply.trackers:
+        if onion not in own and onion != uri.onion:
+            if parts.store.add_tracker(row.id, onion, MAX_TRACKERS):
+                log.info("%s: learnt another tracker %s….onion", row.name, onion[:12])
+    for peer_onion, port in sorted(p for p in reply.peers if p[0] not in own):
+        endpoint = await parts.bridges.outbound(row.id, peer_onion, port)
+        parts.engine.connect(row.id, endpoint)
+    return min(interval, max(reply.interval, 5))
+
+
+async def _announce_to(parts: Parts, row: TorrentRow, tracker: ShareURI, event: str,
+                       own: set[str], status):
+    """Announce each of our onions to one tracker; the peers of all replies together."""
+    peers: set[tuple[str, int]] = set()
+    last = None
     for address in sorted(own):
         params = {
             "info_hash": bytes.fromhex(row.id),
@@ -274,13 +322,11 @@ async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
         }
         if event:
             params["event"] = event
-        reply = await parts.http.announce(uri, params, parts.config.fetch_timeout)
-        peers.update(p for p in reply.peers if p[0] not in own)
-        interval = min(interval, max(reply.interval, 5))
-    for onion, port in sorted(peers):
-        endpoint = await parts.bridges.outbound(row.id, onion, port)
-        parts.engine.connect(row.id, endpoint)
-    return interval
+        last = await parts.http.announce(tracker, params, parts.config.fetch_timeout)
+        peers.update(last.peers)
+    if last is None:
+        raise UsageError("no onion of ours to announce")
+    return dataclasses.replace(last, peers=tuple(sorted(peers)))
 
 
 async def withdraw_onion(parts: Parts, row: TorrentRow, onion: str) -> dict:

@@ -93,14 +93,24 @@ class TrackerClient:
         """
         return await self._get(url, timeout, limit)
 
-    async def _get(self, url: str, timeout: float, limit: int) -> bytes:
+    async def post(self, url: str, body: bytes, timeout: float, limit: int) -> bytes:
+        """POST a JSON body (a mirror's sync call; it is idempotent, so retried), size-capped.
+
+        :raises NotFound: 404
+        :raises Refused: any other status than 200
+        :raises OnionUnreachable: no answer before the deadline
+        """
+        return await self._get(url, timeout, limit, body)
+
+    async def _get(self, url: str, timeout: float, limit: int, body: bytes | None = None
+                   ) -> bytes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.5
         while True:
             try:
                 return await asyncio.wait_for(
-                    self._get_once(url, limit), max(0.1, deadline - loop.time())
+                    self._get_once(url, limit, body), max(0.1, deadline - loop.time())
                 )
             except (OnionUnreachable, Timeout) as exc:
                 if loop.time() + delay >= deadline:
@@ -117,9 +127,14 @@ class TrackerClient:
                     f"no answer from {_host(url)} within {timeout:.0f} s"
                 ) from exc
 
-    async def _get_once(self, url: str, limit: int) -> bytes:
+    async def _get_once(self, url: str, limit: int, body: bytes | None = None) -> bytes:
+        if body is None:
+            request = self._http.get(url, allow_redirects=False)
+        else:
+            request = self._http.post(url, data=body, allow_redirects=False,
+                                      headers={"Content-Type": "application/json"})
         try:
-            async with self._http.get(url, allow_redirects=False) as resp:
+            async with request as resp:
                 if resp.status == 404:
                     raise NotFound()
                 if resp.status != 200:

@@ -195,6 +195,45 @@ class Swarm:
                 self._peers.setdefault(info_hash, {})[(onion, port)] = _Entry(
                     left=left, seen=now - age)
 
+    def entries(self, info_hash: bytes, now: float) -> list[tuple[str, int, int, float]]:
+        """Every live peer as ``(onion, port, left, age)``, fixed seeders first (age 0)."""
+        self.peers(info_hash, now)  # expire the stale first
+        fixed = self._fixed.get(info_hash, [])
+        out = [(o, p, 0, 0.0) for o, p in fixed]
+        out += [(o, p, e.left, max(0.0, now - e.seen))
+                for (o, p), e in self._peers.get(info_hash, {}).items() if (o, p) not in fixed]
+        return out
+
+    def merge(self, info_hash: bytes, entries: list[tuple[str, int, int, float]],
+              now: float) -> int:
+        """Take in peers another tracker saw: ``(onion, port, left, age)``; ``left < 0`` is
+        a "stopped". A peer already seen more recently here keeps its entry. Returns how
+        many entries changed.
+        """
+        peers = self._peers.setdefault(info_hash, {})
+        changed = 0
+        for onion, port, left, age in entries:
+            key = (onion, port)
+            if left < 0:
+                changed += peers.pop(key, None) is not None
+                continue
+            if age > self.ttl:
+                continue
+            seen = now - max(0.0, age)
+            old = peers.get(key)
+            if old is not None and old.seen >= seen:
+                continue
+            peers.pop(key, None)
+            while len(peers) >= self.max_peers:
+                del peers[min(peers, key=lambda k: peers[k].seen)]
+            peers[key] = _Entry(left=left, seen=seen)
+            changed += 1
+        if changed:  # keep the dict ordered by last seen: expiry starts at its head
+            ordered = sorted(peers.items(), key=lambda kv: kv[1].seen)
+            peers.clear()
+            peers.update(ordered)
+        return changed
+
     def size(self, info_hash: bytes) -> int:
         """How many announced (not fixed) peers are remembered for ``info_hash``."""
         return len(self._peers.get(info_hash, {}))
@@ -206,16 +245,23 @@ class Swarm:
         return seeds, sum(1 for e in live if e.left > 0)
 
 
-def reply(peers: list[tuple[str, int]], interval: int, complete: int, incomplete: int) -> bytes:
-    return bencodepy.encode(
-        {
-            b"interval": interval,
-            b"min interval": max(1, interval // 2),
-            b"complete": complete,
-            b"incomplete": incomplete,
-            b"peers": [{b"ip": f"{o}.onion".encode(), b"port": p} for o, p in peers],
-        }
-    )
+#: reply key naming other trackers (mirrors) of the same share, by onion; same token
+TRACKERS_KEY = b"x-obt-trackers"
+MAX_TRACKERS = 8
+
+
+def reply(peers: list[tuple[str, int]], interval: int, complete: int, incomplete: int,
+          trackers: list[str] = ()) -> bytes:
+    body = {
+        b"interval": interval,
+        b"min interval": max(1, interval // 2),
+        b"complete": complete,
+        b"incomplete": incomplete,
+        b"peers": [{b"ip": f"{o}.onion".encode(), b"port": p} for o, p in peers],
+    }
+    if trackers:
+        body[TRACKERS_KEY] = [f"{o}.onion".encode() for o in trackers[:MAX_TRACKERS]]
+    return bencodepy.encode(body)
 
 
 def failure(reason: str) -> bytes:
@@ -228,6 +274,8 @@ class Reply:
     peers: tuple[tuple[str, int], ...]
     complete: int = 0
     incomplete: int = 0
+    #: other trackers of the same share (mirrors), onions without ".onion"
+    trackers: tuple[str, ...] = ()
 
 
 class ReplyError(ValueError):
@@ -268,7 +316,19 @@ def parse_reply(body: bytes) -> Reply:
         incomplete=data.get(b"incomplete", 0)
         if isinstance(data.get(b"incomplete"), int)
         else 0,
+        trackers=tuple(_onions(data.get(TRACKERS_KEY))),
     )
+
+
+def _onions(raw: object) -> list[str]:
+    out: list[str] = []
+    for item in raw[:MAX_TRACKERS] if isinstance(raw, list) else []:
+        if not isinstance(item, bytes):
+            continue
+        name = item.decode("ascii", "replace").lower().removesuffix(".onion")
+        if len(name) == ADDRESS_LENGTH and is_onion(name) and name not in out:
+            out.append(name)
+    return out
 
 
 def _onion_peers(raw: list) -> list[tuple[str, int]]:

@@ -101,13 +101,22 @@ class TrackerServer:
         clock: Callable[[], float] = time.monotonic,
         max_peers: int = core.MAX_PEERS,
         on_announce: Callable[[str, core.Announce], None] | None = None,
+        trackers: Callable[[str], list[str]] | None = None,
+        public: tuple[str, Callable[[], dict]] | None = None,
     ) -> None:
+        """:param trackers: the share's other trackers (mirrors) to name in replies
+        :param public: ``(token, document)``: also serve ``GET /public/<token>`` as JSON
+          (a mirror's catalogue)
+        """
         self.interval = interval
         self._on_announce = on_announce
+        self._trackers = trackers
+        self._public = public
         self._clock = clock
         self.swarm = core.Swarm(ttl=interval * 3 + 30, max_peers=max_peers)
-        self._by_port: dict[int, Served] = {}
-        self._sites: dict[str, list[web.TCPSite]] = {}
+        self._by_port: dict[int, list[Served]] = {}
+        self._sites: dict[int, web.TCPSite] = {}
+        self._kept: set[int] = set()
         self._runner: web.AppRunner | None = None
 
     def _app(self) -> web.Application:
@@ -115,6 +124,8 @@ class TrackerServer:
         app.on_response_prepare.append(_strip_server_header)
         app.router.add_get("/private/{token}", self._torrent)
         app.router.add_get("/private/{token}/announce", self._announce)
+        if self._public is not None:
+            app.router.add_get("/public/{token}", self._catalogue)
         app.router.add_route("*", "/{tail:.*}", self._fallback)
         return app
 
@@ -130,48 +141,81 @@ class TrackerServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def serve(self, share: Served) -> int:
-        """Open a listener for ``share``; returns its port on 127.0.0.1."""
+    async def listen(self, keep: bool = True) -> int:
+        """Open a listener on 127.0.0.1 for shares to :meth:`attach`; returns its port.
+
+        :param keep: stays open when its last share is withdrawn (a mirror's listener)
+        """
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
-        self._by_port[port] = share
-        self._sites.setdefault(share.torrent_id, []).append(site)
-        self.swarm.set_fixed(share.info_hashes[0], list(share.seeders))
+        self._by_port[port] = []
+        self._sites[port] = site
+        if keep:
+            self._kept.add(port)
         return port
+
+    def attach(self, port: int, share: Served) -> None:
+        """Serve ``share`` on the listener at ``port`` too."""
+        self._by_port[port].append(share)
+        self.swarm.set_fixed(share.info_hashes[0], list(share.seeders))
+
+    async def serve(self, share: Served) -> int:
+        """Open a listener for ``share`` alone; returns its port on 127.0.0.1."""
+        port = await self.listen(keep=False)
+        self.attach(port, share)
+        return port
+
+    def shares(self) -> list[Served]:
+        return [s for shares in self._by_port.values() for s in shares]
+
+    def _find(self, torrent_id: str) -> Served | None:
+        return next((s for s in self.shares() if s.torrent_id == torrent_id), None)
 
     def restore(self, torrent_id: str, entries: list[tuple[str, int, int, float]]) -> None:
         """Take back a share's peers saved before a restart (see :meth:`core.Swarm.restore`)."""
-        for share in self._by_port.values():
-            if share.torrent_id == torrent_id:
-                self.swarm.restore(share.info_hashes[0], entries, self._clock())
-                return
+        share = self._find(torrent_id)
+        if share is not None:
+            self.swarm.restore(share.info_hashes[0], entries, self._clock())
+
+    def merge(self, torrent_id: str, entries: list[tuple[str, int, int, float]]) -> int:
+        """Take in peers another tracker of the share saw (see :meth:`core.Swarm.merge`)."""
+        share = self._find(torrent_id)
+        if share is None:
+            return 0
+        return self.swarm.merge(share.info_hashes[0], entries, self._clock())
+
+    def entries(self, torrent_id: str) -> list[tuple[str, int, int, float]]:
+        """The share's live peers as ``(onion, port, left, age)``, its own onions included."""
+        share = self._find(torrent_id)
+        return self.swarm.entries(share.info_hashes[0], self._clock()) if share else []
 
     def set_seeders(self, torrent_id: str, seeders: list[tuple[str, int]]) -> None:
         """Name the share's own onions, listed to every announcer as seeders."""
-        for share in self._by_port.values():
+        for share in self.shares():
             if share.torrent_id == torrent_id:
                 share.seeders = tuple(seeders)
                 self.swarm.set_fixed(share.info_hashes[0], list(seeders))
 
     async def withdraw(self, torrent_id: str) -> None:
-        """Stop serving a share: its listeners close and its swarm is forgotten."""
-        for site in self._sites.pop(torrent_id, []):
-            port = site._server.sockets[0].getsockname()[1] if site._server else None
-            share = self._by_port.pop(port, None)
-            if share is not None:
+        """Stop serving a share: its swarm is forgotten, its own listeners close."""
+        for port, shares in list(self._by_port.items()):
+            for share in [s for s in shares if s.torrent_id == torrent_id]:
+                shares.remove(share)
                 self.swarm.drop(share.info_hashes[0])
-            await site.stop()
+            if not shares and port not in self._kept:
+                del self._by_port[port]
+                await self._sites.pop(port).stop()
 
     def _share(self, request: web.Request) -> Served | None:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        share = self._by_port.get(sockname[1]) if sockname else None
-        if share is None:
-            return None
-        token = request.match_info.get("token", "")
-        if not hmac.compare_digest(token.encode(), share.token.encode()):
-            return None
-        return share
+        shares = self._by_port.get(sockname[1], []) if sockname else []
+        token = request.match_info.get("token", "").encode()
+        found = None
+        for share in shares:  # compare every token, in constant time each
+            if hmac.compare_digest(token, share.token.encode()):
+                found = share
+        return found
 
     async def _torrent(self, request: web.Request) -> web.Response:
         share = self._share(request)
@@ -195,7 +239,15 @@ class TrackerServer:
         if self._on_announce is not None:
             self._on_announce(share.torrent_id, announce)
         complete, incomplete = self.swarm.counts(key)
-        return self._bencoded(core.reply(peers, self.interval, complete, incomplete))
+        trackers = self._trackers(share.torrent_id) if self._trackers else []
+        return self._bencoded(core.reply(peers, self.interval, complete, incomplete, trackers))
+
+    async def _catalogue(self, request: web.Request) -> web.Response:
+        token, document = self._public
+        given = request.match_info["token"].encode()
+        if not hmac.compare_digest(given, token.encode()):
+            return _not_found()
+        return web.json_response(document())
 
     @staticmethod
     def _bencoded(body: bytes) -> web.Response:

@@ -30,8 +30,10 @@ class TrustService:
     :param parts: the node's running parts (:class:`onionshare_bt.torrents.Parts`)
     """
 
-    def __init__(self, parts) -> None:
+    def __init__(self, parts, origin=None) -> None:
+        """:param origin: answers mirrors (:class:`onionshare_bt.mirror.origin.Origin`)"""
         self.parts = parts
+        self.origin = origin
         self.store = parts.store
         self.config = parts.config
         self.onion = ""
@@ -42,7 +44,10 @@ class TrustService:
     async def start(self) -> None:
         token = self.store.meta("node.public_token") or new_token()
         self.store.set_meta("node.public_token", token)
-        self._server = NodeServer(self.document, self.catalogue, token)
+        origin = self.origin
+        self._server = NodeServer(self.document, self.catalogue, token,
+                                  torrent=origin.torrent if origin else None,
+                                  sync=origin.sync if origin else None)
         port = await self._server.start()
         self._ports = {TRACKER_VIRTUAL_PORT: ("127.0.0.1", port)}
         await self.republish()
@@ -86,6 +91,8 @@ class TrustService:
             raise UsageError(f"{row.name!r} is a download; only this node's shares can be "
                              "published")
         self.store.publish(row.id, public)
+        if self.origin is not None:
+            self.origin.catalogue_changed()
         return {"id": row.id, "name": row.name, "public": public, "public_uri": self.public_uri}
 
     # -- trust --------------------------------------------------------------------------

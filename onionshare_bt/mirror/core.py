@@ -1,0 +1,239 @@
+"""Mirror sync, apart from the network: the change feed and the sync messages.
+
+A node (the *origin*) keeps a :class:`Feed` of every change to the peer lists of its public
+shares: announces to its own tracker and peers that its mirrors pushed. A mirror holds one
+long-poll open on the origin's identity onion (``POST /public/<token>/sync``), gets each
+change within a round trip, and pushes the announces its own tracker took in. Entries carry
+an *age*, never a clock reading, so neither side's clock matters and a synced peer expires
+on both sides when it stops announcing.
+
+Both messages are JSON; everything in them comes from the network and is validated here:
+
+- request: ``{"mirror": onion, "epoch": str, "since": int, "wait": seconds,
+  "peers": [[infohash, onion, port, left, age], ...]}``
+- reply: ``{"epoch": str, "seq": int, "full": bool, "catalogue": digest,
+  "peers": [[infohash, onion, port, left, age], ...]}``
+
+``left < 0`` is a peer that stopped. ``full`` replies (a new mirror, an origin that
+restarted, or a mirror that fell too far behind) hold every live peer of every public share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import hashlib
+import json
+import re
+import secrets
+
+from ..errors import MalformedReply
+from ..tor.onion import ADDRESS_LENGTH, is_onion
+
+#: bytes of a sync message, either way
+MAX_MESSAGE = 1024 * 1024
+#: peer entries in one message
+MAX_ENTRIES = 5000
+#: longest long-poll the origin holds open
+MAX_WAIT = 25.0
+MAX_AGE = 86400.0
+FEED_CAPACITY = 20_000
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_EPOCH = re.compile(r"[0-9a-f]{0,32}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+    """One peer of one share: ``left < 0`` means it stopped."""
+
+    infohash: str
+    onion: str
+    port: int
+    left: int
+    age: float
+
+    def as_list(self) -> list:
+        return [self.infohash, self.onion, self.port, self.left, round(self.age, 2)]
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncRequest:
+    mirror: str
+    epoch: str
+    since: int
+    wait: float
+    peers: tuple[Update, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncReply:
+    epoch: str
+    seq: int
+    full: bool
+    catalogue: str
+    peers: tuple[Update, ...]
+
+
+def catalogue_digest(infohashes: list[str]) -> str:
+    """A short digest of the set of public shares: it changes when the catalogue does."""
+    return hashlib.sha256(",".join(sorted(infohashes)).encode()).hexdigest()[:32]
+
+
+def _load(body: bytes) -> dict:
+    if len(body) > MAX_MESSAGE:
+        raise MalformedReply("sync message too large")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedReply("sync message is not JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedReply("sync message is not a JSON object")
+    return data
+
+
+def _int(value: object, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ValueError("out of range")
+    return value
+
+
+def _number(value: object, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not a number")
+    if not lo <= value <= hi:  # NaN fails both comparisons
+        raise ValueError("out of range")
+    return float(value)
+
+
+def parse_updates(raw: object) -> tuple[Update, ...]:
+    """The well-formed peer entries of a message; malformed ones are dropped."""
+    if not isinstance(raw, list):
+        raise MalformedReply("sync peers are not a list")
+    if len(raw) > MAX_ENTRIES:
+        raise MalformedReply("too many peers in one sync message")
+    out = []
+    for entry in raw:
+        try:
+            infohash, onion, port, left, age = entry
+            if not (isinstance(infohash, str) and _HEX40.fullmatch(infohash)):
+                raise ValueError("infohash")
+            if not (isinstance(onion, str) and len(onion) == ADDRESS_LENGTH
+                    and is_onion(onion)):
+                raise ValueError("onion")
+            out.append(Update(infohash, onion, _int(port, 1, 65535),
+                              _int(left, -1, 2**63 - 1), _number(age, 0, MAX_AGE)))
+        except (TypeError, ValueError):
+            continue
+    return tuple(out)
+
+
+def _epoch(value: object) -> str:
+    if not (isinstance(value, str) and _EPOCH.fullmatch(value)):
+        raise MalformedReply("bad sync epoch")
+    return value
+
+
+def parse_request(body: bytes) -> SyncRequest:
+    data = _load(body)
+    mirror = data.get("mirror")
+    if not (isinstance(mirror, str) and len(mirror) == ADDRESS_LENGTH and is_onion(mirror)):
+        raise MalformedReply("sync request names no mirror onion")
+    try:
+        since = _int(data.get("since", 0), 0, 2**63 - 1)
+        wait = _number(data.get("wait", 0), 0, MAX_WAIT)
+    except ValueError as exc:
+        raise MalformedReply("bad sync position or wait") from exc
+    return SyncRequest(mirror, _epoch(data.get("epoch", "")), since, wait,
+                       parse_updates(data.get("peers", [])))
+
+
+def encode_request(mirror: str, epoch: str, since: int, wait: float,
+                   peers: list[Update]) -> bytes:
+    return json.dumps({"mirror": mirror, "epoch": epoch, "since": since, "wait": wait,
+                       "peers": [u.as_list() for u in peers]}).encode()
+
+
+def parse_reply(body: bytes) -> SyncReply:
+    data = _load(body)
+    try:
+        seq = _int(data.get("seq"), 0, 2**63 - 1)
+    except ValueError as exc:
+        raise MalformedReply("bad sync position") from exc
+    catalogue = data.get("catalogue", "")
+    if not (isinstance(catalogue, str) and re.fullmatch(r"[0-9a-f]{0,64}", catalogue)):
+        raise MalformedReply("bad catalogue digest")
+    return SyncReply(_epoch(data.get("epoch")), seq, data.get("full") is True, catalogue,
+                     parse_updates(data.get("peers", [])))
+
+
+def encode_reply(reply: SyncReply) -> dict:
+    return {"epoch": reply.epoch, "seq": reply.seq, "full": reply.full,
+            "catalogue": reply.catalogue, "peers": [u.as_list() for u in reply.peers]}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Change:
+    seq: int
+    origin: str  # "" for the origin's own tracker, else the mirror that pushed it
+    infohash: str
+    onion: str
+    port: int
+    left: int
+    at: float  # the feed's clock when it was seen (minus its age then)
+
+
+class Feed:
+    """The origin's log of peer changes, for its mirrors to follow.
+
+    :param capacity: changes kept; a mirror further behind gets a full snapshot instead
+    """
+
+    def __init__(self, capacity: int = FEED_CAPACITY) -> None:
+        self.epoch = secrets.token_hex(8)
+        self.seq = 0
+        self._log: collections.deque[_Change] = collections.deque(maxlen=capacity)
+        self._changed = asyncio.Event()
+
+    def add(self, origin: str, update: Update, now: float) -> None:
+        self.seq += 1
+        self._log.append(_Change(self.seq, origin, update.infohash, update.onion, update.port,
+                                 update.left, now - update.age))
+        self._wake()
+
+    def touch(self) -> None:
+        """Something else changed (the catalogue): wake every waiting mirror."""
+        self.seq += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def changes(self, since: int, exclude: str, now: float) -> list[Update] | None:
+        """What changed after ``since``, except what ``exclude`` pushed itself; the newest
+        change per peer only. None when ``since`` is not in the log any more (or never was).
+        """
+        if since > self.seq:
+            return None
+        first = self._log[0].seq if self._log else self.seq + 1
+        if since < first - 1 and since != self.seq:
+            return None
+        latest: dict[tuple[str, str, int], _Change] = {}
+        for change in reversed(self._log):
+            if change.seq <= since:
+                break
+            key = (change.infohash, change.onion, change.port)
+            if key not in latest:
+                latest[key] = change
+        return [Update(c.infohash, c.onion, c.port, c.left, max(0.0, now - c.at))
+                for c in sorted(latest.values(), key=lambda c: c.seq) if c.origin != exclude]
+
+    async def wait(self, since: int, timeout: float) -> None:
+        """Return once the feed moved past ``since``, or after ``timeout`` seconds."""
+        if self.seq != since or timeout <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
