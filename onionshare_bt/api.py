@@ -152,6 +152,20 @@ class ControlOps:
             return self.mirrors.list()
         raise UsageError(f"unknown mirror action {action!r}")
 
+    # -- releases -----------------------------------------------------------------------
+    async def op_release(self, action: str, folder: str | None = None,
+                         id: str | None = None) -> dict | list:
+        if action == "publish":
+            return await self.releases.publish(folder or "")
+        if action == "list":
+            return self.releases.list()
+        if action == "show":
+            return self.releases.find(id or "")
+        raise UsageError(f"unknown release action {action!r}")
+
+    async def op_update_check(self) -> dict:
+        return await self.releases.check()
+
     async def op_stop(self) -> dict:
         asyncio.get_running_loop().call_soon(self.stop)
         return {"stopping": True, "pid": os.getpid()}
@@ -167,6 +181,7 @@ class ControlOps:
         out = {
             "id": row.id, "role": row.role, "name": row.name, "state": row.state,
             "size": meta.size, "uri": row.uri, "path": row.save_path, "error": row.error,
+            "onions": [f"{o.address}.onion" for o in self.parts.store.onions(row.id)],
         }
         if self.parts.engine.has(row.id):
             st = self.parts.engine.status(row.id)

@@ -12,6 +12,8 @@ import functools
 import logging
 import sys
 
+from pathlib import Path
+
 import click
 
 from . import __version__
@@ -354,6 +356,88 @@ async def mirror_remove(state, onion, as_json):
     parse_onion(onion)
     await simple(state, "mirror", {"action": "remove", "onion": onion}, as_json,
                  lambda r: f"stopped mirroring {r['source']}")
+
+
+# -- releases -----------------------------------------------------------------------------
+@main.group()
+def release():
+    """Releases of obt: make and sign one (maintainers), seed one, list those held."""
+
+
+@release.command(name="keygen")
+@click.argument("key_file", type=click.Path(dir_okay=False))
+@json_option
+@command
+def release_keygen(state, key_file, as_json):
+    """Write a new ed25519 release signing key to KEY_FILE (0600); print its public half."""
+    from .release import core
+    from .output import emit
+
+    seed = core.generate_seed()
+    core.write_key(Path(key_file), seed)
+    public = core.public_key(seed).hex()
+    emit({"key_file": str(Path(key_file).resolve()), "public_key": public}, as_json, public)
+
+
+@release.command(name="make")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--version", "version", required=True, help="The release's version (PEP 440).")
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
+              help="The signing key file (from 'obt release keygen').")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Where to create the obt-<version> folder.")
+@json_option
+@command
+def release_make(state, files, version, key_file, out_dir, as_json):
+    """Build a signed release folder from FILES (the sdist and the wheel)."""
+    from .release import core
+    from .output import emit
+
+    folder = core.make_release([Path(f) for f in files], version,
+                               core.read_key(Path(key_file)), Path(out_dir))
+    manifest = core.parse_manifest((folder / core.MANIFEST).read_bytes())
+    emit({"folder": str(folder), "version": manifest.version,
+          "files": [{"name": e.name, "size": e.size, "sha256": e.sha256}
+                    for e in manifest.files]}, as_json, str(folder))
+
+
+@release.command(name="publish")
+@click.argument("folder", type=click.Path(file_okay=False))
+@json_option
+@command
+async def release_publish(state, folder, as_json):
+    """Verify a release folder and seed it; the node offers it to those who trust it."""
+    from .commands import simple
+
+    await simple(state, "release", {"action": "publish", "folder": str(Path(folder).resolve())},
+                 as_json, lambda r: f"seeding obt {r['version']}: {r['uri']}")
+
+
+@release.command(name="list")
+@json_option
+@command
+async def release_list(state, as_json):
+    """Releases this node holds, is fetching, or refused (and why)."""
+    from .commands import release_list as run
+
+    await run(state, as_json)
+
+
+@main.group()
+def update():
+    """Newer obt releases from the trusted set: fetched, verified, seeded, never installed."""
+
+
+@update.command(name="check")
+@click.option("--timeout", type=click.FloatRange(1, 86400), default=None,
+              help="Give up following the download after this many seconds.")
+@json_option
+@command
+async def update_check(state, timeout, as_json):
+    """Ask the trusted set for a newer signed release; fetch, verify and seed it."""
+    from .commands import update_check as run
+
+    await run(state, timeout, as_json)
 
 
 # -- relay and ratio ----------------------------------------------------------------------

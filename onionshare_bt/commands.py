@@ -302,6 +302,77 @@ async def mirror_list(state, as_json: bool) -> None:
     emit(data, as_json, "\n".join(lines) or "no mirrors")
 
 
+# -- releases ---------------------------------------------------------------------------
+async def release_list(state, as_json: bool) -> None:
+    cfg = await _node(state)
+    data = await control.call(cfg.socket_path, "release", {"action": "list"})
+    lines = [f"obt {r['version']}  {r['state']}"
+             + (f"  {r['path']}" if r["state"] == "verified" else "")
+             + (f"  ({r['reason']})" if r["reason"] else "") for r in data]
+    emit(data, as_json, "\n".join(lines) or "no releases")
+
+
+async def update_check(state, timeout: float | None, as_json: bool) -> None:
+    from .errors import ReleaseRefused
+
+    cfg = await _node(state)
+    data = await control.call(cfg.socket_path, "update_check", {},
+                              timeout=cfg.trust_timeout * 8 + cfg.fetch_timeout + 60)
+    for bad in data["refused"]:
+        _err(f"refused release {bad['version'] or '?'} offered by {bad['source'][:16]}…: "
+             f"{bad['reason']}")
+    release = data["release"]
+    if release is None:
+        if data["refused"]:
+            raise ReleaseRefused("no newer release in the trusted set verifies; "
+                                 "nothing was fetched or seeded")
+        emit(data, as_json, f"obt {data['current']} is the newest release in the trusted set "
+                            f"({data['offers']} offered)")
+        return
+    release = await _follow_release(state, cfg, release, timeout,
+                                    _progress_wanted(state, as_json))
+    data["release"] = release
+    if release["state"] == "refused":
+        raise ReleaseRefused(f"obt {release['version']} was refused: {release['reason']}; "
+                             "its files were deleted and it is not seeded")
+    lines = [f"obt {release['version']} fetched and verified (signature and sha256); "
+             "this node seeds it. Nothing was installed.",
+             f"folder: {release['path']}"]
+    lines += [f"  sha256 {f['sha256']}  {f['name']}" for f in release["files"]]
+    lines.append("Compare these sha256 with the maintainers' website before installing it "
+                 "yourself.")
+    emit(data, as_json, "\n".join(lines))
+
+
+async def _follow_release(state, cfg, release: dict, timeout: float | None,
+                          show: bool) -> dict:
+    size = sum(f["size"] for f in release["files"])
+    bar = _Bar(f"obt {release['version']}", size) if show else None
+    started = time.monotonic()
+    last_done, last_change = -1, started
+    try:
+        while True:
+            release = await control.call(cfg.socket_path, "release",
+                                         {"action": "show", "id": release["id"]})
+            if release["state"] != "fetching":
+                return release
+            done = release.get("done", 0)
+            now = time.monotonic()
+            if done != last_done:
+                last_done, last_change = done, now
+            if (timeout and now - started > timeout) or now - last_change > cfg.stall_timeout:
+                raise Timeout("the release is still being fetched; it goes on in the node",
+                              hint="Run 'obt update check' again later, or see "
+                                   "'obt release list'.")
+            if bar:
+                bar.update({"done": done, "peers": release.get("peers", 0),
+                            "state": "fetching"})
+            await asyncio.sleep(0.5)
+    finally:
+        if bar:
+            bar.close()
+
+
 # -- relay / ratio ----------------------------------------------------------------------
 def _size(n: int) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):

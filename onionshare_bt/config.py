@@ -67,6 +67,12 @@ class Config:
     trust_fan_out: int = 32
     trust_total: int = 256
     trust_timeout: float = 30.0
+    #: maintainer keys (hex ed25519) releases must be signed with; tests use their own
+    release_keys: tuple = ()
+
+    @property
+    def release_dir(self) -> Path:
+        return self.home / "releases"
 
     @property
     def relay_dir(self) -> Path:
@@ -127,6 +133,7 @@ _FILE_KEYS = {
     "trust_fan_out": "trust_fan_out",
     "trust_total": "trust_total",
     "trust_timeout": "trust_timeout",
+    "release_keys": "release_keys",
 }
 
 
@@ -165,6 +172,8 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
         values["network_file"] = Path(values["network_file"]).expanduser().resolve()
     if "tor_options" in values:
         values["tor_options"] = _tor_options(values["tor_options"])
+    if "release_keys" in values:
+        values["release_keys"] = _release_keys(values["release_keys"])
     if "relay_port" in values:
         values["relay_port"] = str(values["relay_port"])
     onions = int(values.get("onions", 2))
@@ -182,3 +191,13 @@ def _tor_options(raw) -> tuple[tuple[str, str], ...]:
     if any(not k.isalnum() for k, _ in pairs):
         raise UsageError("tor_options names must be plain torrc option names")
     return pairs
+
+
+def _release_keys(raw) -> tuple[str, ...]:
+    """``release_keys = ["<64 hex>", ...]``: the maintainer keys to trust instead of the
+    shipped ones."""
+    from .release.core import parse_public_key
+
+    if not isinstance(raw, list) or not raw:
+        raise UsageError("release_keys must be a non-empty list of hex ed25519 public keys")
+    return tuple(parse_public_key(str(k)).hex() for k in raw)

@@ -27,6 +27,7 @@ from .relay.driver import RatioSettings, Relay
 from .tor.relay import RelaySettings
 from .mirror.origin import Origin
 from .mirror.service import MirrorService
+from .release.service import ReleaseService
 from .trust.service import TrustService
 from .store import Store
 from .tasks import TaskRegistry
@@ -63,6 +64,7 @@ class Node(ControlOps):
         self.trust: TrustService | None = None
         self.origin: Origin | None = None
         self.mirrors: MirrorService | None = None
+        self.releases: ReleaseService | None = None
         self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------
@@ -110,6 +112,9 @@ class Node(ControlOps):
         self.trust = TrustService(self.parts, self.origin)
         await self.trust.start()
         self._stack.push_async_callback(self.trust.close)
+        self.releases = ReleaseService(self.parts, self.trust)
+        self.trust.release_offer = self.releases.offer
+        await self.releases.start()
         self.mirrors = MirrorService(self.parts, lambda: self.trust.onion)
         self._stack.push_async_callback(self.mirrors.close)
         await self.mirrors.start()
@@ -227,6 +232,8 @@ class Node(ControlOps):
             with contextlib.suppress(OSError):
                 staging.rmdir()
             self.parts.engine.save_resume(row.id)
+            if self.releases is not None:
+                self.releases.completed(row.id)
         elif event.kind in ("move_failed", "file_error", "error"):
             log.error("%s: %s", row.name, event.message)
             store.update_torrent(row.id, state="error", error=event.message)

@@ -67,6 +67,19 @@ CREATE TABLE IF NOT EXISTS trackers (
     added REAL NOT NULL,
     PRIMARY KEY (torrent_id, onion)
 );
+CREATE TABLE IF NOT EXISTS releases (
+    id TEXT PRIMARY KEY,          -- sha256 of the signed manifest, signature and URI offered
+    version TEXT NOT NULL,
+    manifest BLOB NOT NULL,       -- the exact signed bytes
+    signature BLOB NOT NULL,
+    uri TEXT NOT NULL,            -- where it is (was) offered
+    source TEXT NOT NULL,         -- the node that offered it ("" for our own publish)
+    torrent_id TEXT,              -- the download or share holding it
+    state TEXT NOT NULL CHECK (state IN ('fetching', 'verified', 'refused')),
+    reason TEXT,
+    path TEXT,                    -- the release folder once verified
+    added REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mirrors (
     source TEXT PRIMARY KEY,      -- the mirrored node's identity onion
     address TEXT NOT NULL,        -- our net-new onion serving the mirror
@@ -115,6 +128,21 @@ class TorrentRow:
     resume: bytes | None
     added: float
     completed: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseRow:
+    id: str
+    version: str
+    manifest: bytes = dataclasses.field(repr=False)
+    signature: bytes = dataclasses.field(repr=False)
+    uri: str = ""
+    source: str = ""
+    torrent_id: str | None = None
+    state: str = "fetching"
+    reason: str | None = None
+    path: str | None = None
+    added: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +342,20 @@ class Store:
             cur = self._db.execute("INSERT OR IGNORE INTO trackers VALUES (?, ?, ?)",
                                    (torrent_id, onion, time.time()))
         return cur.rowcount == 1
+
+    # -- releases -----------------------------------------------------------------------
+    def put_release(self, row: ReleaseRow) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                             "?, ?)", dataclasses.astuple(row))
+
+    def releases(self) -> list[ReleaseRow]:
+        return [ReleaseRow(**dict(r)) for r in
+                self._db.execute("SELECT * FROM releases ORDER BY added")]
+
+    def release(self, release_id: str) -> ReleaseRow | None:
+        row = self._db.execute("SELECT * FROM releases WHERE id = ?", (release_id,)).fetchone()
+        return ReleaseRow(**dict(row)) if row else None
 
     # -- mirrors ------------------------------------------------------------------------
     def add_mirror(self, row: MirrorRow, items: list[MirrorItemRow]) -> None:

@@ -197,13 +197,23 @@ async def get(parts: Parts, text: str, target: str, timeout: float | None) -> di
     if existing is not None:
         return describe_download(parts, existing)
     data = await parts.http.fetch_torrent(uri, timeout or parts.config.fetch_timeout)
-    meta = parse(data)
+    return await start_download(parts, uri, parse(data), Path(target))
+
+
+async def start_download(parts: Parts, uri: ShareURI, meta: Metainfo, target: Path,
+                         seed: bool = True) -> dict:
+    """Download ``meta`` from the share at ``uri`` into ``target``.
+
+    :param seed: publish seed-back onions now; without them the download only observes the
+      swarm and passes nothing on (a release, until it is verified: see :func:`seed_back`)
+    """
     if parts.store.torrent(meta.id) is not None:
         raise UsageError(f"this node already has {meta.name!r} (id {meta.id[:16]})")
-    dest = _check_target(Path(target), meta.name)
+    dest = _check_target(target, meta.name)
     staging = dest / f"{STAGING_PREFIX}{meta.id[:16]}"
     staging.mkdir(exist_ok=True)
-    rows = await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
+    rows = (await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
+            if seed else [])
     row = TorrentRow(
         id=meta.id, role="download", name=meta.name, save_path=str(staging), target=str(dest),
         torrent=meta.data, token=uri.token, uri=str(uri), state="downloading", error=None,
@@ -211,8 +221,21 @@ async def get(parts: Parts, text: str, target: str, timeout: float | None) -> di
     )
     parts.store.add_torrent(row, rows)
     parts.engine.add(meta, staging)
+    if not seed:
+        parts.engine.hold_uploads(meta.id, True)
     start_announcing(parts, row)
     return describe_download(parts, row)
+
+
+async def seed_back(parts: Parts, row: TorrentRow) -> list[OnionRow]:
+    """Publish seed-back onions for a download that had none, and announce them."""
+    meta = parts.meta(row)
+    rows = await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
+    for onion in rows:
+        parts.store.add_onion(onion)
+    parts.engine.hold_uploads(row.id, False)
+    start_announcing(parts, row)
+    return rows
 
 
 async def restore_download(parts: Parts, row: TorrentRow) -> None:
@@ -309,23 +332,22 @@ async def _announce_to(parts: Parts, row: TorrentRow, tracker: ShareURI, event: 
     """Announce each of our onions to one tracker; the peers of all replies together."""
     peers: set[tuple[str, int]] = set()
     last = None
-    for address in sorted(own):
+    # with no onion of our own (a release not verified yet) we only observe: not listed
+    for address in sorted(own) or [None]:
         params = {
             "info_hash": bytes.fromhex(row.id),
             "peer_id": parts.peer_ids[row.id],
-            "ip": f"{address}.onion",
-            "port": PEER_VIRTUAL_PORT,
             "uploaded": status.payload_up,
             "downloaded": status.payload_down,
             "left": max(0, status.total_wanted - status.total_done),
             "numwant": 50,
         }
+        if address is not None:
+            params.update(ip=f"{address}.onion", port=PEER_VIRTUAL_PORT)
         if event:
             params["event"] = event
         last = await parts.http.announce(tracker, params, parts.config.fetch_timeout)
         peers.update(last.peers)
-    if last is None:
-        raise UsageError("no onion of ours to announce")
     return dataclasses.replace(last, peers=tuple(sorted(peers)))
 
 

@@ -121,6 +121,7 @@ def parse_updates(raw: object) -> tuple[Update, ...]:
             if not (isinstance(onion, str) and len(onion) == ADDRESS_LENGTH
                     and is_onion(onion)):
                 raise ValueError("onion")
+            onion = onion.lower()  # one spelling per peer, as announces store it
             out.append(Update(infohash, onion, _int(port, 1, 65535),
                               _int(left, -1, 2**63 - 1), _number(age, 0, MAX_AGE)))
         except (TypeError, ValueError):
@@ -139,6 +140,7 @@ def parse_request(body: bytes) -> SyncRequest:
     mirror = data.get("mirror")
     if not (isinstance(mirror, str) and len(mirror) == ADDRESS_LENGTH and is_onion(mirror)):
         raise MalformedReply("sync request names no mirror onion")
+    mirror = mirror.lower()
     try:
         since = _int(data.get("since", 0), 0, 2**63 - 1)
         wait = _number(data.get("wait", 0), 0, MAX_WAIT)

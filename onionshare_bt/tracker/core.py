@@ -41,6 +41,8 @@ class AnnounceError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Announce:
+    """An announce; ``onion`` is empty (and ``port`` 0) for an observer, never listed."""
+
     info_hash: bytes
     peer_id: bytes
     onion: str  # 56 chars, no ".onion"
@@ -107,14 +109,18 @@ def parse_announce(query: str) -> Announce:
     params = parse_query(query)
     info_hash = _bytes20(params, "info_hash")
     peer_id = _bytes20(params, "peer_id")
-    host = params.get("ip", "").lower().removesuffix(".onion")
-    # exactly 56 characters: is_onion() would forgive the spaces or a second ".onion"
-    # that would then be stored and handed to every other peer
-    if len(host) != ADDRESS_LENGTH or not is_onion(host):
-        raise AnnounceError("ip must be a v3 onion address")
-    port = _int(params, "port", hi=65535)
-    if port == 0:
-        raise AnnounceError("port must be between 1 and 65535")
+    if "ip" not in params and "port" not in params:
+        # an observer: it asks for peers and is not listed (a release still being checked)
+        host, port = "", 0
+    else:
+        host = params.get("ip", "").lower().removesuffix(".onion")
+        # exactly 56 characters: is_onion() would forgive the spaces or a second ".onion"
+        # that would then be stored and handed to every other peer
+        if len(host) != ADDRESS_LENGTH or not is_onion(host):
+            raise AnnounceError("ip must be a v3 onion address")
+        port = _int(params, "port", hi=65535)
+        if port == 0:
+            raise AnnounceError("port must be between 1 and 65535")
     event = params.get("event", "")
     if event not in EVENTS:
         raise AnnounceError("unknown event")
@@ -163,9 +169,14 @@ class Swarm:
         self._fixed.pop(info_hash, None)
 
     def announce(self, a: Announce, now: float) -> list[tuple[str, int]]:
-        """Record ``a`` and return up to ``a.numwant`` other peers, fixed seeders first."""
+        """Record ``a`` and return up to ``a.numwant`` other peers, fixed seeders first.
+
+        An observer (no onion) is not recorded.
+        """
         key = (a.onion, a.port)
-        if a.event == "stopped":
+        if not a.onion:
+            pass
+        elif a.event == "stopped":
             self._peers.get(a.info_hash, {}).pop(key, None)
         else:
             peers = self._peers.setdefault(a.info_hash, {})
@@ -214,14 +225,16 @@ class Swarm:
         changed = 0
         for onion, port, left, age in entries:
             key = (onion, port)
-            if left < 0:
-                changed += peers.pop(key, None) is not None
-                continue
-            if age > self.ttl:
-                continue
             seen = now - max(0.0, age)
             old = peers.get(key)
+            if left < 0:  # a "stopped" older than the peer's last announce here is late
+                if old is not None and old.seen <= seen:
+                    del peers[key]
+                    changed += 1
+                continue
             if old is not None and old.seen >= seen:
+                continue
+            if age > self.ttl:
                 continue
             peers.pop(key, None)
             while len(peers) >= self.max_peers:

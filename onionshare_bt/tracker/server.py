@@ -236,7 +236,7 @@ class TrackerServer:
         key = share.info_hashes[0]
         announce = dataclasses.replace(announce, info_hash=key)
         peers = self.swarm.announce(announce, self._clock())
-        if self._on_announce is not None:
+        if self._on_announce is not None and announce.onion:
             self._on_announce(share.torrent_id, announce)
         complete, incomplete = self.swarm.counts(key)
         trackers = self._trackers(share.torrent_id) if self._trackers else []

@@ -82,10 +82,12 @@ class Remote:
     def __init__(self, http: TrackerClient, timeout: float) -> None:
         self.http, self.timeout = http, timeout
         self.catalogues: dict[str, str] = {}  # onion -> catalogue path, learnt from /node
+        self.bodies: dict[str, bytes] = {}  # onion -> its /node document as received
 
     async def node(self, onion: str) -> NodeInfo:
         body = await self.http.get(f"http://{onion}.onion/node", self.timeout, MAX_DOCUMENT)
         info, catalogue = parse_node(onion, body)
+        self.bodies[onion] = body
         if catalogue:
             self.catalogues[onion] = catalogue
         return info

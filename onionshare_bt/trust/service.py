@@ -34,6 +34,8 @@ class TrustService:
         """:param origin: answers mirrors (:class:`onionshare_bt.mirror.origin.Origin`)"""
         self.parts = parts
         self.origin = origin
+        #: the newest verified release this node holds, for /node (set by the node)
+        self.release_offer = None
         self.store = parts.store
         self.config = parts.config
         self.onion = ""
@@ -72,6 +74,9 @@ class TrustService:
                "catalogue": f"/public/{self.store.meta('node.public_token')}"}
         if self.config.publish_trust:
             doc["trusts"] = self.store.trusted()
+        offer = self.release_offer() if self.release_offer else None
+        if offer is not None:
+            doc["release"] = offer
         return doc
 
     def catalogue(self) -> list[dict]:

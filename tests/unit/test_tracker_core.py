@@ -107,3 +107,14 @@ def test_reply_drops_ip_peers_and_reports_failure_reason():
     with pytest.raises(core.ReplyError) as info:
         core.parse_reply(bencodepy.encode({b"failure reason": b"nope"}))
     assert info.value.refused
+
+
+def test_an_observer_gets_peers_and_is_never_listed():
+    observer = core.parse_announce(query(ip=None, port=None))
+    assert (observer.onion, observer.port) == ("", 0)
+    swarm = core.Swarm(ttl=100)
+    swarm.announce(core.parse_announce(query()), now=1.0)
+    assert swarm.announce(observer, now=2.0) == [(ONION, 6881)]
+    assert swarm.size(b"\xaa" * 20) == 1
+    with pytest.raises(core.AnnounceError, match="onion"):
+        core.parse_announce(query(ip=None))
