@@ -205,7 +205,8 @@ async def start_download(parts: Parts, uri: ShareURI, meta: Metainfo, target: Pa
     """Download ``meta`` from the share at ``uri`` into ``target``.
 
     :param seed: publish seed-back onions now; without them the download only observes the
-      swarm and passes nothing on (a release, until it is verified: see :func:`seed_back`)
+      swarm: it is never listed, nobody can dial it, and trackers give it seeders only, who
+      want nothing from it (a release until it is verified: see :func:`seed_back`)
     """
     if parts.store.torrent(meta.id) is not None:
         raise UsageError(f"this node already has {meta.name!r} (id {meta.id[:16]})")
@@ -221,8 +222,6 @@ async def start_download(parts: Parts, uri: ShareURI, meta: Metainfo, target: Pa
     )
     parts.store.add_torrent(row, rows)
     parts.engine.add(meta, staging)
-    if not seed:
-        parts.engine.hold_uploads(meta.id, True)
     start_announcing(parts, row)
     return describe_download(parts, row)
 
@@ -233,7 +232,6 @@ async def seed_back(parts: Parts, row: TorrentRow) -> list[OnionRow]:
     rows = await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
     for onion in rows:
         parts.store.add_onion(onion)
-    parts.engine.hold_uploads(row.id, False)
     start_announcing(parts, row)
     return rows
 

@@ -237,11 +237,6 @@ class Engine:
         else:
             handle.unset_flags(lt.torrent_flags.upload_mode)
 
-    def hold_uploads(self, torrent_id: str, held: bool) -> None:
-        """Upload (next to) nothing of this torrent until released: a release not verified
-        yet is never passed on. libtorrent has no zero limit (0 means none), so 1 byte/s."""
-        self._handles[torrent_id].set_upload_limit(1 if held else -1)
-
     def pause(self, torrent_id: str) -> None:
         self._handles[torrent_id].pause()
 

@@ -7,8 +7,8 @@ check`` walks the trusted set, and for the newest offer above this node's versio
 1. the manifest's signature must verify with a maintainer key (shipped in
    :mod:`.keys`, or ``release_keys`` in the config) *before anything is fetched*;
 2. the .torrent must hold exactly the manifest's files, names and sizes, in ``obt-<version>/``;
-3. the download runs without onions of its own and uploads nothing: nobody can fetch an
-   unverified release from us;
+3. the download runs without onions of its own and only observes the swarm: it is never
+   listed, nobody can dial it, and trackers give it seeders only, who want nothing from it;
 4. when it is complete every file's sha256 must match the manifest; only then does the node
    publish seed-back onions and seed it. A release that fails any step is refused, reported,
    its data deleted, and never seeded.
@@ -90,7 +90,7 @@ class ReleaseService:
         self.keys = [core.parse_public_key(k) for k in configured]
 
     async def start(self) -> None:
-        """Pick up where a restart left off: hold back unverified ones, verify finished ones."""
+        """Pick up where a restart left off: verify the releases that finished unverified."""
         for row in self.parts.store.releases():
             if row.state != "fetching" or row.torrent_id is None:
                 continue
@@ -99,8 +99,6 @@ class ReleaseService:
                 continue
             if torrent.state == "complete":
                 self.parts.tasks.spawn(f"release-verify:{row.id}", self._verify(row))
-            elif self.parts.engine.has(row.torrent_id):
-                self.parts.engine.hold_uploads(row.torrent_id, True)
 
     # -- what this node offers ----------------------------------------------------------
     def offer(self) -> dict | None:

@@ -171,12 +171,13 @@ class Swarm:
     def announce(self, a: Announce, now: float) -> list[tuple[str, int]]:
         """Record ``a`` and return up to ``a.numwant`` other peers, fixed seeders first.
 
-        An observer (no onion) is not recorded.
+        An observer (no onion) is not recorded and is given seeders only: it wants pieces
+        and passes none on (a release not verified yet), so it talks to no leecher.
         """
         key = (a.onion, a.port)
         if not a.onion:
-            pass
-        elif a.event == "stopped":
+            return self.peers(a.info_hash, now, seeds_only=True)[: a.numwant]
+        if a.event == "stopped":
             self._peers.get(a.info_hash, {}).pop(key, None)
         else:
             peers = self._peers.setdefault(a.info_hash, {})
@@ -186,7 +187,8 @@ class Swarm:
             peers[key] = _Entry(left=a.left, seen=now)
         return self.peers(a.info_hash, now, exclude=a.onion)[: a.numwant]
 
-    def peers(self, info_hash: bytes, now: float, exclude: str = "") -> list[tuple[str, int]]:
+    def peers(self, info_hash: bytes, now: float, exclude: str = "",
+              seeds_only: bool = False) -> list[tuple[str, int]]:
         live = self._peers.get(info_hash, {})
         while live:
             key = next(iter(live))
@@ -195,7 +197,8 @@ class Swarm:
             del live[key]
         out = [p for p in self._fixed.get(info_hash, []) if p[0] != exclude]
         fixed = set(out)
-        out += [k for k in live if k[0] != exclude and k not in fixed]
+        out += [k for k, e in live.items() if k[0] != exclude and k not in fixed
+                and not (seeds_only and e.left > 0)]
         return out
 
     def restore(self, info_hash: bytes, entries: list[tuple[str, int, int, float]],

@@ -118,3 +118,15 @@ def test_an_observer_gets_peers_and_is_never_listed():
     assert swarm.size(b"\xaa" * 20) == 1
     with pytest.raises(core.AnnounceError, match="onion"):
         core.parse_announce(query(ip=None))
+
+
+def test_an_observer_is_given_seeders_only():
+    swarm = core.Swarm(ttl=100)
+    swarm.set_fixed(b"\xaa" * 20, [(OTHER, 6881)])
+    leecher = core.parse_announce(query(left=5))
+    third = onion_from_pubkey(bytes([3]) * 32)
+    seeder = core.parse_announce(query(ip=f"{third}.onion", left=0))
+    swarm.announce(leecher, now=1.0)
+    swarm.announce(seeder, now=1.0)
+    got = swarm.announce(core.parse_announce(query(ip=None, port=None)), now=2.0)
+    assert got == [(OTHER, 6881), (seeder.onion, 6881)]
