@@ -113,7 +113,7 @@ def test_an_observer_gets_peers_and_is_never_listed():
     observer = core.parse_announce(query(ip=None, port=None))
     assert (observer.onion, observer.port) == ("", 0)
     swarm = core.Swarm(ttl=100)
-    swarm.announce(core.parse_announce(query()), now=1.0)
+    swarm.announce(core.parse_announce(query(left=0)), now=1.0)
     assert swarm.announce(observer, now=2.0) == [(ONION, 6881)]
     assert swarm.size(b"\xaa" * 20) == 1
     with pytest.raises(core.AnnounceError, match="onion"):
