@@ -22,6 +22,8 @@ from . import core
 log = logging.getLogger(__name__)
 
 MAX_TORRENT = 32 * 1024 * 1024
+#: seconds one GET may take before it is given up and tried again on a fresh stream
+ATTEMPT_TIMEOUT = 45.0
 _SOCKS_REASONS = {
     0xF0: "onion service descriptor not found (the service is offline or unknown)",
     0xF1: "onion service descriptor is invalid",
@@ -108,10 +110,20 @@ class TrackerClient:
         deadline = loop.time() + timeout
         delay = 0.5
         while True:
+            remaining = max(0.1, deadline - loop.time())
+            # one attempt may hang on introduction points that died with the service's
+            # old tor; a fresh stream after ATTEMPT_TIMEOUT gets tor to try the new ones
+            attempt = remaining if body is not None else min(remaining, ATTEMPT_TIMEOUT)
             try:
-                return await asyncio.wait_for(
-                    self._get_once(url, limit, body), max(0.1, deadline - loop.time())
-                )
+                return await asyncio.wait_for(self._get_once(url, limit, body), attempt)
+            except TimeoutError as exc:
+                if loop.time() + delay >= deadline:
+                    raise OnionUnreachable(
+                        f"no answer from {_host(url)} within {timeout:.0f} s"
+                    ) from exc
+                log.debug("retrying %s: attempt timed out", _host(url))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
             except (OnionUnreachable, Timeout) as exc:
                 if loop.time() + delay >= deadline:
                     if isinstance(exc, Timeout):
@@ -122,10 +134,6 @@ class TrackerClient:
                 log.debug("retrying %s: %s", _host(url), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            except TimeoutError as exc:
-                raise OnionUnreachable(
-                    f"no answer from {_host(url)} within {timeout:.0f} s"
-                ) from exc
 
     async def _get_once(self, url: str, limit: int, body: bytes | None = None) -> bytes:
         if body is None:

@@ -101,10 +101,11 @@ class Node:
             connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
             async with aiohttp.ClientSession(connector=connector) as http:
                 while True:  # like any client: the first try after a publication may fail
-                    try:
-                        async with http.get(uri) as resp:
+                    try:  # an attempt stuck on stale intro points is retried afresh
+                        async with http.get(uri, timeout=aiohttp.ClientTimeout(total=30)
+                                            ) as resp:
                             return resp.status, await resp.read()
-                    except (ProxyError, ProxyTimeoutError):  # e.g. stale intro points
+                    except (ProxyError, ProxyTimeoutError, TimeoutError):
                         await asyncio.sleep(1)
 
         return asyncio.run(asyncio.wait_for(fetch(), timeout))

@@ -139,7 +139,7 @@ def test_tor_death_is_survived_and_three_node_swarm_uses_both_seeders(story):
     assert seeder.json("node", "status")["tor"]["bootstrap"]["progress"] == 100
     # republished after the restart (a client holding the old descriptor may take a while:
     # its cached introduction points died with the old tor)
-    assert third.fetch_torrent(story["info"]["uri"], timeout=180)[0] == 200
+    assert third.fetch_torrent(story["info"]["uri"], timeout=300)[0] == 200
 
     proc = third.run("get", story["info"]["uri"], "-o", str(story["root"] / "probe"),
                      "--no-wait", "--json", "--timeout", "90")
