@@ -235,8 +235,14 @@ class Node(ControlOps):
             if self.releases is not None:
                 self.releases.completed(row.id)
         elif event.kind in ("move_failed", "file_error", "error"):
-            log.error("%s: %s", row.name, event.message)
-            store.update_torrent(row.id, state="error", error=event.message)
+            message = event.message
+            if row.state == "error" and row.error and NO_SPACE in row.error:
+                return  # the first, real cause stays; what follows is its consequence
+            if NO_SPACE not in message and _disk_full(Path(row.save_path)):
+                # pieces cut short by a full disk fail their hash checks first at times
+                message = f"{NO_SPACE} in {row.save_path} ({(message or '').strip()})"
+            log.error("%s: %s", row.name, message)
+            store.update_torrent(row.id, state="error", error=message)
             if event.kind != "move_failed":
                 self.parts.engine.pause(row.id)
 
@@ -304,6 +310,20 @@ class Node(ControlOps):
                 self.parts.engine.save_resume(row.id)
         if self._resume_waiters:
             await asyncio.wait(list(self._resume_waiters.values()), timeout=10)
+
+NO_SPACE = "No space left on device"
+
+
+def _disk_full(path: Path) -> bool:
+    """Less than 1 MiB free where ``path`` (or its nearest existing parent) lives."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
+
 
 @contextlib.contextmanager
 def _lock(home: Path):
