@@ -108,11 +108,13 @@ def test_ledger_survives_node_and_relay_restarts_without_double_counting(net):
     a.stop()
     a.start()
     after_node = a.json("ratio")["relayed"]
-    assert before <= after_node < before + 2 * MB  # kept, and not counted again
+    # kept, and not counted again: a second count would add all of ``before`` at once;
+    # the relay goes on carrying the other nodes' circuits meanwhile, which does count
+    assert before <= after_node < before + max(2 * MB, before // 2)
     relay_pid = a.json("relay", "status")["pid"]
     os.kill(relay_pid, signal.SIGKILL)
     wait_until(lambda: a.json("relay", "status")["restarts"] >= 1, 90, "the relay restart")
     time.sleep(2)
     after_relay = a.json("ratio")["relayed"]
-    assert after_node <= after_relay < after_node + 2 * MB
+    assert after_node <= after_relay < after_node + max(2 * MB, after_node // 2)
     assert a.json("relay", "status")["pid"] != relay_pid
