@@ -318,6 +318,8 @@ async def update_check(state, timeout: float | None, as_json: bool) -> None:
     cfg = await _node(state)
     data = await control.call(cfg.socket_path, "update_check", {},
                               timeout=cfg.trust_timeout * 8 + cfg.fetch_timeout + 60)
+    for gone in data["unreachable"]:
+        _err(f"warning: {gone['onion'][:16]}….onion did not answer: {gone['error']}")
     for bad in data["refused"]:
         _err(f"refused release {bad['version'] or '?'} offered by {bad['source'][:16]}…: "
              f"{bad['reason']}")

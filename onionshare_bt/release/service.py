@@ -157,8 +157,10 @@ class ReleaseService:
             if reason is not None:
                 self._record_refusal(offer, reason)
         refused += bad
+        unreachable = [{"onion": f"{v.onion}.onion", "error": v.error}
+                       for v in visits if not v.reachable]
         result = {"current": current, "offers": len(offers), "refused": refused,
-                  "release": None}
+                  "unreachable": unreachable, "release": None}
         if best is None:
             return result
         held = known.get(release_id(best["manifest"], best["signature"], best["uri"]))

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import importlib.util
 import json
+import time
 import zipfile
 
 import pytest
@@ -168,6 +169,13 @@ def test_a_release_whose_file_differs_from_its_manifest_is_refused_and_deleted(r
                                  "verified", None, str(folder), 0.0))
     store.close()
     f.start()
+    # F's tor is new: A may hold F's old descriptor for a while; wait until F answers A
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status, body = a.fetch_torrent(f"http://{releases['ids']['f']}/node", timeout=300)
+        if status == 200 and json.loads(body).get("release", {}).get("version") == "9.9.11":
+            break
+        time.sleep(1)
     proc = a.run("update", "check", timeout=400)
     assert proc.returncode == 5, proc.stdout + proc.stderr + a.log()
     assert f"{wheel.name} does not match the signed manifest" in proc.stderr
