@@ -298,6 +298,12 @@ class Store:
         return [(r[0], r[1]) for r in self._db.execute(
             "SELECT torrent_id, added FROM catalogue ORDER BY added")]
 
+    def public_shares(self) -> set[str]:
+        """Ids of the shares in the public catalogue (one query: it runs on every announce)."""
+        return {r[0] for r in self._db.execute(
+            "SELECT c.torrent_id FROM catalogue c JOIN torrents t ON t.id = c.torrent_id "
+            "WHERE t.role = 'share'")}
+
     def publish(self, torrent_id: str, public: bool) -> None:
         with self._tx():
             if public:

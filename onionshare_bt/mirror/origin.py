@@ -44,13 +44,7 @@ class Origin:
 
     # -- what is public -----------------------------------------------------------------
     def public_ids(self) -> set[str]:
-        store = self.parts.store
-        ids = set()
-        for torrent_id, _ in store.published():
-            row = store.torrent(torrent_id)
-            if row is not None and row.role == "share":
-                ids.add(torrent_id)
-        return ids
+        return self.parts.store.public_shares()
 
     def digest(self) -> str:
         return core.catalogue_digest(sorted(self.public_ids()))

@@ -367,7 +367,7 @@ class MirrorService:
 
     def _save_all(self) -> None:
         for mirror in self._mirrors.values():
-            peers = {ih: [e for e in mirror.server.entries(ih)] for ih in mirror.items}
+            peers = {ih: mirror.server.entries(ih) for ih in mirror.items}
             try:
                 self.parts.store.save_mirror_peers(mirror.source, peers)
             except ObtError as exc:

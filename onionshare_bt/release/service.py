@@ -126,7 +126,7 @@ class ReleaseService:
 
     # -- update check -------------------------------------------------------------------
     async def check(self) -> dict:
-        visits, remote, _ = await self.trust._walk()
+        visits, remote, _ = await self.trust.walk()
         offers, refused = [], []
         for visit in visits:
             body = remote.bodies.get(visit.onion)

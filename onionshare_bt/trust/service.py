@@ -124,7 +124,8 @@ class TrustService:
         return core.Limits(depth=self.depth(), fan_out=self.config.trust_fan_out,
                            total=self.config.trust_total)
 
-    async def _walk(self) -> tuple[list[core.Visit], Remote, core.Walk]:
+    async def walk(self) -> tuple[list[core.Visit], Remote, core.Walk]:
+        """Visit the trusted set to the trust depth; the Remote keeps what each node sent."""
         remote = Remote(self.parts.http, self.config.trust_timeout)
         walker = core.Walk(self.onion, self.store.trusted(), self._limits())
         while not walker.done:
@@ -141,12 +142,12 @@ class TrustService:
         return walker.visits(), remote, walker
 
     async def graph(self) -> dict:
-        visits, _, walker = await self._walk()
+        visits, _, walker = await self.walk()
         return {"depth": self.depth(), "tree": walker.tree(),
                 "nodes": [v.__dict__ for v in visits]}
 
     async def search(self, terms: list[str]) -> dict:
-        visits, remote, _ = await self._walk()
+        visits, remote, _ = await self.walk()
         reachable = [v for v in visits if v.reachable]
         results = await asyncio.gather(*(remote.catalogue(v.onion) for v in reachable),
                                        return_exceptions=True)

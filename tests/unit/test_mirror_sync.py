@@ -418,8 +418,8 @@ class FakeStore:
         self.public, self.private = list(public), list(private)
         self.recorded: list[tuple] = []
 
-    def published(self):
-        return [(i, 0.0) for i in self.public]
+    def public_shares(self):
+        return set(self.public)
 
     def torrent(self, torrent_id):
         if torrent_id in self.public:

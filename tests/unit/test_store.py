@@ -53,3 +53,17 @@ def test_tracker_peers_survive_a_restart_into_a_fresh_swarm(tmp_path):
     assert swarm.peers(b"h" * 20, now=1000.0 + 700) == []  # and they still expire
     store.remove_torrent("ab" * 20)
     assert store.tracker_peers("ab" * 20, max_age=600) == []
+
+
+def test_public_shares_are_published_shares_only(tmp_path):
+    import dataclasses
+
+    store = Store(tmp_path / "state.sqlite3")
+    share, download = row("ab" * 20), dataclasses.replace(row("cd" * 20), role="download")
+    for r in (share, download, row("ef" * 20)):
+        store.add_torrent(r, [])
+    store.publish(share.id, True)
+    store.publish(download.id, True)
+    assert store.public_shares() == {share.id}
+    store.publish(share.id, False)
+    assert store.public_shares() == set()
