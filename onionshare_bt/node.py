@@ -181,11 +181,13 @@ class Node(ControlOps):
         await self.trust.republish()
         await self.mirrors.republish()
 
-    async def _dial(self, onion: str, port: int):
+    async def _dial(self, onion: str, port: int, torrent_id: str | None = None):
+        """Dial a peer's onion for one torrent, on circuits of that torrent's own."""
         loop = asyncio.get_running_loop()
         return await socks.open_connection(
             self.parts.tor.socks_address, f"{onion}.onion", port,
             timeout=DIAL_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
+            isolation=f"peer:{torrent_id}" if torrent_id else "peer",
         )
 
     async def _restore(self) -> None:

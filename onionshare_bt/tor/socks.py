@@ -1,4 +1,4 @@
-"""A minimal asyncio SOCKS5 client for dialling through tor (RFC 1928, no auth).
+"""A minimal asyncio SOCKS5 client for dialling through tor (RFC 1928, RFC 1929).
 
 It always sends the destination as a domain name, so tor resolves it (and onion
 addresses never touch a resolver). Tor's extended onion-service reply codes
@@ -7,6 +7,12 @@ addresses never touch a resolver). Tor's extended onion-service reply codes
 
 The first connect to a freshly published onion often fails with 0xF0 (descriptor not
 found yet): pass ``retry_until`` to retry transient failures until a deadline.
+
+Circuit isolation: tor's SocksPort isolates streams by their SOCKS username and password
+(``IsolateSOCKSAuth``, on by default). Pass ``isolation`` (any text, e.g. ``peer:<torrent>``)
+and streams with different keys never share a circuit, so what one share or download does
+cannot be linked to another's by a relay or a peer that sees both circuits. The key is sent
+as the username and password (to tor on loopback only) and is never logged.
 """
 
 from __future__ import annotations
@@ -67,14 +73,28 @@ def _request(host: str, port: int) -> bytes:
     return b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack("!H", port)
 
 
+def _credentials(isolation: str) -> bytes:
+    """An RFC 1929 username/password request carrying the isolation key."""
+    key = isolation.encode()[:255]
+    return b"\x01" + bytes([len(key)]) + key + bytes([len(key)]) + key
+
+
 async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     host: str, port: int) -> None:
-    """Negotiate no-auth and CONNECT; raise on any refusal."""
-    writer.write(b"\x05\x01\x00")
+                     host: str, port: int, isolation: str | None = None) -> None:
+    """Negotiate no-auth (or username/password for isolation) and CONNECT; raise on refusal."""
+    wanted = 2 if isolation else 0
+    writer.write(b"\x05\x01" + bytes([wanted]))
     await writer.drain()
     version, method = await reader.readexactly(2)
-    if version != 5 or method != 0:
-        raise TorError(f"the SOCKS server refused no-auth (version {version}, method {method})")
+    if version != 5 or method != wanted:
+        raise TorError(f"the SOCKS server refused method {wanted} (version {version}, "
+                       f"method {method})")
+    if isolation:
+        writer.write(_credentials(isolation))
+        await writer.drain()
+        _, status = await reader.readexactly(2)
+        if status != 0:
+            raise TorError("the SOCKS server refused the isolation credentials")
     writer.write(_request(host, port))
     await writer.drain()
     version, code, _, atyp = await reader.readexactly(4)
@@ -96,8 +116,9 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise TorError(f"malformed SOCKS5 reply (address type {atyp})")
 
 
-async def _attempt(socks: tuple[str, int], host: str, port: int,
-                   timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _attempt(socks: tuple[str, int], host: str, port: int, timeout: float,
+                   isolation: str | None = None
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """One connection attempt, bounded by **timeout** seconds."""
     try:
         async with asyncio.timeout(timeout):
@@ -109,7 +130,7 @@ async def _attempt(socks: tuple[str, int], host: str, port: int,
                        f"{exc.strerror or exc}") from exc
     try:
         async with asyncio.timeout(timeout):
-            await _handshake(reader, writer, host, port)
+            await _handshake(reader, writer, host, port, isolation)
     except BaseException as exc:
         writer.close()
         if isinstance(exc, TimeoutError):
@@ -133,6 +154,7 @@ async def open_connection(
     *,
     timeout: float = 60.0,
     retry_until: float | None = None,
+    isolation: str | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open a TCP stream to **host**:**port** through tor's SOCKS5 port.
 
@@ -143,6 +165,8 @@ async def open_connection(
     :param retry_until: a deadline in ``loop.time()`` until which transient failures
       (descriptor not found, introduction or rendezvous failed, timeouts) are retried
       with a backoff from 0.5 s to 5 s; None tries once
+    :param isolation: a circuit isolation key: streams with different keys never share a
+      circuit (sent as SOCKS username and password)
     :returns: the stream's reader and writer
     :raises BadOnionAddress: if **host** looks like an onion address but is not valid
     :raises OnionUnreachable: if tor cannot reach an onion service (a :class:`SocksError`
@@ -160,7 +184,7 @@ async def open_connection(
         attempts += 1
         budget = timeout if retry_until is None else min(timeout, retry_until - loop.time())
         try:
-            return await _attempt(socks, host, port, max(budget, 0.1))
+            return await _attempt(socks, host, port, max(budget, 0.1), isolation)
         except (SocksError, Timeout) as exc:
             if isinstance(exc, SocksError):
                 refused = exc

@@ -23,8 +23,16 @@ RELAYS = 4
 
 
 @pytest.fixture(scope="session")
-def session_net(tmp_path_factory) -> Testnet:
-    """The session's one private network; stopped at the end, leaving no process behind."""
+def session_net(tmp_path_factory, sinkhole) -> Testnet:
+    """The session's one private network; stopped at the end, leaving no process behind.
+
+    It runs inside the sinkhole namespace (``bash test.sh``), so that every Tor-tier module's
+    leak check covers the network, the nodes and their tors.
+    """
+    if sinkhole is None and not os.environ.get("OBT_ALLOW_NO_SINKHOLE"):
+        pytest.fail("the Tor tier runs inside the sinkhole namespace: run it with "
+                    "`bash test.sh [pytest args]` (scripts/sinkhole.sh), or set "
+                    "OBT_ALLOW_NO_SINKHOLE=1 to run it without the leak check", pytrace=False)
     net = Testnet(tmp_path_factory.mktemp("testnet"), base_port=BASE_PORT, relays=RELAYS)
     started = time.monotonic()
     try:
@@ -142,6 +150,17 @@ def node_a(tmp_path_factory, testnet):
 @pytest.fixture(scope="session")
 def node_b(tmp_path_factory, testnet):
     yield from _node(tmp_path_factory, testnet, "node-b")
+
+
+@pytest.fixture(scope="session")
+def adversary(tmp_path_factory, testnet):
+    """A hostile party with a tor and onions of its own (tests/tor/adversary.py)."""
+    from tests.tor.adversary import Adversary
+
+    adv = Adversary(tmp_path_factory.mktemp("adversary") / "tor", testnet)
+    adv.start()
+    yield adv
+    adv.close()
 
 
 @pytest.fixture
