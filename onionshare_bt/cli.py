@@ -103,13 +103,19 @@ def main(ctx, home, network, debug, quiet):
 @click.argument("path", type=click.Path())
 @click.option("--onions", type=click.IntRange(1, 8), default=None,
               help="Onion services to publish the share on (default from config: 2).")
+@click.option("--include-hidden", is_flag=True,
+              help="Also share files and folders whose name starts with '.'.")
 @json_option
 @command
-async def share(state, path, onions, as_json):
-    """Share a file or folder; print its private URI."""
+async def share(state, path, onions, include_hidden, as_json):
+    """Share a file or folder; print its private URI.
+
+    Inside a folder, hidden files are left out (unless --include-hidden) and symbolic links
+    are refused; the node's own home is never shared.
+    """
     from .commands import share as run
 
-    await run(state, path, onions, as_json)
+    await run(state, path, onions, as_json, include_hidden=include_hidden)
 
 
 @main.command()
@@ -185,9 +191,10 @@ def node_start(state, foreground, no_relay, ready_fd, as_json):
         state.flags["relay"] = False
 
     if foreground:
-        daemon.run_foreground(state.config, ready_fd)
+        # spawned with --ready-fd, our stderr is node.log: the parent told the user already
+        daemon.run_foreground(state.config, ready_fd, say=_err if ready_fd is None else None)
         return
-    info = daemon.start_background(state.config)
+    info = daemon.start_background(state.config, say=_err)
     emit(info, as_json, f"node running (pid {info['pid']})")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import control, daemon
 from .errors import NodeNotRunning, Timeout, TorrentError, UsageError
-from .output import emit
+from .output import emit, shown
 from .output import err as _err
 
 
@@ -26,33 +26,37 @@ def _progress_wanted(state, as_json: bool) -> bool:
 
 async def _node(state):
     cfg = state.config
-    if await daemon.ensure_running(cfg):
+    if await daemon.ensure_running(cfg, say=_err):
         _err(f"started a node in the background (home {cfg.home})")
     return cfg
 
 
 # -- share ------------------------------------------------------------------------------
-async def share(state, path: str, onions: int | None, as_json: bool) -> None:
-    from .engine.metainfo import check_shareable
+async def share(state, path: str, onions: int | None, as_json: bool,
+                include_hidden: bool = False) -> None:
+    from .engine.metainfo import select
 
-    src = check_shareable(Path(path))  # fail fast, before starting a node
+    # fail fast, before starting a node; the node checks again when it hashes
+    chosen = select(Path(path), include_hidden=include_hidden, forbidden=(state.config.home,))
     cfg = await _node(state)
     if _progress_wanted(state, as_json):
         with _console().status("hashing and publishing the share…"):
-            info = await _share_call(cfg, src, onions)
+            info = await _share_call(cfg, chosen.root, onions, include_hidden)
     else:
-        info = await _share_call(cfg, src, onions)
-    emit(
-        {k: info[k] for k in ("uri", "infohash", "name", "size", "piece_length", "files", "onions")},
-        as_json,
-        info["uri"],
-    )
+        info = await _share_call(cfg, chosen.root, onions, include_hidden)
+    hidden = int(info.get("hidden_skipped", chosen.hidden_skipped))
+    if hidden:
+        _err(f"left out {hidden} hidden file(s) or folder(s) (names starting with '.'); "
+             "--include-hidden shares them")
+    keys = ("uri", "infohash", "name", "size", "piece_length", "files", "onions")
+    emit({**{k: info[k] for k in keys}, "hidden_skipped": hidden}, as_json, info["uri"])
 
 
-async def _share_call(cfg, src: Path, onions):
-    return await control.call(
-        cfg.socket_path, "share", {"path": str(src), "onions": onions}, timeout=3600
-    )
+async def _share_call(cfg, src: Path, onions, include_hidden: bool):
+    args = {"path": str(src), "onions": onions}
+    if include_hidden:  # sent only when asked: a node that predates it refuses it, loudly
+        args["include_hidden"] = True
+    return await control.call(cfg.socket_path, "share", args, timeout=3600)
 
 
 # -- get --------------------------------------------------------------------------------
@@ -80,7 +84,7 @@ async def get(state, uri: str, target: str, timeout, no_wait: bool, as_json: boo
         _err("the download goes on in the node; run the same 'obt get' again to follow it")
         raise
     if final["state"] == "error":
-        raise TorrentError(f"{final['name']}: {final['error']}")
+        raise TorrentError(f"{shown(final['name'])}: {shown(final['error'], 500)}")
     path = str(Path(final["path"]) / final["name"])
     emit({**info, "path": path, "state": final["state"]}, as_json, path)
 
@@ -91,8 +95,8 @@ async def _from_catalogue(state, cfg, uri: str, pick: str | None, as_json: bool)
                               timeout=cfg.fetch_timeout + 60)
     items = data["items"]
     if not pick:
-        lines = [f"{i['infohash'][:16]}  {_size(i['size']):>9}  {i['files']:>5} files  "
-                 f"{time.strftime('%Y-%m-%d', time.gmtime(i['added']))}  {i['name']}"
+        lines = [f"{shown(i['infohash'], 16)}  {_size(i['size']):>9}  {i['files']:>5} files  "
+                 f"{time.strftime('%Y-%m-%d', time.gmtime(i['added']))}  {shown(i['name'])}"
                  for i in items]
         emit(data, as_json, "\n".join(lines) or "the catalogue is empty")
         return None
@@ -144,7 +148,7 @@ class _Bar:
             TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
             console=_console(), transient=False,
         )
-        self._task = self._progress.add_task(name[:40], total=size or 1, note="")
+        self._task = self._progress.add_task(shown(name, 40), total=size or 1, note="")
         self._progress.start()
 
     def update(self, row: dict) -> None:
@@ -171,7 +175,7 @@ async def list_torrents(state, peers_of: str | None, as_json: bool) -> None:
     lines = [
         f"{r['id'][:16]}  {r['role']:8}  {r['state']:17} {100 * r.get('progress', 0):5.1f}%  "
         f"{r.get('peers', 0)} peers  ↓{_rate(r.get('rate_down', 0))} ↑{_rate(r.get('rate_up', 0))}"
-        f"  {r['name']}\n    {r['uri']}"
+        f"  {shown(r['name'])}\n    {r['uri']}"
         for r in rows
     ]
     emit(rows, as_json, "\n".join(lines) or "nothing shared or downloaded yet")
@@ -193,10 +197,11 @@ async def remove(state, op: str, torrent_id: str, delete_data: bool, as_json: bo
     if onion:
         args["onion"] = onion
     info = await control.call(state.config.socket_path, op, args, timeout=120)
+    name = shown(info["name"])
     if onion:
-        text = f"{info['name']}: withdrew {info['withdrawn']}; still on {len(info['onions'])}"
+        text = f"{name}: withdrew {info['withdrawn']}; still on {len(info['onions'])}"
     else:
-        text = f"{info['name']}: {'no longer shared' if op == 'unshare' else 'removed'}"
+        text = f"{name}: {'no longer shared' if op == 'unshare' else 'removed'}"
     emit(info, as_json, text)
 
 
@@ -232,7 +237,7 @@ async def publish(state, torrent_id: str | None, mode: str | None, as_json: bool
     cfg = await _node(state)
     if mode == "list" or (mode is None and torrent_id is None):
         data = await control.call(cfg.socket_path, "published")
-        lines = [data["public_uri"]] + [f"  {i['infohash'][:16]}  {i['name']}"
+        lines = [data["public_uri"]] + [f"  {i['infohash'][:16]}  {shown(i['name'])}"
                                        for i in data["items"]]
         emit(data, as_json, "\n".join(lines))
         return
@@ -240,7 +245,8 @@ async def publish(state, torrent_id: str | None, mode: str | None, as_json: bool
         raise UsageError("give an ID with --public or --private (or use --list)")
     info = await control.call(cfg.socket_path, "publish",
                               {"id": torrent_id, "public": mode == "public"})
-    emit(info, as_json, info["public_uri"] if info["public"] else f"{info['name']}: private")
+    emit(info, as_json,
+         info["public_uri"] if info["public"] else f"{shown(info['name'])}: private")
 
 
 async def trust_graph(state, as_json: bool) -> None:
@@ -254,12 +260,12 @@ async def trust_graph(state, as_json: bool) -> None:
 
     def add(branch, node):
         for child in node["children"]:
-            label = f"{child['onion']}.onion  (degree {child['degree']})"
+            label = f"{shown(child['onion'], 56)}.onion  (degree {child['degree']})"
             if not child["reachable"]:
-                label += f"  UNREACHABLE: {child['error']}"
+                label += f"  UNREACHABLE: {shown(child['error'], 200)}"
             add(branch.add(label), child)
 
-    tree = Tree(f"{data['tree']['onion']}.onion (this node, depth {data['depth']})")
+    tree = Tree(f"{shown(data['tree']['onion'], 56)}.onion (this node, depth {data['depth']})")
     add(tree, data["tree"])
     from rich.console import Console
 
@@ -271,9 +277,10 @@ async def search(state, terms: list[str], as_json: bool) -> None:
     data = await control.call(cfg.socket_path, "search", {"terms": terms},
                               timeout=cfg.trust_timeout * 8 + 60)
     for bad in data["unreachable"]:
-        _err(f"warning: {bad['onion'][:16]}….onion did not answer: {bad['error']}")
-    lines = [f"{r['name']}  {_size(r['size'])}  degree {r['degree']}  "
-             f"{r['node'][:16]}…\n    {r['uri']}" for r in data["results"]]
+        _err(f"warning: {shown(bad['onion'], 16)}….onion did not answer: "
+             f"{shown(bad['error'], 200)}")
+    lines = [f"{shown(r['name'])}  {_size(r['size'])}  degree {r['degree']}  "
+             f"{shown(r['node'], 16)}…\n    {shown(r['uri'], 200)}" for r in data["results"]]
     emit(data, as_json, "\n".join(lines) or "no results")
 
 
@@ -284,7 +291,7 @@ async def mirror_add(state, onion: str, follow: bool, as_json: bool) -> None:
                               {"action": "add", "onion": onion, "follow": follow},
                               timeout=cfg.trust_timeout * 2 + cfg.fetch_timeout * 2 + 60)
     if data.get("error"):
-        _err(f"warning: first sync failed (the mirror retries): {data['error']}")
+        _err(f"warning: first sync failed (the mirror retries): {shown(data['error'], 200)}")
     emit(data, as_json, data["public_uri"])
 
 
@@ -295,10 +302,11 @@ async def mirror_list(state, as_json: bool) -> None:
     lines = []
     for m in data:
         synced = f"synced {now - m['synced']:.0f} s ago" if m["synced"] else "never synced"
-        lines.append(f"{m['source']}  {'follow' if m['follow'] else 'copy'}  {synced}"
-                     + (f"  ({m['error']})" if m["error"] else ""))
+        lines.append(f"{shown(m['source'], 62)}  {'follow' if m['follow'] else 'copy'}  "
+                     f"{synced}" + (f"  ({shown(m['error'], 200)})" if m["error"] else ""))
         lines.append(f"  {m['public_uri']}")
-        lines += [f"    {i['name']}  {i['peers']} peers  {i['uri']}" for i in m["items"]]
+        lines += [f"    {shown(i['name'])}  {i['peers']} peers  {shown(i['uri'], 200)}"
+                  for i in m["items"]]
     emit(data, as_json, "\n".join(lines) or "no mirrors")
 
 
@@ -306,9 +314,9 @@ async def mirror_list(state, as_json: bool) -> None:
 async def release_list(state, as_json: bool) -> None:
     cfg = await _node(state)
     data = await control.call(cfg.socket_path, "release", {"action": "list"})
-    lines = [f"obt {r['version']}  {r['state']}"
-             + (f"  {r['path']}" if r["state"] == "verified" else "")
-             + (f"  ({r['reason']})" if r["reason"] else "") for r in data]
+    lines = [f"obt {shown(r['version'], 40)}  {r['state']}"
+             + (f"  {shown(r['path'], 300)}" if r["state"] == "verified" else "")
+             + (f"  ({shown(r['reason'], 200)})" if r["reason"] else "") for r in data]
     emit(data, as_json, "\n".join(lines) or "no releases")
 
 
@@ -319,28 +327,30 @@ async def update_check(state, timeout: float | None, as_json: bool) -> None:
     data = await control.call(cfg.socket_path, "update_check", {},
                               timeout=cfg.trust_timeout * 8 + cfg.fetch_timeout + 60)
     for gone in data["unreachable"]:
-        _err(f"warning: {gone['onion'][:16]}….onion did not answer: {gone['error']}")
+        _err(f"warning: {shown(gone['onion'], 16)}….onion did not answer: "
+             f"{shown(gone['error'], 200)}")
     for bad in data["refused"]:
-        _err(f"refused release {bad['version'] or '?'} offered by {bad['source'][:16]}…: "
-             f"{bad['reason']}")
+        _err(f"refused release {shown(bad['version'] or '?', 40)} offered by "
+             f"{shown(bad['source'], 16)}…: {shown(bad['reason'], 200)}")
     release = data["release"]
     if release is None:
         if data["refused"]:
             raise ReleaseRefused("no newer release in the trusted set verifies; "
                                  "nothing was fetched or seeded")
-        emit(data, as_json, f"obt {data['current']} is the newest release in the trusted set "
-                            f"({data['offers']} offered)")
+        emit(data, as_json, f"obt {shown(data['current'], 40)} is the newest release in the "
+                            f"trusted set ({data['offers']} offered)")
         return
     release = await _follow_release(state, cfg, release, timeout,
                                     _progress_wanted(state, as_json))
     data["release"] = release
     if release["state"] == "refused":
-        raise ReleaseRefused(f"obt {release['version']} was refused: {release['reason']}; "
+        raise ReleaseRefused(f"obt {shown(release['version'], 40)} was refused: "
+                             f"{shown(release['reason'], 200)}; "
                              "its files were deleted and it is not seeded")
-    lines = [f"obt {release['version']} fetched and verified (signature and sha256); "
+    lines = [f"obt {shown(release['version'], 40)} fetched and verified (signature and sha256); "
              "this node seeds it. Nothing was installed.",
-             f"folder: {release['path']}"]
-    lines += [f"  sha256 {f['sha256']}  {f['name']}" for f in release["files"]]
+             f"folder: {shown(release['path'], 300)}"]
+    lines += [f"  sha256 {shown(f['sha256'], 64)}  {shown(f['name'])}" for f in release["files"]]
     lines.append("Compare these sha256 with the maintainers' website before installing it "
                  "yourself.")
     emit(data, as_json, "\n".join(lines))
@@ -349,7 +359,7 @@ async def update_check(state, timeout: float | None, as_json: bool) -> None:
 async def _follow_release(state, cfg, release: dict, timeout: float | None,
                           show: bool) -> dict:
     size = sum(f["size"] for f in release["files"])
-    bar = _Bar(f"obt {release['version']}", size) if show else None
+    bar = _Bar(f"obt {shown(release['version'], 36)}", size) if show else None
     started = time.monotonic()
     last_done, last_change = -1, started
     try:

@@ -55,7 +55,8 @@ class Config:
     announce_interval: int = 60
     stall_timeout: float = 120.0
     relay: bool = True
-    relay_nickname: str = "obtrelay"
+    #: empty: a random nickname drawn once per node (see :mod:`.relay.nickname`)
+    relay_nickname: str = ""
     relay_port: str = "auto"
     relay_rate: int = 1024 * 1024
     relay_burst: int = 2 * 1024 * 1024
@@ -101,6 +102,11 @@ class Config:
     @property
     def pid_path(self) -> Path:
         return self.home / "node.pid"
+
+    @property
+    def relay_notice_path(self) -> Path:
+        """Marker: the relay's trade-off has been shown for this home."""
+        return self.home / "relay-notice-shown"
 
     def env(self) -> dict[str, str]:
         """Environment that makes a child ``obt`` process load this same config."""
@@ -176,6 +182,8 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
         values["release_keys"] = _release_keys(values["release_keys"])
     if "relay_port" in values:
         values["relay_port"] = str(values["relay_port"])
+    if values.get("relay_nickname"):
+        values["relay_nickname"] = _nickname(values["relay_nickname"])
     onions = int(values.get("onions", 2))
     if not 1 <= onions <= MAX_ONIONS:
         raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")
@@ -201,3 +209,13 @@ def _release_keys(raw) -> tuple[str, ...]:
     if not isinstance(raw, list) or not raw:
         raise UsageError("release_keys must be a non-empty list of hex ed25519 public keys")
     return tuple(parse_public_key(str(k)).hex() for k in raw)
+
+
+def _nickname(raw) -> str:
+    """``relay_nickname = "..."``: what tor accepts (1-19 letters and digits)."""
+    from .relay.nickname import valid_nickname
+
+    if not valid_nickname(raw):
+        raise UsageError(f"relay_nickname must be 1 to 19 letters and digits, not {raw!r}",
+                         hint="Leave it out for a random one drawn for this node.")
+    return raw

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -17,8 +18,12 @@ from ..tor.network import Network
 from ..tor.relay import RelaySettings, RelayTor, fingerprint_of
 from ..tor.torrc import find_tor
 from .core import Allowance, Ledger, Sample, advance, count_downloads
+from .nickname import random_nickname, valid_nickname
 
 log = logging.getLogger(__name__)
+
+#: where the node's drawn relay nickname is kept, in the relay's data folder (0600)
+NICKNAME_FILE = "nickname"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +61,15 @@ class Relay:
         self.used = int(store.meta("ratio.used", "0"))
 
     async def prepare(self) -> str:
-        """Create the relay's keys; returns its fingerprint (before anything starts)."""
+        """Create the relay's keys; returns its fingerprint (before anything starts).
+
+        A relay without a configured nickname gets this node's drawn one (see
+        :func:`node_nickname`).
+        """
         if self.enabled:
+            if not self.settings.nickname:
+                nickname = await asyncio.to_thread(node_nickname, self.data_dir)
+                self.settings = dataclasses.replace(self.settings, nickname=nickname)
             binary = find_tor(self.tor_binary)
             self.fingerprint = await asyncio.to_thread(fingerprint_of, self.data_dir, binary)
         return self.fingerprint
@@ -115,6 +127,29 @@ class Relay:
 
     def relayed_today(self) -> int:
         return self.store.relayed_on(_today())
+
+
+def node_nickname(data_dir: Path) -> str:
+    """This node's relay nickname: drawn once at random, then read back from
+    ``<data_dir>/nickname`` (0600), so that it stays the same across restarts.
+
+    A missing or unreadable file, or one holding no valid nickname, is replaced by a new draw.
+    """
+    path = data_dir / NICKNAME_FILE
+    try:
+        name = path.read_text(encoding="ascii").strip()
+        if valid_nickname(name):
+            return name
+    except (OSError, UnicodeError):
+        pass  # none yet, or damaged: draw one
+    name = random_nickname(secrets.SystemRandom())
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{NICKNAME_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(name + "\n")
+    os.replace(tmp, path)
+    return name
 
 
 def _measure(path: Path, fingerprint: str, weight: int = 1000) -> None:

@@ -24,14 +24,16 @@ __all__ = ["RelaySettings", "RelayTor", "relay_torrc", "fingerprint_of"]
 class RelaySettings:
     """What the user chose for the relay.
 
-    :param nickname: 1-19 letters and digits
+    :param nickname: 1-19 letters and digits; empty leaves tor's default (the driver gives
+        each node a random one of its own: a shared or product-named nickname would label
+        every obt user's IP address in the consensus)
     :param or_port: ``"auto"`` or a port number; a public relay needs a reachable fixed port
     :param bandwidth_rate: bytes/s on average (``BandwidthRate``)
     :param bandwidth_burst: bytes/s at most (``BandwidthBurst``)
     :param contact: ``ContactInfo``; empty unless the user sets one
     """
 
-    nickname: str = "obtrelay"
+    nickname: str = ""
     or_port: str = "auto"
     bandwidth_rate: int = 1024 * 1024
     bandwidth_burst: int = 2 * 1024 * 1024
@@ -43,7 +45,7 @@ def relay_torrc(data_dir: Path, network: Network, owner_pid: int, settings: Rela
     options = [
         *process_options(data_dir, owner_pid),
         ("SocksPort", "0"),
-        ("Nickname", settings.nickname),
+        *([("Nickname", settings.nickname)] if settings.nickname else []),
         ("ORPort", settings.or_port if network.is_public else f"127.0.0.1:{settings.or_port}"),
         ("ExitRelay", "0"),
         ("ExitPolicy", "reject *:*"),
