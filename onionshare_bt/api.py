@@ -25,8 +25,9 @@ class ControlOps:
             raise UsageError(f"unknown control operation {op!r}")
         return await handler(**args)
 
-    async def op_share(self, path: str, onions: int | None = None) -> dict:
-        return await torrents.share(self.parts, path, onions)
+    async def op_share(self, path: str, onions: int | None = None,
+                       include_hidden: bool = False) -> dict:
+        return await torrents.share(self.parts, path, onions, include_hidden)
 
     async def op_get(self, uri: str, target: str, timeout: float | None = None) -> dict:
         return await torrents.get(self.parts, uri, target, timeout)

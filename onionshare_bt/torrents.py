@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .config import PEER_VIRTUAL_PORT, TRACKER_VIRTUAL_PORT, Config
-from .engine.metainfo import Metainfo, create, parse
+from .engine.metainfo import Metainfo, create_share, parse
 from .engine.session import Engine
 from .errors import BadPath, ObtError, UsageError
 from .multiplex.bridge import Bridges
@@ -127,14 +127,21 @@ async def republish_all(parts: Parts) -> None:
 
 
 # -- shares -----------------------------------------------------------------------------
-async def share(parts: Parts, path: str, onions: int | None) -> dict:
-    """Share a file or folder; sharing the same content again returns its existing URI."""
-    meta = await asyncio.to_thread(create, Path(path))
+async def share(parts: Parts, path: str, onions: int | None,
+                include_hidden: bool = False) -> dict:
+    """Share a file or folder; sharing the same content again returns its existing URI.
+
+    Symlinks and the node's own home are refused; hidden files are left out unless
+    ``include_hidden`` (the reply counts them in ``hidden_skipped``).
+    """
+    made = await asyncio.to_thread(create_share, Path(path), include_hidden=include_hidden,
+                                   forbidden=(parts.config.home,))
+    meta, skipped = made.meta, {"hidden_skipped": made.hidden_skipped}
     existing = parts.store.torrent(meta.id)
     if existing is not None:
         if existing.role != "share":
             raise UsageError(f"this node is downloading {meta.name!r}; it seeds it already")
-        return describe_share(existing, meta, parts.store.onions(meta.id))
+        return {**describe_share(existing, meta, parts.store.onions(meta.id)), **skipped}
     token = new_token()
     served = Served(meta.id, token, meta.data, meta.info_hashes)
     tracker_port = await parts.tracker.serve(served)
@@ -154,7 +161,7 @@ async def share(parts: Parts, path: str, onions: int | None) -> dict:
     )
     parts.engine.add(meta, src.parent, seed=True)
     parts.store.add_torrent(row, rows)
-    return describe_share(row, meta, rows)
+    return {**describe_share(row, meta, rows), **skipped}
 
 
 def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> dict:

@@ -59,9 +59,7 @@ def test_a_child_process_connecting_out_is_caught(sinkhole):
 def test_a_plain_libtorrent_session_leaks_and_is_caught(sinkhole, tmp_path):
     """What obt's engine must never do: a stock session announces to a .torrent's tracker."""
     (tmp_path / "f").write_bytes(b"x" * 20000)
-    fs = lt.file_storage()
-    lt.add_files(fs, str(tmp_path / "f"))
-    ct = lt.create_torrent(fs)
+    ct = lt.create_torrent(lt.list_files(str(tmp_path / "f")))
     ct.add_tracker("http://tracker.leak-canary.example:6969/announce")
     lt.set_piece_hashes(ct, str(tmp_path))
     ses = lt.session({"enable_dht": False, "enable_lsd": False, "enable_upnp": False,

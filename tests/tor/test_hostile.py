@@ -99,10 +99,9 @@ def test_a_torrent_naming_clearnet_trackers_and_seeds_makes_no_packet(
     seeders = peer_dicts(info["onions"])
 
     app = web.Application()
-    app.router.add_get(f"/private/{token}",
-                       lambda r: web.Response(body=hostile_torrent))
-    app.router.add_get(f"/private/{token}/announce", lambda r: web.Response(
-        body=bencodepy.encode({b"interval": 60, b"peers": seeders})))
+    app.router.add_get(f"/private/{token}", _constant(hostile_torrent))
+    app.router.add_get(f"/private/{token}/announce",
+                       _constant(bencodepy.encode({b"interval": 60, b"peers": seeders})))
     onion = adversary.onion(http=app)
 
     mark = sinkhole.mark()
@@ -203,7 +202,7 @@ def test_hostile_tracker_replies_are_refused_with_a_clear_message(
     for mode, row in rows.items():
         if expected[mode] is not None:
             assert row["announce_error"] and "\x1b" not in row["announce_error"], row
-        assert row["state"] in ("downloading", "stalled"), row
+        assert row["state"] in ("downloading", "stalled", "waiting for peers"), row
     time.sleep(SETTLE)
     assert_no_leak(sinkhole, mark, "taking hostile tracker replies")
     assert_node_answers(node_b)
@@ -223,9 +222,16 @@ def test_hostile_tracker_replies_are_refused_with_a_clear_message(
 def _cookie_probe_app() -> web.Application:
     """An onion named as another tracker: it only records whether a cookie came along."""
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", lambda r: web.Response(
-        body=bencodepy.encode({b"interval": 60, b"peers": []})))
+    app.router.add_route("*", "/{tail:.*}",
+                         _constant(bencodepy.encode({b"interval": 60, b"peers": []})))
     return app
+
+
+def _constant(body: bytes):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body)
+
+    return handler
 
 
 def _wait_rows(node, ids: dict[str, str], ready, timeout: float) -> dict[str, dict]:
@@ -370,7 +376,7 @@ def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
         return web.Response(body=bencodepy.encode({b"interval": 30, b"peers": peers}))
 
     app = web.Application()
-    app.router.add_get(f"/private/{token}", lambda r: web.Response(body=body))
+    app.router.add_get(f"/private/{token}", _constant(body))
     app.router.add_get(f"/private/{token}/announce", announce)
     holder["onion"] = adversary.onion(http=app, peer=peer)
 
@@ -394,3 +400,56 @@ def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
     if ext:
         assert b"ut_holepunch" not in ext.get(b"m", {})
         assert not {b"yourip", b"p", b"v", b"ipv4", b"ipv6"} & set(ext)
+
+
+# -- a trusted node whose catalogue carries terminal escapes and huge fields ----------------
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31m\u202eevil\u2066\x9b1m\x7f"
+
+
+def test_a_trusted_node_with_a_hostile_catalogue_cannot_reach_the_terminal(
+        adversary, node_b, sinkhole):
+    token = secrets.token_urlsafe(24)
+    holder: dict[str, str] = {}
+
+    def item(name: str, **extra) -> dict:
+        return {"name": name, "size": 1000, "infohash": secrets.token_hex(20),
+                "uri": f"http://{holder['onion']}.onion/private/{secrets.token_urlsafe(24)}",
+                "added": 1, "files": 1, **extra}
+
+    async def node(request):
+        return web.json_response({"onion": holder["onion"], "trusts": [],
+                                  "catalogue": f"/public/{token}",
+                                  "name": ESCAPES * 1000, "version": ESCAPES})
+
+    async def catalogue(request):
+        items = [item(f"hostilesong {ESCAPES} one"),
+                 item("hostilesong " + "A" * 100_000),
+                 item("hostilesong three", description=ESCAPES * 50_000),
+                 item("hostilesong four", size="big"),
+                 item(f"hostilesong{ESCAPES}" * 40)]
+        return web.json_response({"items": items, "padding": "x" * 200_000})
+
+    app = web.Application()
+    app.router.add_get("/node", node)
+    app.router.add_get(f"/public/{token}", catalogue)
+    holder["onion"] = adversary.onion(http=app)
+
+    mark = sinkhole.mark()
+    added = node_b.run("trust", "add", holder["onion"])
+    assert added.returncode == 0, added.stderr
+    try:
+        proc = node_b.run("search", "hostilesong")
+        assert proc.returncode == 0, proc.stderr
+        found = node_b.json("search", "hostilesong")
+    finally:
+        node_b.run("trust", "remove", holder["onion"])
+    text = proc.stdout + proc.stderr
+    for bad in ("\x1b", "\x07", "\u202e", "\u2066", "\x9b", "\x7f"):
+        assert bad not in text, f"{bad!r} reached the terminal"
+    assert "hostilesong" in proc.stdout, "no result was shown: the check proved nothing"
+    assert max(len(line) for line in text.splitlines()) <= 400
+    names = [r["name"] for r in found["results"]]
+    assert names and all(len(n) <= 255 for n in names)
+    assert not any(c in n for n in names for c in "\x1b\x07\u202e\u2066\x9b\x7f")
+    assert_no_leak(sinkhole, mark, "searching a hostile catalogue")
+    assert_node_answers(node_b)
