@@ -1,9 +1,11 @@
 """The node's state: one SQLite database (WAL) in the node's home, file mode 0600.
 
 Tables: ``torrents`` (shares and downloads), ``onions`` (onion service keys; they never
-leave this file and never reach a log), ``meta`` (schema version). Every change is one
-transaction. The store is synchronous: each call is a few small statements, cheap enough
-to run on the event loop.
+leave this file and never reach a log), ``meta`` (schema version), ``tracker_peers`` (only
+the live peers a restart needs: pruned on every write, see :meth:`Store.record_peers`), and
+trust, catalogue, ledger, mirror and release tables. Every change is one transaction. The
+store is synchronous: each call is a few small statements, cheap enough to run on the event
+loop.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ CREATE TABLE IF NOT EXISTS tracker_peers (
     seen REAL NOT NULL,           -- wall-clock time of the peer's last announce
     PRIMARY KEY (torrent_id, onion, port)
 );
+CREATE INDEX IF NOT EXISTS tracker_peers_seen ON tracker_peers (seen);
+CREATE INDEX IF NOT EXISTS tracker_peers_torrent_seen ON tracker_peers (torrent_id, seen);
 CREATE TABLE IF NOT EXISTS trackers (
     torrent_id TEXT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
     onion TEXT NOT NULL,          -- another tracker of a download's share (a mirror)
@@ -177,6 +181,15 @@ class OnionRow:
     purpose: str
 
 
+#: tracker peers older than this are deleted (the swarm's expiry at the default announce
+#: interval: 3 * 60 + 30 s); the node can set :attr:`Store.peer_ttl` to its tracker's
+PEER_TTL = 210.0
+#: tracker peers kept per torrent (the tracker's default max peers)
+PEER_CAP = 1000
+#: saved tracker peers older than this are deleted when the store opens
+MAX_PEER_AGE = 86400.0
+
+
 class Store:
     """Open (and create) the database at ``path``.
 
@@ -185,6 +198,10 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: saved tracker peers expire after this many seconds (see :meth:`record_peers`)
+        self.peer_ttl = PEER_TTL
+        #: saved tracker peers kept per torrent
+        self.peer_cap = PEER_CAP
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -200,6 +217,9 @@ class Store:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
+                # no swarm outlives a day of silence: what an older obt kept forever goes
+                self._db.execute("DELETE FROM tracker_peers WHERE seen < ?",
+                                 (time.time() - MAX_PEER_AGE,))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the state database {path}: {exc}") from exc
 
@@ -282,6 +302,10 @@ class Store:
     # -- trust and the public catalogue -----------------------------------------------
     def trusted(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT onion FROM trust ORDER BY added")]
+
+    def is_trusted(self, onion: str) -> bool:
+        return self._db.execute("SELECT 1 FROM trust WHERE onion = ?",
+                                (onion,)).fetchone() is not None
 
     def trust(self, onion: str) -> bool:
         """Trust ``onion``; False if it was trusted already."""
@@ -428,19 +452,45 @@ class Store:
         return [(r[0], r[1], r[2], now - r[3]) for r in rows]
 
     # -- tracker peers ------------------------------------------------------------------
-    def record_peer(self, torrent_id: str, onion: str, port: int, left: int | None) -> None:
-        """Remember a peer's announce; ``left=None`` (a "stopped" event) forgets it."""
+    def record_peer(self, torrent_id: str, onion: str, port: int, left: int | None, *,
+                    ttl: float | None = None, cap: int | None = None,
+                    now: float | None = None) -> None:
+        """Remember a peer's announce; ``left=None`` (a "stopped" event) forgets it.
+
+        Only what a restart needs is kept (see :meth:`record_peers`).
+        """
+        self.record_peers(torrent_id, [(onion, port, left)], ttl=ttl, cap=cap, now=now)
+
+    def record_peers(self, torrent_id: str, peers: list[tuple[str, int, int | None]], *,
+                     ttl: float | None = None, cap: int | None = None,
+                     now: float | None = None) -> None:
+        """Remember several peers of one torrent in one transaction, ``(onion, port, left)``
+        each (``left=None`` forgets the peer), and prune.
+
+        The table holds what a restart needs and no history: rows older than ``ttl`` (the
+        swarm's expiry) are deleted, of every torrent, and each torrent keeps its ``cap``
+        most recent rows (the tracker's max peers). Both default to :attr:`peer_ttl` and
+        :attr:`peer_cap`.
+
+        :param now: wall-clock seconds (injectable for tests)
+        """
+        ttl = self.peer_ttl if ttl is None else ttl
+        cap = self.peer_cap if cap is None else cap
+        now = time.time() if now is None else now
+        gone = [(torrent_id, o, p) for o, p, left in peers if left is None]
+        kept = [(torrent_id, o, p, left, now) for o, p, left in peers if left is not None]
         with self._tx():
-            if left is None:
+            self._db.executemany(
+                "DELETE FROM tracker_peers WHERE torrent_id = ? AND onion = ? AND port = ?",
+                gone)
+            self._db.executemany("INSERT OR REPLACE INTO tracker_peers VALUES (?, ?, ?, ?, ?)",
+                                 kept)
+            self._db.execute("DELETE FROM tracker_peers WHERE seen < ?", (now - ttl,))
+            if kept:
                 self._db.execute(
-                    "DELETE FROM tracker_peers WHERE torrent_id = ? AND onion = ? AND port = ?",
-                    (torrent_id, onion, port),
-                )
-            else:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO tracker_peers VALUES (?, ?, ?, ?, ?)",
-                    (torrent_id, onion, port, left, time.time()),
-                )
+                    "DELETE FROM tracker_peers WHERE rowid IN (SELECT rowid FROM tracker_peers"
+                    " WHERE torrent_id = ? ORDER BY seen DESC LIMIT -1 OFFSET ?)",
+                    (torrent_id, cap))
 
     def tracker_peers(self, torrent_id: str, max_age: float) -> list[tuple[str, int, int, float]]:
         """Peers seen within ``max_age`` seconds: ``(onion, port, left, age)``."""
@@ -451,6 +501,10 @@ class Store:
             (torrent_id, now - max_age),
         )
         return [(r[0], r[1], r[2], now - r[3]) for r in rows]
+
+    def peer_rows(self) -> int:
+        """How many tracker peers are saved, over every torrent."""
+        return self._db.execute("SELECT COUNT(*) FROM tracker_peers").fetchone()[0]
 
 
 class _Transaction:

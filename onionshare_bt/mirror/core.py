@@ -12,10 +12,14 @@ Both messages are JSON; everything in them comes from the network and is validat
 - request: ``{"mirror": onion, "epoch": str, "since": int, "wait": seconds,
   "peers": [[infohash, onion, port, left, age], ...]}``
 - reply: ``{"epoch": str, "seq": int, "full": bool, "catalogue": digest,
-  "peers": [[infohash, onion, port, left, age], ...]}``
+  "registered": bool, "reason": str, "peers": [[infohash, onion, port, left, age], ...]}``
 
-``left < 0`` is a peer that stopped. ``full`` replies (a new mirror, an origin that
-restarted, or a mirror that fell too far behind) hold every live peer of every public share.
+``left == -1`` is a peer that stopped; any other negative value is dropped. ``full`` replies
+(a new mirror, an origin that restarted, or a mirror that fell too far behind) hold every
+live peer of every public share. A request carries at most :data:`MAX_PUSH` peers in at most
+:data:`MAX_REQUEST` bytes. Reading needs nothing but the token; a request that pushes peers
+or asks to be named as a mirror must carry a credential (:mod:`.auth`), and ``registered``
+tells the mirror whether the origin took it as one.
 """
 
 from __future__ import annotations
@@ -29,12 +33,17 @@ import re
 import secrets
 
 from ..errors import MalformedReply
+from ..text import safe_text
 from ..tor.onion import ADDRESS_LENGTH, is_onion
 
-#: bytes of a sync message, either way
+#: bytes of a sync reply (a full snapshot)
 MAX_MESSAGE = 1024 * 1024
-#: peer entries in one message
+#: peer entries in one reply
 MAX_ENTRIES = 5000
+#: peer entries one request may push (a mirror sends more in several calls)
+MAX_PUSH = 500
+#: bytes of a sync request: MAX_PUSH entries of ~130 bytes, with room to spare
+MAX_REQUEST = 128 * 1024
 #: longest long-poll the origin holds open
 MAX_WAIT = 25.0
 MAX_AGE = 86400.0
@@ -73,6 +82,10 @@ class SyncReply:
     full: bool
     catalogue: str
     peers: tuple[Update, ...]
+    #: the origin took the caller as a mirror (its credential passed)
+    registered: bool = False
+    #: why not, when the caller sent a credential (a fixed text of the origin's)
+    reason: str = ""
 
 
 def catalogue_digest(infohashes: list[str]) -> str:
@@ -80,8 +93,8 @@ def catalogue_digest(infohashes: list[str]) -> str:
     return hashlib.sha256(",".join(sorted(infohashes)).encode()).hexdigest()[:32]
 
 
-def _load(body: bytes) -> dict:
-    if len(body) > MAX_MESSAGE:
+def _load(body: bytes, limit: int = MAX_MESSAGE) -> dict:
+    if len(body) > limit:
         raise MalformedReply("sync message too large")
     try:
         data = json.loads(body)
@@ -106,11 +119,14 @@ def _number(value: object, lo: float, hi: float) -> float:
     return float(value)
 
 
-def parse_updates(raw: object) -> tuple[Update, ...]:
-    """The well-formed peer entries of a message; malformed ones are dropped."""
+def parse_updates(raw: object, limit: int = MAX_ENTRIES) -> tuple[Update, ...]:
+    """The well-formed peer entries of a message; malformed ones are dropped.
+
+    :param limit: the most entries allowed; more refuses the message
+    """
     if not isinstance(raw, list):
         raise MalformedReply("sync peers are not a list")
-    if len(raw) > MAX_ENTRIES:
+    if len(raw) > limit:
         raise MalformedReply("too many peers in one sync message")
     out = []
     for entry in raw:
@@ -136,7 +152,11 @@ def _epoch(value: object) -> str:
 
 
 def parse_request(body: bytes) -> SyncRequest:
-    data = _load(body)
+    """A mirror's sync call: at most :data:`MAX_PUSH` peers in :data:`MAX_REQUEST` bytes.
+
+    :raises MalformedReply: anything else
+    """
+    data = _load(body, MAX_REQUEST)
     mirror = data.get("mirror")
     if not (isinstance(mirror, str) and len(mirror) == ADDRESS_LENGTH and is_onion(mirror)):
         raise MalformedReply("sync request names no mirror onion")
@@ -147,7 +167,7 @@ def parse_request(body: bytes) -> SyncRequest:
     except ValueError as exc:
         raise MalformedReply("bad sync position or wait") from exc
     return SyncRequest(mirror, _epoch(data.get("epoch", "")), since, wait,
-                       parse_updates(data.get("peers", [])))
+                       parse_updates(data.get("peers", []), MAX_PUSH))
 
 
 def encode_request(mirror: str, epoch: str, since: int, wait: float,
@@ -165,13 +185,16 @@ def parse_reply(body: bytes) -> SyncReply:
     catalogue = data.get("catalogue", "")
     if not (isinstance(catalogue, str) and re.fullmatch(r"[0-9a-f]{0,64}", catalogue)):
         raise MalformedReply("bad catalogue digest")
+    reason = data.get("reason", "")
     return SyncReply(_epoch(data.get("epoch")), seq, data.get("full") is True, catalogue,
-                     parse_updates(data.get("peers", [])))
+                     parse_updates(data.get("peers", [])), data.get("registered") is True,
+                     safe_text(reason, 200) if isinstance(reason, str) else "")
 
 
 def encode_reply(reply: SyncReply) -> dict:
     return {"epoch": reply.epoch, "seq": reply.seq, "full": reply.full,
-            "catalogue": reply.catalogue, "peers": [u.as_list() for u in reply.peers]}
+            "catalogue": reply.catalogue, "registered": reply.registered,
+            "reason": reply.reason, "peers": [u.as_list() for u in reply.peers]}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,13 +2,20 @@
 
 - ``GET /public/<token>/torrent/<infohash>``: a public share's .torrent, so a mirror copies
   the metadata without opening a circuit to every share's onion.
-- ``POST /public/<token>/sync``: peers the mirror's tracker took in go into this node's
-  tracker, and the reply carries what changed here since the mirror's last call (a
-  long-poll: it waits until something changes, at most :data:`core.MAX_WAIT` seconds).
+- ``POST /public/<token>/sync``: the reply carries what changed here since the caller's last
+  call (a long-poll: it waits until something changes, at most :data:`core.MAX_WAIT`
+  seconds). Anyone with the token may read: the feed tells what a public announce tells.
+
+Pushing peers into this node's tracker and being registered as a mirror (named to this
+node's downloaders in announce replies, ``x-obt-trackers``) need a credential
+(:mod:`.auth`): signed by the key of a node in this node's trust list, for this origin, for
+the named mirror onion, fresh and never replayed. One trusted node registers one mirror
+onion at a time. A push holds at most :data:`core.MAX_PUSH` entries, is merged per torrent
+in one pass and written to the store in one transaction; it never evicts a peer fresher
+than what it brings, and never removes a peer that announced here.
 
 Only public shares take part: a private share's peers never reach a mirror, and a pushed
-peer of any other torrent is dropped. Mirrors that synced recently are named to this
-node's downloaders in announce replies, so they can fail over when this node is gone.
+peer of any other torrent is dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from __future__ import annotations
 import logging
 import time
 
-from . import core
+from ..errors import Refused
+from . import auth, core
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +32,7 @@ log = logging.getLogger(__name__)
 MIRROR_FRESH = 600.0
 #: mirrors named in one announce reply (the longest-standing first)
 MIRRORS_NAMED = 4
-#: mirrors remembered at once (anyone can claim to be one)
+#: mirrors remembered at once
 MIRRORS_KEPT = 64
 
 
@@ -33,14 +41,27 @@ class Origin:
 
     :param parts: the node's running parts (store, tracker, metas)
     :param clock: monotonic seconds (the tracker's clock)
+    :param wall: seconds since the epoch (credential timestamps)
     """
 
-    def __init__(self, parts, clock=time.monotonic) -> None:
+    def __init__(self, parts, clock=time.monotonic, wall=time.time) -> None:
         self.parts = parts
         self.feed = core.Feed()
+        self.verifier = auth.Verifier()
         self._clock = clock
-        #: mirror onion -> (first seen, last seen), monotonic
-        self.mirrors: dict[str, tuple[float, float]] = {}
+        self._wall = wall
+        #: mirror onion -> (first seen, last seen, the trusted node that registered it)
+        self.mirrors: dict[str, tuple[float, float, str]] = {}
+
+    @property
+    def onion(self) -> str:
+        """This node's identity onion, which credentials must name ("" refuses them all);
+        set by the trust service once the onion is published."""
+        return self.verifier.origin
+
+    @onion.setter
+    def onion(self, value: str) -> None:
+        self.verifier.origin = value
 
     # -- what is public -----------------------------------------------------------------
     def public_ids(self) -> set[str]:
@@ -66,44 +87,97 @@ class Origin:
         self.feed.touch()
 
     def trackers(self, torrent_id: str) -> list[str]:
-        """The mirrors to name in announce replies for ``torrent_id``."""
+        """The mirrors to name in announce replies for ``torrent_id``: registered by a node
+        this node still trusts, synced within :data:`MIRROR_FRESH` seconds."""
         now = self._clock()
-        fresh = [(first, onion) for onion, (first, last) in self.mirrors.items()
+        fresh = [(first, onion, node) for onion, (first, last, node) in self.mirrors.items()
                  if now - last <= MIRROR_FRESH]
         if not fresh or torrent_id not in self.public_ids():
             return []
-        return [onion for _, onion in sorted(fresh)[:MIRRORS_NAMED]]
+        trusted = set(self.parts.store.trusted())
+        return [onion for _, onion, node in sorted(fresh) if node in trusted][:MIRRORS_NAMED]
 
     # -- the sync call ------------------------------------------------------------------
-    async def sync(self, request: core.SyncRequest) -> dict:
+    async def call(self, body: bytes, credential: str | None) -> dict:
+        """Answer one sync call: its raw body and its credential header (or None).
+
+        A call whose credential is missing or refused is served read-only (the reply says
+        ``registered: false`` and why); if it pushes peers it is refused.
+
+        :raises MalformedReply: the body is not a sync request
+        :raises Refused: it pushes peers without a valid credential, or its credential
+          names another mirror than its body
+        """
+        node, mirror, reason = None, None, ""
+        if credential is not None:
+            try:
+                node, mirror = self.verifier.check(credential, body, self._wall(),
+                                                   self.parts.store.is_trusted)
+            except Refused as exc:
+                reason = exc.message
+        request = core.parse_request(body)
+        if node is not None and request.mirror != mirror:
+            raise Refused("the credential names another mirror onion")
+        if request.peers and node is None:
+            raise Refused(reason or "pushing peers needs a mirror credential")
+        return await self.sync(request, node, reason)
+
+    async def sync(self, request: core.SyncRequest, node: str | None = None,
+                   reason: str = "") -> dict:
+        """Answer a parsed sync request.
+
+        :param node: the trusted node whose credential the call carried, or None (then the
+          call only reads)
+        :param reason: why a credential it carried was refused, told back to the caller
+        :raises Refused: it pushes peers with no ``node``
+        """
         now = self._clock()
-        self._register(request.mirror, now)
+        if node is None and request.peers:
+            raise Refused("pushing peers needs a mirror credential")
         public = self.public_ids()
-        tracker, store = self.parts.tracker, self.parts.store
-        for update in request.peers:
-            if update.infohash not in public:
-                continue
-            entry = (update.onion, update.port, update.left, update.age)
-            if tracker.merge(update.infohash, [entry]):
-                self.feed.add(request.mirror, update, now)
-                store.record_peer(update.infohash, update.onion, update.port,
-                                  None if update.left < 0 else update.left)
-        feed, digest = self.feed, core.catalogue_digest(sorted(public))
+        if node is not None:
+            self._register(request.mirror, node, now)
+            self._take(request, public, now)
+        registered, feed, digest = node is not None, self.feed, core.catalogue_digest(
+            sorted(public))
         if request.epoch != feed.epoch:
-            return core.encode_reply(self._full(public, digest))
+            return self._encode(self._full(public, digest), registered, reason)
         deadline = now + request.wait
-        position = request.since
         while True:
             changes = feed.changes(request.since, request.mirror, self._clock())
             if changes is None:
-                return core.encode_reply(self._full(self.public_ids(), self.digest()))
+                full = self._full(self.public_ids(), self.digest())
+                return self._encode(full, registered, reason)
             current = self.digest()
             remaining = deadline - self._clock()
             if changes or current != digest or remaining <= 0:
                 reply = core.SyncReply(feed.epoch, feed.seq, False, current, tuple(changes))
-                return core.encode_reply(reply)
-            position = feed.seq  # only this mirror's own pushes since: wait on
-            await feed.wait(position, remaining)
+                return self._encode(reply, registered, reason)
+            await feed.wait(feed.seq, remaining)  # only this mirror's own pushes since
+
+    @staticmethod
+    def _encode(reply: core.SyncReply, registered: bool, reason: str) -> dict:
+        return core.encode_reply(core.SyncReply(
+            reply.epoch, reply.seq, reply.full, reply.catalogue, reply.peers, registered,
+            "" if registered else reason))
+
+    def _take(self, request: core.SyncRequest, public: set[str], now: float) -> None:
+        """Merge a mirror's pushed peers: one merge and one store transaction per torrent."""
+        by_torrent: dict[str, list[tuple[str, int, int, float]]] = {}
+        for update in request.peers[:core.MAX_PUSH]:
+            if update.infohash in public:
+                by_torrent.setdefault(update.infohash, []).append(
+                    (update.onion, update.port, update.left, update.age))
+        tracker, store = self.parts.tracker, self.parts.store
+        for infohash, entries in by_torrent.items():
+            changed = tracker.merge_changes(infohash, entries)
+            for onion, port, left, age in changed:
+                self.feed.add(request.mirror, core.Update(infohash, onion, port, left, age),
+                              now)
+            if changed:
+                store.record_peers(infohash, [(o, p, None if left < 0 else left)
+                                              for o, p, left, _ in changed],
+                                   ttl=tracker.swarm.ttl, cap=tracker.swarm.max_peers)
 
     def _full(self, public: set[str], digest: str) -> core.SyncReply:
         peers = [core.Update(ih, o, p, left, age)
@@ -112,9 +186,12 @@ class Origin:
         return core.SyncReply(self.feed.epoch, self.feed.seq, True, digest,
                               tuple(peers[:core.MAX_ENTRIES]))
 
-    def _register(self, mirror: str, now: float) -> None:
-        first = self.mirrors.get(mirror, (now, now))[0]
-        self.mirrors[mirror] = (first, now)
+    def _register(self, mirror: str, node: str, now: float) -> None:
+        """Remember ``mirror`` as ``node``'s one mirror onion, synced now."""
+        for onion in [o for o, (_, _, by) in self.mirrors.items() if by == node and o != mirror]:
+            del self.mirrors[onion]
+        first = self.mirrors.get(mirror, (now, now, node))[0]
+        self.mirrors[mirror] = (first, now, node)
         if len(self.mirrors) > MIRRORS_KEPT:
             stalest = min(self.mirrors, key=lambda o: self.mirrors[o][1])
             del self.mirrors[stalest]

@@ -9,7 +9,14 @@ the source>``. Two loops per mirror keep it alive:
 - *pull*: a long-poll on the source's identity onion brings every peer-list change there
   within a round trip; with ``follow`` a changed catalogue is copied again (new items added,
   withdrawn ones dropped); without it the items stay as first copied (a backup).
-- *push*: peers that announce to the mirror go to the source's tracker in batches.
+- *push*: peers that announce to the mirror go to the source's tracker in batches of at most
+  :data:`core.MAX_PUSH`.
+
+Every sync call carries a credential (:mod:`.auth`) signed with this node's identity onion
+key (the ``node.key`` the trust service keeps in the store). The source reads it only if it
+trusts this node (``obt trust add <this node's onion>`` there): then it takes the pushes
+and names the mirror to its downloaders. Otherwise the mirror still follows the source
+read-only, drops its pushes, and ``obt mirror list`` says why.
 
 The copy outlives the source: when it is gone for good, the mirror still answers with the
 peers it last knew, and downloaders keep announcing to it.
@@ -20,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 import time
 
 from ..config import TRACKER_VIRTUAL_PORT
@@ -29,10 +37,11 @@ from ..store import MirrorItemRow, MirrorRow
 from ..tor.onion import parse_onion
 from ..tracker.client import MAX_TORRENT
 from ..tracker.server import Served, TrackerServer
-from ..trust.client import Remote
+from ..trust.client import Remote, item_name
 from ..trust.core import Item
+from ..trust.identity import SigningKey
 from ..uri import ShareURI, new_token, parse_uri
-from . import core
+from . import auth, core
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,9 @@ class _Mirror:
     last_full: float = -1e9
     synced: float | None = None  # wall clock of the last sync that answered
     error: str | None = None
+    #: the source took our last credential: it takes our pushes and names the mirror
+    #: (None until the first call answers)
+    registered: bool | None = None
     pending: list[core.Update] = dataclasses.field(default_factory=list)
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -78,6 +90,7 @@ class MirrorService:
     def __init__(self, parts, own) -> None:
         self.parts = parts
         self._own = own
+        self._key: tuple[str, SigningKey] | None = None  # the identity key, parsed once
         self._mirrors: dict[str, _Mirror] = {}
         self._lock = asyncio.Lock()
 
@@ -242,6 +255,11 @@ class MirrorService:
                 try:
                     data = await self._fetch_torrent(source, path, item)
                     meta = parse(data)
+                    name = item_name(meta.name)
+                except ValueError:
+                    log.warning("mirror of %s…: %r's .torrent has no usable name; skipped",
+                                source[:12], item.name)
+                    return None
                 except ObtError as exc:
                     log.warning("mirror of %s…: skipped %r: %s", source[:12], item.name,
                                 exc.message)
@@ -250,7 +268,7 @@ class MirrorService:
                     log.warning("mirror of %s…: %r's .torrent is another torrent; skipped",
                                 source[:12], item.name)
                     return None
-                return MirrorItemRow(source, item.infohash, meta.name, meta.size,
+                return MirrorItemRow(source, item.infohash, name, meta.size,
                                      len(meta.files), item.uri, data, item.added or time.time())
 
         rows = await asyncio.gather(*(one(i) for i in listed))
@@ -294,13 +312,38 @@ class MirrorService:
     def _sync_url(self, mirror: _Mirror) -> str:
         return f"http://{mirror.source}.onion{mirror.row.catalogue}/sync"
 
+    def _signing_key(self) -> SigningKey | None:
+        """This node's identity key, or None while it has none (calls then only read)."""
+        blob = self.parts.store.meta("node.key")
+        if not blob:
+            return None
+        if self._key is None or self._key[0] != blob:
+            try:
+                self._key = (blob, SigningKey.from_tor(blob))
+            except ValueError:
+                log.error("the identity onion key cannot sign mirror calls")
+                return None
+        return self._key[1]
+
+    def _credential(self, mirror: _Mirror, body: bytes) -> dict[str, str]:
+        """The headers of one sync attempt: a fresh credential for the source."""
+        key = self._signing_key()
+        if key is None:
+            return {}
+        value = auth.credential(key, mirror.source, mirror.row.address, body,
+                                int(time.time()), secrets.token_hex(16))
+        return {auth.HEADER: value}
+
     async def _call(self, mirror: _Mirror, epoch: str, since: int, wait: float,
                     peers: list[core.Update]) -> core.SyncReply:
         body = core.encode_request(mirror.row.address, epoch, since, wait, peers)
         timeout = wait + self.parts.config.trust_timeout
         raw = await self.parts.http.post(self._sync_url(mirror), body, timeout,
-                                         core.MAX_MESSAGE)
-        return core.parse_reply(raw)
+                                         core.MAX_MESSAGE,
+                                         headers=lambda: self._credential(mirror, body))
+        reply = core.parse_reply(raw)
+        mirror.registered = reply.registered
+        return reply
 
     async def _pull_once(self, mirror: _Mirror, wait: float, full: bool = False) -> None:
         loop = asyncio.get_running_loop()
@@ -311,9 +354,17 @@ class MirrorService:
             mirror.last_full = loop.time()
         mirror.epoch, mirror.since = reply.epoch, reply.seq
         self._merge(mirror, reply.peers)
-        mirror.synced, mirror.error = time.time(), None
+        mirror.synced, mirror.error = time.time(), self._not_registered(reply)
         if mirror.row.follow and reply.catalogue and reply.catalogue != mirror.row.digest:
             await self._refresh(mirror, reply.catalogue)
+
+    def _not_registered(self, reply: core.SyncReply) -> str | None:
+        """What ``obt mirror list`` says of a source that reads us as a stranger."""
+        if reply.registered:
+            return None
+        why = f" ({reply.reason})" if reply.reason else ""
+        return (f"read-only: the source does not take this mirror's peers{why}; its "
+                f"operator can run: obt trust add {self._own()}.onion")
 
     def _merge(self, mirror: _Mirror, updates: tuple[core.Update, ...]) -> None:
         by_item: dict[str, list[tuple[str, int, int, float]]] = {}
@@ -342,8 +393,11 @@ class MirrorService:
             await mirror.wake.wait()
             await asyncio.sleep(PUSH_BATCH)
             mirror.wake.clear()
-            batch, mirror.pending = mirror.pending[:core.MAX_ENTRIES], \
-                mirror.pending[core.MAX_ENTRIES:]
+            batch, mirror.pending = mirror.pending[:core.MAX_PUSH], \
+                mirror.pending[core.MAX_PUSH:]
+            if mirror.registered is False:  # the source would refuse them: do not keep them
+                mirror.pending.clear()
+                continue
             if mirror.pending:
                 mirror.wake.set()
             if not batch:

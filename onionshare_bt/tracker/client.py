@@ -2,26 +2,42 @@
 
 Every request has a deadline; transient onion-service failures (descriptor not yet
 published, introduction or rendezvous failed) are retried with backoff until it passes.
-Replies are size-capped before they are parsed.
+
+Everything that answers is untrusted, so the client:
+
+- keeps no cookies (``DummyCookieJar``): one jar for every onion would carry a cookie set
+  by one tracker (``Domain=onion``) to every other onion, a supercookie linking them all;
+- never follows a redirect: a 3xx is a :class:`Refused` naming the status;
+- asks for no compression and decodes none (a compressed reply is malformed), so the size
+  cap is a cap on what is read;
+- caps every reply before parsing it: a declared ``Content-Length`` over the cap is refused
+  before any byte of the body is read, and a longer body stops being read at the cap;
+- reports every failure as one line of text without control characters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import urllib.parse
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp_socks import ProxyConnector, ProxyError, ProxyTimeoutError
 from python_socks import ProxyConnectionError
 
 from ..errors import MalformedReply, NotFound, OnionUnreachable, Refused, Timeout
+from ..text import safe_text
 from ..uri import ShareURI
 from . import core
 
 log = logging.getLogger(__name__)
 
 MAX_TORRENT = 32 * 1024 * 1024
+#: bytes of an error reply read to find its ``{"error": ...}`` text
+MAX_ERROR_BODY = 4096
 #: seconds one GET may take before it is given up and tried again on a fresh stream
 ATTEMPT_TIMEOUT = 45.0
 _SOCKS_REASONS = {
@@ -55,8 +71,10 @@ class TrackerClient:
         self._http = aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": ""},
-            skip_auto_headers=("User-Agent",),
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
             raise_for_status=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
         )
 
     async def close(self) -> None:
@@ -95,17 +113,20 @@ class TrackerClient:
         """
         return await self._get(url, timeout, limit)
 
-    async def post(self, url: str, body: bytes, timeout: float, limit: int) -> bytes:
+    async def post(self, url: str, body: bytes, timeout: float, limit: int,
+                   headers: Callable[[], dict[str, str]] | None = None) -> bytes:
         """POST a JSON body (a mirror's sync call; it is idempotent, so retried), size-capped.
 
+        :param headers: called before each attempt for extra headers (a fresh credential
+          per attempt: the origin refuses a replayed one)
         :raises NotFound: 404
-        :raises Refused: any other status than 200
+        :raises Refused: any other status than 200 (with the reply's ``error`` text if any)
         :raises OnionUnreachable: no answer before the deadline
         """
-        return await self._get(url, timeout, limit, body)
+        return await self._get(url, timeout, limit, body, headers)
 
-    async def _get(self, url: str, timeout: float, limit: int, body: bytes | None = None
-                   ) -> bytes:
+    async def _get(self, url: str, timeout: float, limit: int, body: bytes | None = None,
+                   headers: Callable[[], dict[str, str]] | None = None) -> bytes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.5
@@ -115,7 +136,9 @@ class TrackerClient:
             # old tor; a fresh stream after ATTEMPT_TIMEOUT gets tor to try the new ones
             attempt = remaining if body is not None else min(remaining, ATTEMPT_TIMEOUT)
             try:
-                return await asyncio.wait_for(self._get_once(url, limit, body), attempt)
+                extra = headers() if headers is not None else {}
+                return await asyncio.wait_for(self._get_once(url, limit, body, extra),
+                                              attempt)
             except TimeoutError as exc:
                 if loop.time() + delay >= deadline:
                     raise OnionUnreachable(
@@ -135,31 +158,50 @@ class TrackerClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _get_once(self, url: str, limit: int, body: bytes | None = None) -> bytes:
+    async def _get_once(self, url: str, limit: int, body: bytes | None = None,
+                        extra: dict[str, str] | None = None) -> bytes:
         if body is None:
             request = self._http.get(url, allow_redirects=False)
         else:
             request = self._http.post(url, data=body, allow_redirects=False,
-                                      headers={"Content-Type": "application/json"})
+                                      headers={"Content-Type": "application/json",
+                                               **(extra or {})})
         try:
             async with request as resp:
                 if resp.status == 404:
                     raise NotFound()
+                if 300 <= resp.status < 400:
+                    raise Refused(f"{_host(url)} answered with a redirect (HTTP {resp.status});"
+                                  " obt does not follow redirects")
                 if resp.status != 200:
-                    raise Refused(f"{_host(url)} answered HTTP {resp.status}")
+                    raise Refused(f"{_host(url)} answered HTTP {resp.status}"
+                                  f"{await _error_text(resp)}")
                 return await _read_capped(resp, limit)
         except ProxyError as exc:
-            reason = _SOCKS_REASONS.get(exc.error_code or -1, str(exc))
-            raise OnionUnreachable(f"{_host(url)}: {reason}") from exc
+            raise OnionUnreachable(f"{_host(url)}: {_socks_reason(exc)}") from exc
         except (ProxyTimeoutError, asyncio.TimeoutError) as exc:
             raise Timeout(f"{_host(url)}: timed out") from exc
         except (ProxyConnectionError, ConnectionRefusedError) as exc:
             raise OnionUnreachable(f"cannot reach Tor's SOCKS port: {exc}") from exc
         except aiohttp.ClientError as exc:
-            raise OnionUnreachable(f"{_host(url)}: {exc}") from exc
+            raise OnionUnreachable(f"{_host(url)}: {safe_text(str(exc), 200)}") from exc
+
+
+def _socks_reason(exc: ProxyError) -> str:
+    """Tor's extended SOCKS errors in words (python-socks names them only by number)."""
+    code = exc.error_code
+    if code is None:
+        found = re.search(r"reply code: 0X([0-9A-F]{2})\b", str(exc), re.IGNORECASE)
+        code = int(found[1], 16) if found else None
+    return _SOCKS_REASONS.get(code, safe_text(str(exc), 200))
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or :class:`MalformedReply` as soon as it is known to pass ``limit``."""
+    if resp.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise MalformedReply("the reply is compressed; obt asked for no compression")
+    if resp.content_length is not None and resp.content_length > limit:
+        raise MalformedReply(f"reply larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
@@ -167,6 +209,18 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
             raise MalformedReply(f"reply larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _error_text(resp: aiohttp.ClientResponse) -> str:
+    """``": <error>"`` from a small JSON error reply (``{"error": ...}``), else ``""``."""
+    if resp.content_length is None or resp.content_length > MAX_ERROR_BODY:
+        return ""
+    try:
+        data = json.loads(await resp.read())  # Content-Length is at most MAX_ERROR_BODY
+    except (ValueError, RecursionError, aiohttp.ClientError, asyncio.TimeoutError):
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    return f": {safe_text(error, 200)}" if isinstance(error, str) else ""
 
 
 def _host(url: str) -> str:

@@ -17,15 +17,18 @@ import urllib.parse
 
 import bencodepy
 
+from ..text import safe_text
 from ..tor.onion import ADDRESS_LENGTH, is_onion
+from .swarm import MAX_MERGE, MAX_PEERS, Swarm
+
+__all__ = ["MAX_MERGE", "MAX_PEERS", "Announce", "AnnounceError", "Reply", "ReplyError",
+           "Swarm", "failure", "parse_announce", "parse_query", "parse_reply", "reply"]
 
 MAX_QUERY = 4096
 MAX_PARAMS = 32
 MAX_NUMWANT = 200
 DEFAULT_NUMWANT = 50
 MAX_REPLY = 1024 * 1024
-#: peers remembered per torrent; beyond it the stalest are forgotten
-MAX_PEERS = 1000
 EVENTS = {"", "started", "completed", "stopped", "empty"}
 #: parameters a refusal may name; any other key is the sender's text and is not echoed
 KNOWN_PARAMS = {
@@ -137,130 +140,6 @@ def parse_announce(query: str) -> Announce:
     )
 
 
-@dataclasses.dataclass
-class _Entry:
-    left: int
-    seen: float
-
-
-class Swarm:
-    """Peers of every torrent a tracker serves, expired after ``ttl`` seconds of silence.
-
-    A share's own onions are listed as permanent seeders (``fixed``). Each torrent keeps at
-    most ``max_peers`` announced peers: anyone can announce any number of made-up onions, so
-    when the list is full the stalest peer makes room. Each torrent's dict is kept in the
-    order peers were last seen (``now`` never decreases), so both expiry and eviction start
-    at its head.
-    """
-
-    def __init__(self, ttl: float, max_peers: int = MAX_PEERS) -> None:
-        if max_peers < 1:
-            raise ValueError("max_peers must be at least 1")
-        self.ttl = ttl
-        self.max_peers = max_peers
-        self._peers: dict[bytes, dict[tuple[str, int], _Entry]] = {}
-        self._fixed: dict[bytes, list[tuple[str, int]]] = {}
-
-    def set_fixed(self, info_hash: bytes, peers: list[tuple[str, int]]) -> None:
-        self._fixed[info_hash] = list(peers)
-
-    def drop(self, info_hash: bytes) -> None:
-        self._peers.pop(info_hash, None)
-        self._fixed.pop(info_hash, None)
-
-    def announce(self, a: Announce, now: float) -> list[tuple[str, int]]:
-        """Record ``a`` and return up to ``a.numwant`` other peers, fixed seeders first.
-
-        An observer (no onion) is not recorded and is given seeders only: it wants pieces
-        and passes none on (a release not verified yet), so it talks to no leecher.
-        """
-        key = (a.onion, a.port)
-        if not a.onion:
-            return self.peers(a.info_hash, now, seeds_only=True)[: a.numwant]
-        if a.event == "stopped":
-            self._peers.get(a.info_hash, {}).pop(key, None)
-        else:
-            peers = self._peers.setdefault(a.info_hash, {})
-            peers.pop(key, None)  # re-inserted at the end: the freshest
-            while len(peers) >= self.max_peers:
-                del peers[next(iter(peers))]
-            peers[key] = _Entry(left=a.left, seen=now)
-        return self.peers(a.info_hash, now, exclude=a.onion)[: a.numwant]
-
-    def peers(self, info_hash: bytes, now: float, exclude: str = "",
-              seeds_only: bool = False) -> list[tuple[str, int]]:
-        live = self._peers.get(info_hash, {})
-        while live:
-            key = next(iter(live))
-            if now - live[key].seen <= self.ttl:
-                break
-            del live[key]
-        out = [p for p in self._fixed.get(info_hash, []) if p[0] != exclude]
-        fixed = set(out)
-        out += [k for k, e in live.items() if k[0] != exclude and k not in fixed
-                and not (seeds_only and e.left > 0)]
-        return out
-
-    def restore(self, info_hash: bytes, entries: list[tuple[str, int, int, float]],
-                now: float) -> None:
-        """Take back peers saved earlier: ``(onion, port, left, age_seconds)`` each."""
-        for onion, port, left, age in sorted(entries, key=lambda e: -e[3]):  # oldest first
-            if age <= self.ttl and len(self._peers.get(info_hash, {})) < self.max_peers:
-                self._peers.setdefault(info_hash, {})[(onion, port)] = _Entry(
-                    left=left, seen=now - age)
-
-    def entries(self, info_hash: bytes, now: float) -> list[tuple[str, int, int, float]]:
-        """Every live peer as ``(onion, port, left, age)``, fixed seeders first (age 0)."""
-        self.peers(info_hash, now)  # expire the stale first
-        fixed = self._fixed.get(info_hash, [])
-        out = [(o, p, 0, 0.0) for o, p in fixed]
-        out += [(o, p, e.left, max(0.0, now - e.seen))
-                for (o, p), e in self._peers.get(info_hash, {}).items() if (o, p) not in fixed]
-        return out
-
-    def merge(self, info_hash: bytes, entries: list[tuple[str, int, int, float]],
-              now: float) -> int:
-        """Take in peers another tracker saw: ``(onion, port, left, age)``; ``left < 0`` is
-        a "stopped". A peer already seen more recently here keeps its entry. Returns how
-        many entries changed.
-        """
-        peers = self._peers.setdefault(info_hash, {})
-        changed = 0
-        for onion, port, left, age in entries:
-            key = (onion, port)
-            seen = now - max(0.0, age)
-            old = peers.get(key)
-            if left < 0:  # a "stopped" older than the peer's last announce here is late
-                if old is not None and old.seen <= seen:
-                    del peers[key]
-                    changed += 1
-                continue
-            if old is not None and old.seen >= seen:
-                continue
-            if age > self.ttl:
-                continue
-            peers.pop(key, None)
-            while len(peers) >= self.max_peers:
-                del peers[min(peers, key=lambda k: peers[k].seen)]
-            peers[key] = _Entry(left=left, seen=seen)
-            changed += 1
-        if changed:  # keep the dict ordered by last seen: expiry starts at its head
-            ordered = sorted(peers.items(), key=lambda kv: kv[1].seen)
-            peers.clear()
-            peers.update(ordered)
-        return changed
-
-    def size(self, info_hash: bytes) -> int:
-        """How many announced (not fixed) peers are remembered for ``info_hash``."""
-        return len(self._peers.get(info_hash, {}))
-
-    def counts(self, info_hash: bytes) -> tuple[int, int]:
-        """(complete, incomplete) counts, fixed seeders included."""
-        live = self._peers.get(info_hash, {}).values()
-        seeds = sum(1 for e in live if e.left == 0) + len(self._fixed.get(info_hash, []))
-        return seeds, sum(1 for e in live if e.left > 0)
-
-
 #: reply key naming other trackers (mirrors) of the same share, by onion; same token
 TRACKERS_KEY = b"x-obt-trackers"
 MAX_TRACKERS = 8
@@ -305,6 +184,10 @@ class ReplyError(ValueError):
 def parse_reply(body: bytes) -> Reply:
     """Read a tracker's announce reply, keeping only onion peers.
 
+    Peer dicts whose ``ip`` is anything but exactly a v3 onion (an IP address, a hostname)
+    are dropped; a compact peer string (IPv4 addresses) refuses the whole reply. A
+    ``failure reason`` is shown without control characters, cut to 200 characters.
+
     :raises ReplyError: when it is not a bencoded dict with a usable interval and peer list
     """
     if len(body) > MAX_REPLY:
@@ -312,19 +195,20 @@ def parse_reply(body: bytes) -> Reply:
     try:
         data = bencodepy.decode(body)
     except (bencodepy.BencodeDecodeError, RecursionError, ValueError, TypeError) as exc:
-        raise ReplyError(f"tracker reply is not bencoded: {exc}") from exc
+        raise ReplyError("tracker reply is not bencoded") from exc
     if not isinstance(data, dict):
         raise ReplyError("tracker reply is not a dictionary")
     if b"failure reason" in data:
         reason = data[b"failure reason"]
         text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else "?"
-        raise ReplyError(f"tracker refused: {text[:200]}", refused=True)
+        raise ReplyError(f"tracker refused: {safe_text(text, 200) or '?'}", refused=True)
     interval = data.get(b"interval")
     if not isinstance(interval, int) or interval < 0:
         raise ReplyError("tracker reply has no valid interval")
     raw_peers = data.get(b"peers", [])
     if not isinstance(raw_peers, list):
-        raise ReplyError("tracker reply peers are not a list of dictionaries (compact?)")
+        # compact peers are IPv4 addresses: an obt swarm has none
+        raise ReplyError("tracker reply has compact (IP address) peers, not onion peers")
     return Reply(
         interval=interval,
         peers=tuple(_onion_peers(raw_peers)),

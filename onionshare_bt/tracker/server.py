@@ -7,11 +7,11 @@ another share's token does not link the two. Routes:
 - ``GET /private/<token>``: the share's .torrent (bencoded)
 - ``GET /private/<token>/announce``: BEP 3 announce, onion peers only
 
-Anything else, including a wrong token or another method, is the same plain 404. No
-``Server`` header on anything our handlers answer. Requests aiohttp cannot parse (binary
-garbage, unknown methods, a request line over 8190 bytes, too many headers) get aiohttp's own
-400 before any handler runs; those are logged at debug level only and without the raw
-request, which could hold a token.
+Anything else, including a wrong token or another method, is the same plain 404. No reply
+carries a ``Server`` or ``Date`` header, not even the 400 that aiohttp's parser sends for
+requests it cannot parse (binary garbage, unknown methods, a request line over 8190 bytes,
+too many headers); those are logged at debug level only and without the raw request, which
+could hold a token (see :mod:`onionshare_bt.httpserve`).
 """
 
 from __future__ import annotations
@@ -23,21 +23,14 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
-from aiohttp import web_response as _web_response
-from aiohttp.http import HttpProcessingError
 
+from .. import httpserve
+from ..httpserve import KEEPALIVE_TIMEOUT, NOT_FOUND_BODY
 from . import core
 
+__all__ = ["KEEPALIVE_TIMEOUT", "NOT_FOUND_BODY", "Served", "TrackerServer"]
+
 log = logging.getLogger(__name__)
-
-NOT_FOUND_BODY = "404: Not Found"
-#: idle keep-alive connections close after this (aiohttp's default is an hour)
-KEEPALIVE_TIMEOUT = 30
-
-# aiohttp stamps "Server: Python/3.x aiohttp/3.y" on every response, its own 400s for
-# requests its parser refuses included, which no hook of ours reaches. A tracker behind an
-# onion must not name its software: blank the stamp (normal responses drop the header).
-_web_response.SERVER_SOFTWARE = ""
 
 
 @dataclasses.dataclass
@@ -54,37 +47,7 @@ class Served:
     seeders: tuple[tuple[str, int], ...] = ()
 
 
-def _not_found() -> web.Response:
-    return web.Response(status=404, text=NOT_FOUND_BODY)
-
-
-class _NetworkLog(logging.LoggerAdapter):
-    """The logger handed to aiohttp's protocol handler.
-
-    aiohttp logs every malformed request at error level with the offending bytes; anyone can
-    send those through an onion, and a request line may carry a share's token. Log their
-    kind only, at debug level. Our own handlers' failures (bugs) keep their traceback.
-    """
-
-    def debug(self, msg, *args, exc_info=None, **kwargs) -> None:
-        if isinstance(exc_info, BaseException):
-            self.logger.debug("refused a malformed HTTP request (%s)", _kind(exc_info))
-        else:
-            self.logger.debug(msg, *args, **kwargs)
-
-    def exception(self, msg, *args, exc_info=True, **kwargs) -> None:
-        if isinstance(exc_info, HttpProcessingError):
-            self.logger.debug("refused a malformed HTTP request (%s)", _kind(exc_info))
-        else:
-            self.logger.error("tracker request failed", exc_info=exc_info)
-
-
-def _kind(exc_info: object) -> str:
-    return type(exc_info).__name__ if isinstance(exc_info, BaseException) else "?"
-
-
-async def _strip_server_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.pop("Server", None)
+_not_found = httpserve.not_found
 
 
 class TrackerServer:
@@ -121,7 +84,6 @@ class TrackerServer:
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=4096)
-        app.on_response_prepare.append(_strip_server_header)
         app.router.add_get("/private/{token}", self._torrent)
         app.router.add_get("/private/{token}/announce", self._announce)
         if self._public is not None:
@@ -130,10 +92,7 @@ class TrackerServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(
-            self._app(), access_log=None, handle_signals=False, logger=_NetworkLog(log, {}),
-            keepalive_timeout=KEEPALIVE_TIMEOUT,
-        )
+        self._runner = httpserve.runner(self._app(), log)
         await self._runner.setup()
 
     async def close(self) -> None:
@@ -180,10 +139,15 @@ class TrackerServer:
 
     def merge(self, torrent_id: str, entries: list[tuple[str, int, int, float]]) -> int:
         """Take in peers another tracker of the share saw (see :meth:`core.Swarm.merge`)."""
+        return len(self.merge_changes(torrent_id, entries))
+
+    def merge_changes(self, torrent_id: str, entries: list[tuple[str, int, int, float]]
+                      ) -> list[tuple[str, int, int, float]]:
+        """Like :meth:`merge`; returns the entries that changed the swarm."""
         share = self._find(torrent_id)
         if share is None:
-            return 0
-        return self.swarm.merge(share.info_hashes[0], entries, self._clock())
+            return []
+        return self.swarm.merge_changes(share.info_hashes[0], entries, self._clock())
 
     def entries(self, torrent_id: str) -> list[tuple[str, int, int, float]]:
         """The share's live peers as ``(onion, port, left, age)``, its own onions included."""
@@ -235,9 +199,12 @@ class TrackerServer:
             return self._bencoded(core.failure("unknown info_hash"))
         key = share.info_hashes[0]
         announce = dataclasses.replace(announce, info_hash=key)
-        peers = self.swarm.announce(announce, self._clock())
-        if self._on_announce is not None and announce.onion:
+        now = self._clock()
+        # only an announce that changed the swarm is saved and passed on to mirrors: one
+        # for another peer_id's entry (a forged "stopped") changes nothing anywhere
+        if self.swarm.record(announce, now) and self._on_announce is not None:
             self._on_announce(share.torrent_id, announce)
+        peers = self.swarm.listed(announce, now)
         complete, incomplete = self.swarm.counts(key)
         trackers = self._trackers(share.torrent_id) if self._trackers else []
         return self._bencoded(core.reply(peers, self.interval, complete, incomplete, trackers))

@@ -4,23 +4,30 @@
   only when the owner publishes the trust list (the default).
 - ``GET /public/<token>``: ``{"node", "items": [{name, size, files, infohash, uri, added}]}``.
 - ``GET /public/<token>/torrent/<infohash>`` and ``POST /public/<token>/sync``: for mirrors,
-  see :mod:`onionshare_bt.mirror.origin`.
+  see :mod:`onionshare_bt.mirror.origin`; a sync call that pushes peers or registers a
+  mirror carries a credential in the ``X-Obt-Mirror-Auth`` header (:mod:`.mirror.auth`).
 
 A private share never appears here; a published one is listed with its own private URI (its
-pieces still travel over its own onions). Everything else is the tracker's plain 404.
+pieces still travel over its own onions). Everything else is the tracker's plain 404. The
+server is hardened like the tracker (:mod:`onionshare_bt.httpserve`): no ``Server`` or
+``Date`` header on any reply, malformed requests logged quietly without their bytes.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import MalformedReply
+from .. import httpserve
+from ..errors import MalformedReply, Refused
+from ..mirror import auth as mirror_auth
 from ..mirror import core as mirror_core
-from ..tracker.server import KEEPALIVE_TIMEOUT, NOT_FOUND_BODY, _strip_server_header
+
+log = logging.getLogger(__name__)
 
 PROTOCOL = 1
 
@@ -35,10 +42,12 @@ class NodeServer:
 
     def __init__(self, document: Callable[[], dict], catalogue: Callable[[], list[dict]],
                  token: str, torrent: Callable[[str], bytes | None] | None = None,
-                 sync: Callable[[mirror_core.SyncRequest], Awaitable[dict]] | None = None,
+                 sync: Callable[[bytes, str | None], Awaitable[dict]] | None = None,
                  ) -> None:
         """:param torrent: a public share's .torrent by infohash (None: not public)
-        :param sync: answers a mirror's sync call
+        :param sync: answers a mirror's sync call, given its raw body and its credential
+          header (or None); raises ``MalformedReply`` (a 400) or ``Refused`` (a 403)
+          (:meth:`onionshare_bt.mirror.origin.Origin.call`)
         """
         self._document, self._catalogue, self._token = document, catalogue, token
         self._torrent, self._sync = torrent, sync
@@ -46,15 +55,13 @@ class NodeServer:
         self.port = 0
 
     async def start(self) -> int:
-        app = web.Application(client_max_size=mirror_core.MAX_MESSAGE)
-        app.on_response_prepare.append(_strip_server_header)
+        app = web.Application(client_max_size=mirror_core.MAX_REQUEST)
         app.router.add_get("/node", self._node)
         app.router.add_get("/public/{token}", self._public)
         app.router.add_get("/public/{token}/torrent/{infohash}", self._torrent_of)
         app.router.add_post("/public/{token}/sync", self._sync_call)
         app.router.add_route("*", "/{tail:.*}", self._missing)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     keepalive_timeout=KEEPALIVE_TIMEOUT)
+        self._runner = httpserve.runner(app, log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -86,11 +93,18 @@ class NodeServer:
         if not self._authorised(request) or self._sync is None:
             return await self._missing(request)
         try:
-            body = await request.content.read(mirror_core.MAX_MESSAGE + 1)
-            sync = mirror_core.parse_request(body)
+            body = await httpserve.read_body(request, mirror_core.MAX_REQUEST)
+        except TimeoutError:
+            return web.json_response({"error": "sync request body too slow"}, status=408)
+        if body is None:
+            return web.json_response({"error": "sync message too large"}, status=413)
+        try:
+            reply = await self._sync(body, request.headers.get(mirror_auth.HEADER))
         except MalformedReply as exc:
             return web.json_response({"error": exc.message}, status=400)
-        return web.json_response(await self._sync(sync))
+        except Refused as exc:
+            return web.json_response({"error": exc.message}, status=403)
+        return web.json_response(reply)
 
     async def _public(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -99,4 +113,4 @@ class NodeServer:
         return web.json_response({"node": doc["onion"], "items": self._catalogue()})
 
     async def _missing(self, request: web.Request) -> web.Response:
-        return web.Response(status=404, text=NOT_FOUND_BODY)
+        return httpserve.not_found()

@@ -49,7 +49,7 @@ class TrustService:
         origin = self.origin
         self._server = NodeServer(self.document, self.catalogue, token,
                                   torrent=origin.torrent if origin else None,
-                                  sync=origin.sync if origin else None)
+                                  sync=origin.call if origin else None)
         port = await self._server.start()
         self._ports = {TRACKER_VIRTUAL_PORT: ("127.0.0.1", port)}
         await self.republish()
@@ -59,6 +59,8 @@ class TrustService:
         key = self.store.meta("node.key") or None
         self.onion, key = await self.parts.tor.add_onion(self._ports, key)
         self.store.set_meta("node.key", key)
+        if self.origin is not None:  # mirror credentials must name this onion
+            self.origin.onion = self.onion
 
     async def close(self) -> None:
         if self._server is not None:

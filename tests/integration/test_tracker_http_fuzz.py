@@ -177,6 +177,8 @@ def announce(tracker: LiveTracker, q: str) -> Reply:
 def check(reply: Reply) -> dict | None:
     """Assert the universal rules; return the decoded announce reply for a 200."""
     assert reply.status is None or reply.status < 500, reply
+    # no reply names the software or reads the clock, aiohttp's own refusals included
+    assert "server" not in reply.headers and "date" not in reply.headers, reply
     if reply.status is None or reply.status not in (200, 404):
         # aiohttp's own parser refusal: a 4xx that never carries our own address
         assert reply.status is None or 400 <= reply.status < 500, reply
@@ -342,10 +344,11 @@ def test_garbage_with_the_real_token_never_gets_a_500(tracker):
 
 
 def test_parser_refusals_carry_no_server_header(tracker):
-    """aiohttp answers these itself; its Server stamp is blanked (tracker/server.py)."""
+    """aiohttp answers these itself; httpserve strips Server and Date from them too."""
     reply = exchange(tracker.port, b"\x16\x03\x01 not http\r\n\r\n", half_close=False)
     assert reply.status == 400
-    assert reply.headers.get("server", "") == ""
+    assert "server" not in reply.headers and "date" not in reply.headers
+    assert reply.body == b"400: Bad Request"
     assert "aiohttp" not in str(reply.headers).lower() and "python" not in str(reply.headers).lower()
 
 

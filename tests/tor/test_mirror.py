@@ -42,6 +42,8 @@ def mirrored(tmp_path_factory, testnet):
         node.configure(trust_timeout=15)
         node.start()
     b_id = nodes["b"].json("node", "id")["onion"]
+    # B takes A's pushes and names A's mirror only once it trusts A (mirror credential)
+    nodes["b"].json("trust", "add", nodes["a"].json("node", "id")["onion"])
     src = make_folder(root / "src-b", "album", 3 * 1024 * 1024 + 7)
     share = nodes["b"].json("share", str(src))
     nodes["b"].json("publish", "--public", share["infohash"])

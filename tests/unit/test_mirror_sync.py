@@ -30,6 +30,9 @@ def onion(i: int) -> str:
 SEED = onion_from_pubkey(b"\xee" * 32)
 MIRROR = onion_from_pubkey(b"\xaa" * 32)
 OTHER_MIRROR = onion_from_pubkey(b"\xbb" * 32)
+#: the trusted identity onions whose credentials register MIRROR and OTHER_MIRROR
+NODE = onion_from_pubkey(b"\xa1" * 32)
+OTHER_NODE = onion_from_pubkey(b"\xb1" * 32)
 
 
 def keys(peers) -> set[tuple[str, int]]:
@@ -417,6 +420,14 @@ class FakeStore:
     def __init__(self, public: list[str], private: list[str] = ()) -> None:
         self.public, self.private = list(public), list(private)
         self.recorded: list[tuple] = []
+        self.trusts = {NODE, OTHER_NODE}
+        self.batches = 0
+
+    def trusted(self):
+        return sorted(self.trusts)
+
+    def is_trusted(self, onion):
+        return onion in self.trusts
 
     def public_shares(self):
         return set(self.public)
@@ -428,8 +439,9 @@ class FakeStore:
             return types.SimpleNamespace(role="share", torrent=b"private")
         return None
 
-    def record_peer(self, infohash, onion, port, left):
-        self.recorded.append((infohash, onion, port, left))
+    def record_peers(self, infohash, rows, ttl, cap):
+        self.batches += 1
+        self.recorded += [(infohash, onion, port, left) for onion, port, left in rows]
 
 
 @pytest.fixture
@@ -483,8 +495,8 @@ async def test_pushed_public_peers_land_in_tracker_and_store(origin_env):
     pushed = [mcore.Update(IH, onion(5), 6881, 7, 3.0),
               mcore.Update(IH2, onion(6), 6881, 0, 0.0),   # not public
               mcore.Update("ef" * 20, onion(7), 6881, 0, 0.0)]  # unknown
-    reply = parsed(await origin.sync(request(epoch=origin.feed.epoch, peers=pushed)))
-    assert reply.full is False
+    reply = parsed(await origin.sync(request(epoch=origin.feed.epoch, peers=pushed), NODE))
+    assert reply.full is False and reply.registered
     assert reply.peers == ()  # its own pushes do not come back
     entries = {(o, p): (left, age) for o, p, left, age in server.entries(IH)}
     assert entries[(onion(5), 6881)][0] == 7
@@ -495,7 +507,7 @@ async def test_pushed_public_peers_land_in_tracker_and_store(origin_env):
 
     # a pushed stop removes it and is recorded with left=None
     stop = mcore.Update(IH, onion(5), 6881, -1, 0.0)
-    await origin.sync(request(epoch=origin.feed.epoch, since=1, peers=[stop]))
+    await origin.sync(request(epoch=origin.feed.epoch, since=1, peers=[stop]), NODE)
     assert (onion(5), 6881) not in keys(server.entries(IH))
     assert store.recorded[-1] == (IH, onion(5), 6881, None)
 
@@ -508,7 +520,7 @@ async def test_pushed_public_peers_land_in_tracker_and_store(origin_env):
 async def test_pushed_peers_in_a_full_reply_too(origin_env):
     origin, server, _ = origin_env
     pushed = [mcore.Update(IH, onion(5), 6881, 0, 1.0)]
-    reply = parsed(await origin.sync(request(epoch="", peers=pushed)))
+    reply = parsed(await origin.sync(request(epoch="", peers=pushed), NODE))
     assert reply.full is True
     assert (IH, onion(5), 6881) in {(u.infohash, u.onion, u.port) for u in reply.peers}
     assert (onion(5), 6881) in keys(server.entries(IH))
@@ -553,7 +565,7 @@ async def test_long_poll_ignores_the_mirrors_own_pushes(origin_env):
     async def push():
         await asyncio.sleep(0.1)
         own = parsed(await origin.sync(request(epoch=epoch, since=seq, peers=[
-            mcore.Update(IH, onion(8), 80, 0, 0.0)])))
+            mcore.Update(IH, onion(8), 80, 0, 0.0)]), NODE))
         assert own.peers == ()
 
     task = asyncio.create_task(push())
@@ -595,11 +607,13 @@ async def test_stale_or_future_since_gets_full_reply(origin_env):
 async def test_trackers_name_a_synced_mirror_for_public_ids_only(origin_env):
     origin, _, _ = origin_env
     assert origin.trackers(IH) == []
-    await origin.sync(request())
+    await origin.sync(request())  # no credential: read-only, never named
+    assert origin.trackers(IH) == []
+    await origin.sync(request(), NODE)
     assert origin.trackers(IH) == [MIRROR]
     assert origin.trackers(IH2) == []
     assert origin.trackers("ef" * 20) == []
-    await origin.sync(request(mirror=OTHER_MIRROR))
+    await origin.sync(request(mirror=OTHER_MIRROR), OTHER_NODE)
     assert origin.trackers(IH) == [MIRROR, OTHER_MIRROR]  # longest-standing first
 
 

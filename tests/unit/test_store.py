@@ -67,3 +67,57 @@ def test_public_shares_are_published_shares_only(tmp_path):
     assert store.public_shares() == {share.id}
     store.publish(share.id, False)
     assert store.public_shares() == set()
+
+
+def test_ten_thousand_announces_leave_at_most_the_cap_and_no_expired_rows(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    store.add_torrent(row(), [])
+    store.add_torrent(row("cd" * 20), [])
+    now = 1_000_000.0
+    # an old swarm of another torrent: expired long before the flood starts
+    for i in range(50):
+        store.record_peer("cd" * 20, onion_from_pubkey(bytes([1, i]) + b"\x00" * 30), 80, 0,
+                          ttl=210, cap=1000, now=now - 10_000)
+    assert store.peer_rows() == 50
+    for i in range(10_000):
+        store.record_peer("ab" * 20, onion_from_pubkey(i.to_bytes(32, "big")), 6881, 1,
+                          ttl=210, cap=1000, now=now + i * 0.01)
+    rows = store._db.execute("SELECT onion, seen FROM tracker_peers").fetchall()
+    assert len(rows) == store.peer_rows() == 1000  # the cap, and nothing of "cd" left
+    newest = {onion_from_pubkey(i.to_bytes(32, "big")) for i in range(9000, 10_000)}
+    assert {r[0] for r in rows} == newest  # the most recent announces are what is kept
+
+
+def test_expired_peers_are_deleted_on_the_next_write_of_any_torrent(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    store.add_torrent(row(), [])
+    store.add_torrent(row("cd" * 20), [])
+    peer_a, peer_b = onion_from_pubkey(b"\x01" * 32), onion_from_pubkey(b"\x02" * 32)
+    store.record_peer("ab" * 20, peer_a, 80, 0, ttl=100, now=1000.0)
+    store.record_peer("ab" * 20, peer_b, 80, 0, ttl=100, now=1050.0)
+    assert store.peer_rows() == 2
+    store.record_peer("cd" * 20, peer_a, 80, 0, ttl=100, now=1120.0)  # peer_a (1000) expired
+    left = store._db.execute("SELECT torrent_id, onion FROM tracker_peers").fetchall()
+    assert sorted(map(tuple, left)) == sorted([("ab" * 20, peer_b), ("cd" * 20, peer_a)])
+    # a batch with stops prunes too, and the default limits apply without arguments
+    assert store.peer_ttl > 0 and store.peer_cap >= 1
+    store.record_peers("ab" * 20, [(peer_b, 80, None)], now=1121.0)
+    assert store.peer_rows() == 1
+
+
+def test_peers_older_than_a_day_are_gone_when_the_store_opens(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    store.add_torrent(row(), [])
+    store.record_peer("ab" * 20, onion_from_pubkey(b"\x01" * 32), 80, 0, ttl=10**9,
+                      now=time.time() - 2 * 86400)
+    assert store.peer_rows() == 1
+    store.close()
+    assert Store(tmp_path / "s.sqlite3").peer_rows() == 0
+
+
+def test_is_trusted(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    onion = onion_from_pubkey(b"\x05" * 32)
+    assert not store.is_trusted(onion)
+    store.trust(onion)
+    assert store.is_trusted(onion) and not store.is_trusted(onion_from_pubkey(b"\x06" * 32))

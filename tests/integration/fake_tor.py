@@ -1,0 +1,85 @@
+"""A stand-in for tor's SOCKS port on 127.0.0.1: maps onion names to loopback servers.
+
+``TrackerClient`` dials ``<onion>.onion:80`` through SOCKS5 with remote name resolution,
+exactly as it does through tor; this proxy answers the CONNECT by opening a connection to
+the loopback port registered for that name (an unknown name gets tor's "descriptor not
+found" reply, 0xF0). It records every name asked for, so a test can tell that a redirect
+target was never dialled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+
+
+class FakeTor:
+    """A SOCKS5 server (no auth, CONNECT by domain name only) for loopback tests."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, int] = {}  # "<onion>.onion" -> loopback port
+        self.dialled: list[str] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def __aenter__(self) -> FakeTor:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._handshake(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+        finally:
+            self._tasks.discard(task)
+
+    async def _handshake(self, reader, writer) -> None:
+        version, count = await reader.readexactly(2)
+        await reader.readexactly(count)
+        writer.write(b"\x05\x00")
+        _, command, _, kind = await reader.readexactly(4)
+        if kind != 3 or command != 1:  # only CONNECT to a name, as tor gets from obt
+            writer.write(b"\x05\x08\x00\x01" + bytes(6))
+            writer.close()
+            return
+        length = (await reader.readexactly(1))[0]
+        name = (await reader.readexactly(length)).decode("ascii")
+        (port,) = struct.unpack(">H", await reader.readexactly(2))
+        self.dialled.append(name)
+        target = self.routes.get(name)
+        if target is None or port != 80:
+            writer.write(b"\x05\xf0\x00\x01" + bytes(6))
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
+        writer.write(b"\x05\x00\x00\x01" + bytes(6))
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
