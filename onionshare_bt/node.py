@@ -98,6 +98,7 @@ class Node(ControlOps):
         self._stack.push_async_callback(bridges.close)
         tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,
                                 trackers=lambda tid: self.origin.trackers(tid))
+        store.peer_ttl, store.peer_cap = tracker.swarm.ttl, tracker.swarm.max_peers
         await tracker.start()
         self._stack.push_async_callback(tracker.close)
         http = TrackerClient(tor.socks_address)
