@@ -12,12 +12,18 @@ Everything that answers is untrusted, so the client:
   cap is a cap on what is read;
 - caps every reply before parsing it: a declared ``Content-Length`` over the cap is refused
   before any byte of the body is read, and a longer body stops being read at the cap;
-- reports every failure as one line of text without control characters.
+- reports every failure as one line of text without control characters;
+- isolates circuits: every request goes through Tor's SOCKS port with a username and
+  password naming its destination onion and the first two segments of its path (one share's
+  ``/private/<token>``, a node's ``/node`` or ``/public/<token>``), so tor carries requests
+  for two shares behind one onion (a mirror) on two circuits, and the onion cannot tell
+  that both came from one node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -25,7 +31,7 @@ import urllib.parse
 from collections.abc import Callable
 
 import aiohttp
-from aiohttp_socks import ProxyConnector, ProxyError, ProxyTimeoutError
+from aiohttp_socks import ProxyConnector, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks import ProxyConnectionError
 
 from ..errors import MalformedReply, NotFound, OnionUnreachable, Refused, Timeout
@@ -40,6 +46,8 @@ MAX_TORRENT = 32 * 1024 * 1024
 MAX_ERROR_BODY = 4096
 #: seconds one GET may take before it is given up and tried again on a fresh stream
 ATTEMPT_TIMEOUT = 45.0
+#: isolated client sessions kept open at once (the least recently used is closed)
+MAX_SESSIONS = 32
 _SOCKS_REASONS = {
     0xF0: "onion service descriptor not found (the service is offline or unknown)",
     0xF1: "onion service descriptor is invalid",
@@ -60,15 +68,35 @@ class TrackerClient:
 
     def __init__(self, socks: tuple[str, int] | None) -> None:
         self._socks = socks
-        self._http: aiohttp.ClientSession | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}  # isolation key -> session
+        self._started = False
 
     async def start(self) -> None:
+        self._started = True
+
+    def _session(self, url: str) -> aiohttp.ClientSession:
+        """The client session (its own SOCKS credentials, so its own circuits) for ``url``."""
+        if not self._started:
+            raise RuntimeError("TrackerClient used before start() or after close()")
+        key = isolation_key(url)
+        session = self._sessions.pop(key, None)
+        if session is None:
+            if len(self._sessions) >= MAX_SESSIONS:
+                oldest = next(iter(self._sessions))
+                stale = self._sessions.pop(oldest)
+                asyncio.get_running_loop().create_task(stale.close())
+            session = self._new_session(key)
+        self._sessions[key] = session  # most recently used last
+        return session
+
+    def _new_session(self, key: str) -> aiohttp.ClientSession:
         if self._socks:
             host, port = self._socks
-            connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
+            connector = ProxyConnector(proxy_type=ProxyType.SOCKS5, host=host, port=port,
+                                       username=key, password=key, rdns=True)
         else:
             connector = aiohttp.TCPConnector()
-        self._http = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": ""},
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
@@ -78,9 +106,10 @@ class TrackerClient:
         )
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        self._started = False
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     async def fetch_torrent(self, uri: ShareURI, timeout: float) -> bytes:
         """GET the share's .torrent.
@@ -160,10 +189,11 @@ class TrackerClient:
 
     async def _get_once(self, url: str, limit: int, body: bytes | None = None,
                         extra: dict[str, str] | None = None) -> bytes:
+        http = self._session(url)
         if body is None:
-            request = self._http.get(url, allow_redirects=False)
+            request = http.get(url, allow_redirects=False)
         else:
-            request = self._http.post(url, data=body, allow_redirects=False,
+            request = http.post(url, data=body, allow_redirects=False,
                                       headers={"Content-Type": "application/json",
                                                **(extra or {})})
         try:
@@ -185,6 +215,15 @@ class TrackerClient:
             raise OnionUnreachable(f"cannot reach Tor's SOCKS port: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise OnionUnreachable(f"{_host(url)}: {safe_text(str(exc), 200)}") from exc
+
+
+def isolation_key(url: str) -> str:
+    """The circuit isolation key of a request: a hash of its host and first two path
+    segments (a hash, so that no token travels even to our own tor)."""
+    parts = urllib.parse.urlsplit(url)
+    segments = [p for p in parts.path.split("/") if p][:2]
+    name = "/".join([parts.hostname or "", *segments])
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
 def _socks_reason(exc: ProxyError) -> str:
