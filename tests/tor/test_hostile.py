@@ -20,6 +20,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import bencodepy
@@ -453,3 +454,109 @@ def test_a_trusted_node_with_a_hostile_catalogue_cannot_reach_the_terminal(
     assert not any(c in n for n in names for c in "\x1b\x07\u202e\u2066\x9b\x7f")
     assert_no_leak(sinkhole, mark, "searching a hostile catalogue")
     assert_node_answers(node_b)
+
+
+# -- a stranger flooding the mirror sync endpoint -------------------------------------------
+def _fake_onions(count: int) -> list[str]:
+    from onionshare_bt.tor.onion import onion_from_pubkey
+
+    return [onion_from_pubkey(secrets.token_bytes(32)) for _ in range(count)]
+
+
+async def _post(socks_address, url: str, body: bytes, headers: dict | None = None):
+    import aiohttp
+    from aiohttp_socks import ProxyConnector
+
+    connector = ProxyConnector.from_url(f"socks5://{socks_address[0]}:{socks_address[1]}",
+                                        rdns=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for _ in range(10):
+            try:
+                async with http.post(url, data=body, headers=headers or {},
+                                     timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    return resp.status, await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(1)
+    raise AssertionError(f"could not reach {url}")
+
+
+async def _get(socks_address, url: str):
+    import aiohttp
+    from aiohttp_socks import ProxyConnector
+
+    connector = ProxyConnector.from_url(f"socks5://{socks_address[0]}:{socks_address[1]}",
+                                        rdns=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for _ in range(10):
+            try:
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    return resp.status, await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(1)
+    raise AssertionError(f"could not reach {url}")
+
+
+def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
+        adversary, node_a, node_b, sinkhole, tmp_path_factory, tmp_path):
+    from onionshare_bt.mirror.core import encode_request
+
+    src = tmp_path_factory.mktemp("public-src") / "public-share"
+    src.mkdir()
+    (src / "p.bin").write_bytes(secrets.token_bytes(256 * 1024))
+    info = node_a.json("share", str(src))
+    public_uri = node_a.json("publish", "--public", info["infohash"])["public_uri"]
+    proc = node_b.run("get", info["uri"], "-o", str(tmp_path / "b"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    real = next(r for r in node_b.json("list") if r["id"] == info["infohash"])["onions"]
+    real = {o.removesuffix(".onion") for o in real}
+    infohash = info["infohash"]
+    me = adversary.onion(http=_cookie_probe_app())
+    socks_address = adversary.tor.socks_address
+
+    mark = sinkhole.mark()
+    floods = {
+        "5000 peers": [[infohash, o, 6881, -1, 0] for o in _fake_onions(5000)],
+        "400 peers": [[infohash, o, 6881, 0, 0] for o in _fake_onions(400)],
+        "stop the real peers": [[infohash, o, 6881, -1, 0] for o in sorted(real)],
+    }
+    answers = {}
+    slowest = 0.0
+    for name, peers in floods.items():
+        body = encode_request(me, "", 0, 0, []).replace(
+            b'"peers": []', b'"peers": ' + json.dumps(peers).encode())
+        for headers in ({}, {"X-Obt-Mirror-Auth": "v1 " + "A" * 200}):
+            answers[(name, bool(headers))] = adversary.call(
+                _post(socks_address, f"{public_uri}/sync", body, headers))
+            started = time.monotonic()
+            node_a.json("list", timeout=30)
+            slowest = max(slowest, time.monotonic() - started)
+    register = adversary.call(_post(socks_address, f"{public_uri}/sync",
+                                    encode_request(me, "", 0, 0, [])))
+    for key, (status, _) in answers.items():
+        assert status in (403, 413), (key, status)
+    status, reply = register
+    assert status == 200 and json.loads(reply)["registered"] is False, reply
+    assert slowest < 10, f"obt list took {slowest:.1f} s during the flood"
+
+    # a stranger's "stopped" for a real peer's onion changes nothing either
+    onion = next(iter(real))
+    query = urllib.parse.urlencode({"info_hash": bytes.fromhex(infohash),
+                                    "peer_id": secrets.token_bytes(20),
+                                    "ip": f"{onion}.onion", "port": 6881, "uploaded": 0,
+                                    "downloaded": 0, "left": 0, "event": "stopped"})
+    status, _ = adversary.call(_get(socks_address, f"{info['uri']}/announce?{query}"))
+    assert status == 200
+    observer = urllib.parse.urlencode({"info_hash": bytes.fromhex(infohash),
+                                       "peer_id": secrets.token_bytes(20), "uploaded": 0,
+                                       "downloaded": 0, "left": 1, "numwant": 200})
+    status, body = adversary.call(_get(socks_address, f"{info['uri']}/announce?{observer}"))
+    assert status == 200
+    reply = bencodepy.decode(body)
+    listed = {p[b"ip"].decode().removesuffix(".onion") for p in reply[b"peers"]}
+    assert real <= listed, "a stranger removed a real peer"
+    assert listed <= real | {o.removesuffix(".onion") for o in info["onions"]}, \
+        "a stranger's peers were listed"
+    named = [t.decode() for t in reply.get(b"x-obt-trackers", [])]
+    assert me not in " ".join(named), "a stranger was named as a mirror"
+    assert_no_leak(sinkhole, mark, "a sync flood")
+    assert_node_answers(node_a)
