@@ -1,9 +1,16 @@
 """The libtorrent session, locked to loopback.
 
 The session never touches the network: it listens on 127.0.0.1 only, an IP filter admits
-loopback only, and DHT, LSD, UPnP, NAT-PMP, PEX, uTP, encryption and trackers are off. Peers
-reach it only through the node's bridges (:mod:`onionshare_bt.multiplex`). Its peer id and
-handshake carry no client fingerprint.
+loopback only (in a node: only the bridges' address ranges), and DHT, LSD, UPnP, NAT-PMP,
+PEX, uTP, encryption and trackers are off. Peers reach it only through the node's bridges
+(:mod:`onionshare_bt.multiplex`). Its peer id (random per connection in libtorrent 2.1 after
+an 8-character product prefix) and handshake carry no client fingerprint.
+
+A torrent reaches libtorrent only as its ``info`` dict (and v2 ``piece layers``): announce
+URLs, web seeds, HTTP seeds and DHT nodes of a .torrent or of resume data never do, so no
+.torrent can make libtorrent resolve or contact a name. As a backstop, libtorrent's own proxy
+is the node's Tor SOCKS port with hostnames resolved by Tor; peer connections bypass it, as
+they go to loopback bridge endpoints only.
 
 Alerts come in through ``set_alert_fd`` on a socketpair watched by the event loop; each is
 copied into our own :class:`Event` before it leaves this module.
@@ -13,15 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import socket
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import libtorrent as lt
 
 from ..errors import TorrentError
-from .metainfo import Metainfo
+from .metainfo import MAX_DECODE_DEPTH, MAX_DECODE_TOKENS, MAX_PIECES, MAX_TORRENT_BYTES, Metainfo
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +41,26 @@ _ALERTS = (
 )
 
 
-def settings(listen_host: str = "127.0.0.1") -> dict:
-    """The session settings: everything that could reach past loopback is off."""
+#: the bridges' address ranges (:mod:`onionshare_bt.multiplex.core` has the same): the
+#: outbound endpoints libtorrent dials, and the sources inbound connections arrive from
+BRIDGE_OUTBOUND_NET = "127.64.0.0/10"
+BRIDGE_INBOUND_NET = "127.1.0.0/16"
+
+_LIMITS = {
+    "max_buffer_size": MAX_TORRENT_BYTES,
+    "max_pieces": MAX_PIECES,
+    "max_decode_depth": MAX_DECODE_DEPTH,
+    "max_decode_tokens": MAX_DECODE_TOKENS,
+}
+
+
+def settings(listen_host: str = "127.0.0.1", socks: tuple[str, int] | None = None) -> dict:
+    """The session settings: everything that could reach past loopback is off.
+
+    :param socks: Tor's SOCKS address; libtorrent's proxy for whatever is not a peer
+        connection (trackers, of which obt adds none), hostnames resolved by Tor. None: no
+        proxy (the integration tier)
+    """
     return {
         "listen_interfaces": f"{listen_host}:0",
         "outgoing_interfaces": "",
@@ -67,6 +94,31 @@ def settings(listen_host: str = "127.0.0.1") -> dict:
         "active_seeds": -1,
         "active_limit": -1,
         "min_reconnect_time": 5,
+        # 2.1: leaves ``v`` out of the extension handshake (and would hide the user agent
+        # from trackers); it neither closes listen sockets nor forces the proxy
+        "anonymous_mode": True,
+        "support_share_mode": False,
+        **proxy_settings(socks),
+    }
+
+
+def proxy_settings(socks: tuple[str, int] | None) -> dict:
+    """libtorrent's proxy: Tor's SOCKS port for trackers, never for peers (see module doc).
+
+    With ``proxy_peer_connections`` off, libtorrent 2.1 connects peers and web seeds
+    directly (``instantiate_connection``, ``torrent::connect_to_url_seed``); peers go to
+    bridge endpoints only, and no web seed ever reaches libtorrent (:func:`bare_torrent`).
+    """
+    if socks is None:
+        return {"proxy_type": int(lt.proxy_type_t.none)}
+    host, port = socks
+    return {
+        "proxy_type": int(lt.proxy_type_t.socks5),
+        "proxy_hostname": host,
+        "proxy_port": int(port),
+        "proxy_hostnames": True,
+        "proxy_tracker_connections": True,
+        "proxy_peer_connections": False,
     }
 
 
@@ -77,6 +129,81 @@ def loopback_filter() -> lt.ip_filter:
     flt.add_rule("127.0.0.0", "127.255.255.255", 0)
     flt.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)
     return flt
+
+
+def bridge_filter() -> lt.ip_filter:
+    """An IP filter that admits the bridges' ranges only.
+
+    libtorrent may then dial only outbound endpoints (127.64.0.0/10) and accept only the
+    inbound bridge's sources (127.1.0.0/16): no peer message (``ut_holepunch`` ``connect``,
+    an extension handshake's ``p``) can make it dial 127.0.0.1, where tor's and the
+    tracker's ports are, or anything else.
+    """
+    flt = lt.ip_filter()
+    flt.add_rule("0.0.0.0", "255.255.255.255", 1)
+    for net in (BRIDGE_OUTBOUND_NET, BRIDGE_INBOUND_NET):
+        block = ipaddress.IPv4Network(net)
+        flt.add_rule(str(block.network_address), str(block.broadcast_address), 0)
+    flt.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)
+    return flt
+
+
+def _hashes(info: lt.torrent_info) -> tuple[bytes, ...]:
+    hashes = info.info_hashes()
+    out = []
+    if hashes.has_v1():
+        out.append(hashes.v1.to_bytes())
+    if hashes.has_v2():
+        out.append(hashes.v2.to_bytes())
+    return tuple(out)
+
+
+def bare_torrent(data: bytes) -> tuple[bytes, lt.torrent_info]:
+    """Rebuild .torrent bytes from their ``info`` dict (and ``piece layers``) only.
+
+    The ``info`` value is copied byte for byte, so the info-hashes cannot change (and are
+    checked); ``announce``, ``announce-list``, ``url-list``, ``httpseeds``, ``nodes`` and
+    every other top-level key are gone.
+
+    :returns: the new bytes and libtorrent's parse of them
+    :raises TorrentError: when the bytes do not parse, or the rebuilt torrent still names a
+        tracker, web seed or DHT node, or its info-hashes differ
+    """
+    try:
+        original = lt.torrent_info(data, _LIMITS)
+        top = lt.bdecode(data)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise TorrentError(f"the .torrent is not valid: {exc}") from exc
+    parts = [b"d4:info", bytes(original.info_section())]
+    layers = top.get(b"piece layers") if isinstance(top, dict) else None
+    if isinstance(layers, dict) and layers:
+        parts += [b"12:piece layers", lt.bencode(layers)]
+    bare = b"".join(parts) + b"e"
+    try:
+        info = lt.torrent_info(bare, _LIMITS)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise TorrentError(f"the .torrent's info dict does not stand alone: {exc}") from exc
+    with warnings.catch_warnings():  # trackers(), web_seeds(), nodes() are deprecated in 2.1
+        warnings.simplefilter("ignore", DeprecationWarning)
+        named = list(info.trackers()), list(info.web_seeds()), list(info.nodes())
+    if any(named):
+        raise TorrentError("the rebuilt torrent still names trackers, web seeds or DHT nodes")
+    if _hashes(info) != _hashes(original):
+        raise TorrentError("rebuilding the torrent changed its info-hashes")
+    return bare, info
+
+
+def _forget_network(params: lt.add_torrent_params) -> None:
+    """Clear what resume data (or a .torrent) may carry about the network."""
+    params.trackers = []
+    params.tracker_tiers = []
+    params.trackerid = ""
+    params.url_seeds = []
+    params.http_seeds = []
+    params.dht_nodes = []
+    # earlier endpoints: their addresses mean nothing (or another onion) in this node life
+    params.peers = []
+    params.banned_peers = []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,20 +249,35 @@ class Engine:
     """Own one libtorrent session.
 
     :param on_event: called on the loop for every :class:`Event`
+    :param socks: Tor's SOCKS address, libtorrent's proxy (see :func:`proxy_settings`);
+        None for none
+    :param bridged: admit the bridges' address ranges only (:func:`bridge_filter`) and let
+        :meth:`connect` dial outbound endpoints only; else any loopback address. Defaults to
+        True when ``socks`` is given (a node) and False otherwise (tests that connect two
+        sessions directly)
     """
 
-    def __init__(self, on_event: Callable[[Event], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[Event], None] | None = None,
+        socks: tuple[str, int] | None = None,
+        *,
+        bridged: bool | None = None,
+    ) -> None:
         self._on_event = on_event or (lambda event: None)
+        self._socks = socks
+        self._bridged = socks is not None if bridged is None else bridged
         self._session: lt.session | None = None
         self._handles: dict[str, lt.torrent_handle] = {}
+        self._hashes: dict[str, tuple[bytes, ...]] = {}
         self._sock_r: socket.socket | None = None
         self._sock_w: socket.socket | None = None
 
     async def start(self) -> None:
-        ses = lt.session(settings(), 0)  # 0: no default plugins (so no ut_pex)
+        ses = lt.session(settings(socks=self._socks), 0)  # 0: no default plugins (no ut_pex)
         ses.add_extension("ut_metadata")
         ses.add_extension("smart_ban")
-        ses.set_ip_filter(loopback_filter())
+        ses.set_ip_filter(bridge_filter() if self._bridged else loopback_filter())
         self._sock_r, self._sock_w = socket.socketpair()
         self._sock_r.setblocking(False)
         self._sock_w.setblocking(False)
@@ -159,6 +301,16 @@ class Engine:
     def session(self) -> lt.session:
         return self._session
 
+    @property
+    def bridged(self) -> bool:
+        return self._bridged
+
+    def set_proxy(self, socks: tuple[str, int] | None) -> None:
+        """Point libtorrent's proxy at a new SOCKS address (a restarted tor)."""
+        self._socks = socks
+        if self._session is not None:
+            self._session.apply_settings(proxy_settings(socks))
+
     async def close(self) -> None:
         """Pause the session; resume data is the caller's to save first."""
         if self._session is None:
@@ -173,20 +325,30 @@ class Engine:
     def add(
         self, meta: Metainfo, save_path: Path, *, seed: bool = False, resume: bytes | None = None
     ) -> None:
-        """Add a torrent with no trackers and PEX/DHT/LSD disabled for it.
+        """Add a torrent with no trackers, web seeds or DHT nodes, and PEX/DHT/LSD off.
 
-        :raises TorrentError: when libtorrent refuses it
+        Only the torrent's ``info`` dict reaches libtorrent (:func:`bare_torrent`); what the
+        resume data says about the network is cleared.
+
+        :raises TorrentError: when libtorrent refuses it, or it would still name a tracker
+            or web seed, or its info-hashes are not ``meta``'s
         """
+        _, info = bare_torrent(meta.data)
+        if tuple(h[:20] for h in _hashes(info)) != tuple(meta.info_hashes):
+            raise TorrentError("the torrent's info-hashes are not the ones it was parsed with")
         if resume:
-            params = lt.read_resume_data(resume)
+            try:
+                params = lt.read_resume_data(resume)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise TorrentError(f"the resume data is not valid: {exc}") from exc
         else:
             params = lt.add_torrent_params()
-        params.ti = lt.torrent_info(meta.data)
+        params.ti = info
         params.save_path = str(save_path)
-        params.trackers = []
-        params.url_seeds = []
+        _forget_network(params)
         params.flags |= (
-            lt.torrent_flags.disable_pex | lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+            lt.torrent_flags.disable_pex | lt.torrent_flags.disable_dht
+            | lt.torrent_flags.disable_lsd | lt.torrent_flags.apply_ip_filter
         )
         params.flags &= ~lt.torrent_flags.auto_managed
         params.flags &= ~lt.torrent_flags.paused
@@ -196,10 +358,18 @@ class Engine:
             handle = self._session.add_torrent(params)
         except RuntimeError as exc:
             raise TorrentError(f"libtorrent refused the torrent: {exc}") from exc
+        with warnings.catch_warnings():  # http_seeds() is deprecated in 2.1
+            warnings.simplefilter("ignore", DeprecationWarning)
+            named = handle.trackers() or handle.url_seeds() or handle.http_seeds()
+        if named:
+            self._session.remove_torrent(handle)
+            raise TorrentError("libtorrent holds a tracker or web seed for the torrent")
         self._handles[meta.id] = handle
+        self._hashes[meta.id] = tuple(meta.info_hashes)
 
     def remove(self, torrent_id: str, *, delete_files: bool = False) -> None:
         handle = self._handles.pop(torrent_id, None)
+        self._hashes.pop(torrent_id, None)
         if handle is None:
             return
         flags = lt.session.delete_files if delete_files else 0
@@ -208,11 +378,27 @@ class Engine:
     def has(self, torrent_id: str) -> bool:
         return torrent_id in self._handles
 
+    def info_hashes(self, torrent_id: str) -> tuple[bytes, ...]:
+        """The 20-byte info-hashes (v1, truncated v2) peers use for a torrent of ours.
+
+        :raises KeyError: for a torrent the engine does not hold
+        """
+        return self._hashes[torrent_id]
+
     def connect(self, torrent_id: str, endpoint: tuple[str, int]) -> None:
-        """Have libtorrent dial a bridge endpoint (never anything else)."""
+        """Have libtorrent dial a bridge endpoint (never anything else).
+
+        :raises TorrentError: for an address that is not loopback (or, bridged, not an
+            outbound endpoint)
+        """
         host, _ = endpoint
-        if not host.startswith("127."):
-            raise TorrentError(f"refusing to connect libtorrent to non-loopback {host}")
+        net = BRIDGE_OUTBOUND_NET if self._bridged else "127.0.0.0/8"
+        try:
+            inside = ipaddress.IPv4Address(host) in ipaddress.IPv4Network(net)
+        except ValueError:
+            inside = False
+        if not inside:
+            raise TorrentError(f"refusing to connect libtorrent to {host}, outside {net}")
         self._handles[torrent_id].connect_peer(endpoint, 0, 0)
 
     def move(self, torrent_id: str, target: Path) -> None:

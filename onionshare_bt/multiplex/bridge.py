@@ -1,92 +1,231 @@
 """The loopback bridges between libtorrent and Tor.
 
 *Outbound*: for every (torrent, remote onion, port) a listener on a loopback address of its
-own (from 127.64.0.0/10, never reused for another onion). libtorrent is told to connect
-there; each connection is dialled on to ``<onion>.onion:<port>`` through Tor's SOCKS port.
+own (drawn in a random order from 127.64.0.0/10, never reused for another onion). libtorrent
+is told to connect there. Each connection must open with libtorrent's BitTorrent handshake
+for that endpoint's own torrent (so a peer that makes libtorrent dial another torrent's
+endpoint, by ``ut_holepunch`` or otherwise, reaches nothing), and is then dialled on to
+``<onion>.onion:<port>`` through Tor's SOCKS port. A torrent holds at most
+:data:`~.core.MAX_ENDPOINTS_PER_TORRENT` endpoints and the node
+:data:`~.core.MAX_ENDPOINTS`; past a cap the least recently useful idle endpoint is closed,
+and when none is idle the new one is refused with :class:`~onionshare_bt.errors.NodeError`.
 
 *Inbound*: every onion service of ours points its peer port at a listener here. Each
 connection must open with a BitTorrent handshake for one of that listener's own torrents
 (so one share's onion never answers for another share), then is forwarded to libtorrent
-from a fresh source address (127.1.x.y, bound before connect), because libtorrent admits one
-peer per address per torrent and every Tor connection arrives from 127.0.0.1.
+from a random source address (127.1.x.y, bound before connect), because libtorrent admits
+one peer per address per torrent and every Tor connection arrives from 127.0.0.1. Only
+:data:`~.core.MAX_PENDING_PER_LISTENER` connections per listener (and
+:data:`~.core.MAX_PENDING` in all) may wait for their handshake.
 
-Every byte is counted per path in :class:`PathCounters`.
+Both directions pass through a :class:`~.core.WireFilter`: extension handshakes lose every
+value that could link two connections of one node, and ``ut_holepunch`` is neither
+advertised nor accepted.
+
+Every byte is counted per path in :class:`PathCounters`; :meth:`Bridges.usage` reports the
+caps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import resource
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 
 from ..errors import ObtError
 from .core import (
+    HANDSHAKE,
     HANDSHAKE_PREFIX,
     INBOUND_NET,
+    MAX_ENDPOINTS,
+    MAX_PENDING,
+    MAX_PENDING_PER_LISTENER,
     OUTBOUND_NET,
     AddressPool,
+    EndpointTable,
+    ExtIds,
     PathCounters,
+    WireError,
+    WireFilter,
     handshake_info_hash,
+    in_network,
 )
 
 log = logging.getLogger(__name__)
 
-Dial = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+#: ``dial(onion, port, torrent_id)`` opens a stream to ``onion:port`` for one torrent (the
+#: node isolates Tor circuits per torrent by it)
+Dial = Callable[[str, int, str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 CHUNK = 64 * 1024
 HANDSHAKE_TIMEOUT = 60.0
+#: libtorrent is local and writes its handshake at once
+ENGINE_HANDSHAKE_TIMEOUT = 10.0
+
+
+def _three_arguments(dial) -> Dial:
+    """``dial`` as a three-argument call; a two-argument dial (from before torrent ids were
+    passed) is wrapped so it keeps working."""
+    if dial is None:
+        return None
+    try:
+        params = inspect.signature(dial).parameters.values()
+    except (TypeError, ValueError):
+        return dial
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) >= 3:
+        return dial
+    return lambda onion, port, torrent_id: dial(onion, port)
+
+
+def node_endpoint_cap() -> int:
+    """:data:`~.core.MAX_ENDPOINTS`, or a quarter of the soft file descriptor limit if lower
+    (every endpoint is a listening socket; connections need descriptors too)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_ENDPOINTS
+    return max(16, min(MAX_ENDPOINTS, soft // 4))
 
 
 class Bridges:
     """Own every bridge listener and connection of a node.
 
-    :param dial: opens a stream to ``(onion, port)``; through Tor's SOCKS port in the node
+    :param dial: ``dial(onion, port, torrent_id)``; through Tor's SOCKS port in the node
     :param engine_port: returns libtorrent's loopback listen port
+    :param info_hashes: returns the info-hashes (20-byte, v1 and truncated v2) of a torrent
+        of ours (:meth:`Engine.info_hashes <onionshare_bt.engine.session.Engine.info_hashes>`);
+        libtorrent's handshake through an outbound endpoint must name one of them. Without
+        it the check is weaker (see :meth:`_handshake_allowed`)
     """
 
-    def __init__(self, dial: Dial, engine_port: Callable[[], int]) -> None:
-        self._dial = dial
+    def __init__(
+        self,
+        dial: Dial,
+        engine_port: Callable[[], int],
+        info_hashes: Callable[[str], Iterable[bytes]] | None = None,
+    ) -> None:
+        self._dial = _three_arguments(dial)
         self._engine_port = engine_port
+        self._info_hashes = info_hashes
+        self._known: dict[str, set[bytes]] = {}
         self._out_pool = AddressPool(OUTBOUND_NET)
         self._in_pool = AddressPool(INBOUND_NET, wrap=True)
+        self._table = EndpointTable(total=node_endpoint_cap())
         self._servers: dict[tuple, asyncio.base_events.Server] = {}
         self._paths: dict[tuple, PathCounters] = {}
         self._tasks: dict[asyncio.Task, PathCounters] = {}  # connection task -> its path
+        self._pending: dict[tuple, int] = {}  # inbound listener key -> waiting handshakes
+        self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0}
 
     # -- outbound -----------------------------------------------------------------------
     async def outbound(self, torrent_id: str, onion: str, port: int) -> tuple[str, int]:
-        """The loopback endpoint that reaches ``onion:port`` for ``torrent_id``."""
+        """The loopback endpoint that reaches ``onion:port`` for ``torrent_id``.
+
+        :raises NodeError: when the torrent's or the node's endpoints are all busy
+        """
         key = ("out", torrent_id, onion, port)
         if key in self._paths:
+            self._table.touch(key)
             host, eport = self._paths[key].endpoint.rsplit(":", 1)
             return host, int(eport)
-        host = self._out_pool.next()
+        for victim in self._table.admit(key, torrent_id):
+            self._drop_path(victim)
         counters = PathCounters(torrent_id, "out", onion, port, endpoint="")
+        try:
+            host = self._out_pool.next()
+            # bound and listening before the first await, so that a concurrent call for the
+            # same key finds the path instead of opening a second listener
+            sock = socket.create_server((host, 0), backlog=64)
+        except BaseException:
+            self._table.remove(key)
+            raise
+        eport = sock.getsockname()[1]
+        counters.endpoint = f"{host}:{eport}"
+        self._paths[key] = counters
 
         async def on_connect(reader, writer):
-            await self._forward_out(counters, reader, writer)
+            await self._forward_out(key, counters, reader, writer)
 
-        server = await asyncio.start_server(self._owned(on_connect, counters), host, 0)
-        eport = server.sockets[0].getsockname()[1]
-        counters.endpoint = f"{host}:{eport}"
-        self._servers[key] = server
-        self._paths[key] = counters
+        try:
+            server = await asyncio.start_server(self._owned(on_connect, counters), sock=sock)
+        except BaseException:
+            sock.close()
+            self._paths.pop(key, None)
+            self._table.remove(key)
+            raise
+        if self._paths.get(key) is counters:
+            self._servers[key] = server
+        else:  # evicted while it started
+            server.close()
         return host, eport
 
-    async def _forward_out(self, counters: PathCounters, lt_reader, lt_writer) -> None:
+    def _drop_path(self, key: tuple) -> None:
+        server = self._servers.pop(key, None)
+        if server is not None:
+            server.close()
+        self._paths.pop(key, None)
+
+    def _handshake_allowed(self, torrent_id: str, info_hash: bytes | None) -> bool:
+        """Whether libtorrent's handshake through an endpoint of ``torrent_id`` is for it.
+
+        With the engine's ``info_hashes`` the check is exact. Without it (callers from
+        before it existed) a hybrid torrent's truncated v2 hash may be unknown here, and
+        libtorrent uses it once a peer upgraded to v2; then only a hash known to belong to
+        another torrent is refused.
+        """
+        if info_hash is None:
+            return False
+        known = {tid: set(hashes) for tid, hashes in self._known.items()}
+        for path in self._paths.values():
+            with contextlib.suppress(ValueError):
+                known.setdefault(path.torrent_id, set()).add(bytes.fromhex(path.torrent_id))
+        if self._info_hashes is not None:
+            with contextlib.suppress(KeyError, ObtError):
+                known.setdefault(torrent_id, set()).update(self._info_hashes(torrent_id))
+            return info_hash in known.get(torrent_id, ())
+        if info_hash in known.get(torrent_id, ()):
+            return True
+        return not any(info_hash in hashes for tid, hashes in known.items() if tid != torrent_id)
+
+    async def _forward_out(self, key, counters: PathCounters, lt_reader, lt_writer) -> None:
         counters.connections += 1
+        self._table.busy(key, +1)
+        try:
+            try:
+                prefix = await asyncio.wait_for(
+                    lt_reader.readexactly(HANDSHAKE_PREFIX), ENGINE_HANDSHAKE_TIMEOUT
+                )
+            except (asyncio.IncompleteReadError, TimeoutError, OSError):
+                lt_writer.close()
+                return
+            if not self._handshake_allowed(counters.torrent_id, handshake_info_hash(prefix)):
+                self._refuse(counters, lt_writer, "libtorrent's handshake is for another torrent")
+                return
+            self._table.touch(key)
+            remote = await self._dial_out(counters, lt_writer)
+            if remote is None:
+                return
+            remote[1].write(prefix)
+            counters.up += len(prefix)
+            await self._splice(counters, *remote, lt_reader, lt_writer,
+                               lt_skip=HANDSHAKE - HANDSHAKE_PREFIX, remote_skip=HANDSHAKE)
+        finally:
+            self._table.busy(key, -1)
+
+    async def _dial_out(self, counters: PathCounters, lt_writer):
         counters.dialing += 1
         try:
-            remote_reader, remote_writer = await self._dial(counters.onion, counters.port)
+            return await self._dial(counters.onion, counters.port, counters.torrent_id)
         except (ObtError, OSError) as exc:
             counters.failures += 1
             counters.last_error = str(exc)
             log.info("dial %s…:%d failed: %s", counters.onion[:8], counters.port, exc)
             lt_writer.close()
-            return
+            return None
         finally:
             counters.dialing -= 1
-        await self._splice(counters, remote_reader, remote_writer, lt_reader, lt_writer)
 
     # -- inbound ------------------------------------------------------------------------
     async def inbound(self, torrent_id: str, info_hashes: tuple[bytes, ...]) -> PathCounters:
@@ -99,9 +238,11 @@ class Bridges:
         """
         counters = PathCounters(torrent_id, "in", "", 0, endpoint="")
         allowed = frozenset(info_hashes)
+        self._known.setdefault(torrent_id, set()).update(allowed)
+        holder: list[tuple] = []
 
         async def on_connect(reader, writer):
-            await self._forward_in(counters, allowed, reader, writer)
+            await self._forward_in(holder[0], counters, allowed, reader, writer)
 
         server = await asyncio.start_server(
             self._owned(on_connect, counters), "127.0.0.1", 0
@@ -109,12 +250,21 @@ class Bridges:
         port = server.sockets[0].getsockname()[1]
         counters.endpoint = f"127.0.0.1:{port}"
         key = ("in", torrent_id, port)
+        holder.append(key)
         self._servers[key] = server
         self._paths[key] = counters
         return counters
 
-    async def _forward_in(self, counters, allowed, tor_reader, tor_writer) -> None:
+    async def _forward_in(self, key, counters, allowed, tor_reader, tor_writer) -> None:
         counters.connections += 1
+        waiting = self._pending.get(key, 0)
+        if waiting >= MAX_PENDING_PER_LISTENER or sum(self._pending.values()) >= MAX_PENDING:
+            self._stats["pending_refused"] += 1
+            counters.failures += 1
+            counters.last_error = "too many connections waiting for a handshake"
+            tor_writer.close()
+            return
+        self._pending[key] = waiting + 1
         try:
             prefix = await asyncio.wait_for(
                 tor_reader.readexactly(HANDSHAKE_PREFIX), HANDSHAKE_TIMEOUT
@@ -122,10 +272,12 @@ class Bridges:
         except (asyncio.IncompleteReadError, TimeoutError, OSError):
             tor_writer.close()
             return
+        finally:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
         if handshake_info_hash(prefix) not in allowed:
-            counters.failures += 1
-            counters.last_error = "handshake for another torrent"
-            tor_writer.close()
+            self._refuse(counters, tor_writer, "handshake for another torrent")
             return
         try:
             lt_reader, lt_writer = await asyncio.open_connection(
@@ -138,7 +290,14 @@ class Bridges:
             return
         lt_writer.write(prefix)
         counters.down += len(prefix)
-        await self._splice(counters, tor_reader, tor_writer, lt_reader, lt_writer)
+        await self._splice(counters, tor_reader, tor_writer, lt_reader, lt_writer,
+                           lt_skip=HANDSHAKE, remote_skip=HANDSHAKE - HANDSHAKE_PREFIX)
+
+    def _refuse(self, counters: PathCounters, writer, reason: str) -> None:
+        self._stats["wrong_torrent"] += 1
+        counters.failures += 1
+        counters.last_error = reason
+        writer.close()
 
     # -- shared -------------------------------------------------------------------------
     def _owned(self, handler, path: PathCounters):
@@ -147,21 +306,40 @@ class Bridges:
             self._tasks[task] = path
             try:
                 await handler(reader, writer)
+            except asyncio.CancelledError:
+                # our own close cancelled it. Ending quietly: Python 3.11's stream server
+                # calls task.exception() on a cancelled handler task and logs the error
+                writer.close()
             finally:
                 self._tasks.pop(task, None)
 
         return run
 
-    async def _splice(self, counters, remote_r, remote_w, lt_r, lt_w) -> None:
-        """Copy both ways until either side closes; count every byte."""
-        counters.active += 1
+    async def _splice(self, counters, remote_r, remote_w, lt_r, lt_w, *,
+                      lt_skip: int, remote_skip: int) -> None:
+        """Copy both ways through the wire filters until either side closes; count every
+        byte read.
 
-        async def pump(reader, writer, field):
+        :param lt_skip: bytes of libtorrent's handshake not read yet
+        :param remote_skip: bytes of the remote peer's handshake not read yet
+        """
+        counters.active += 1
+        ours = ExtIds()
+        filters = (
+            WireFilter(remote_skip, follow=True, ours=ours),  # remote -> libtorrent
+            WireFilter(lt_skip, follow=False, ours=ours),  # libtorrent -> remote
+        )
+
+        async def pump(reader, writer, field, wire):
             try:
                 while data := await reader.read(CHUNK):
-                    writer.write(data)
                     setattr(counters, field, getattr(counters, field) + len(data))
-                    await writer.drain()
+                    out = wire.feed(data)
+                    if out:
+                        writer.write(out)
+                        await writer.drain()
+            except WireError as exc:
+                counters.last_error = str(exc)
             except (ConnectionError, OSError):
                 pass
             finally:
@@ -169,20 +347,56 @@ class Bridges:
                     writer.close()
 
         try:
-            await asyncio.gather(pump(remote_r, lt_w, "down"), pump(lt_r, remote_w, "up"))
+            await asyncio.gather(
+                pump(remote_r, lt_w, "down", filters[0]), pump(lt_r, remote_w, "up", filters[1])
+            )
         finally:
             counters.active -= 1
+            self._stats["rewritten"] += sum(f.rewritten for f in filters)
+            self._stats["dropped"] += sum(f.dropped for f in filters)
 
     def endpoints(self) -> set[str]:
-        """Every outbound endpoint host we created (libtorrent may connect to these only)."""
+        """Every outbound endpoint host we hold (libtorrent may connect to these only)."""
         return {p.endpoint.rsplit(":", 1)[0] for p in self._paths.values() if p.direction == "out"}
 
     @staticmethod
     def is_inbound_source(host: str) -> bool:
-        return host in AddressPool(INBOUND_NET)
+        return in_network(host, INBOUND_NET)
+
+    @staticmethod
+    def is_outbound_endpoint(host: str) -> bool:
+        return in_network(host, OUTBOUND_NET)
 
     def counters(self, torrent_id: str | None = None) -> list[PathCounters]:
         return [p for p in self._paths.values() if torrent_id in (None, p.torrent_id)]
+
+    def usage(self) -> dict:
+        """What the bridges hold against their caps, for the node to show.
+
+        ``outbound_evicted`` counts idle endpoints closed to make room, ``outbound_refused``
+        new endpoints refused because every endpoint under a cap was busy,
+        ``pending_refused`` inbound connections closed because too many waited for their
+        handshake, ``wrong_torrent`` connections whose handshake named a torrent their path
+        does not serve, ``ext_rewritten``/``ext_dropped`` extension handshakes rewritten and
+        extension messages dropped by the wire filters (of connections that ended).
+        """
+        busiest = max((self._table.count(t) for t in {p.torrent_id for p in self._paths.values()
+                                                       if p.direction == "out"}), default=0)
+        return {
+            "outbound_endpoints": len(self._table),
+            "outbound_cap": self._table.total,
+            "outbound_per_torrent_max": busiest,
+            "outbound_per_torrent_cap": self._table.per_torrent,
+            "outbound_evicted": self._table.evicted,
+            "outbound_refused": self._table.refused,
+            "pending_handshakes": sum(self._pending.values()),
+            "pending_cap": MAX_PENDING,
+            "pending_per_listener_cap": MAX_PENDING_PER_LISTENER,
+            "pending_refused": self._stats["pending_refused"],
+            "wrong_torrent": self._stats["wrong_torrent"],
+            "ext_rewritten": self._stats["rewritten"],
+            "ext_dropped": self._stats["dropped"],
+        }
 
     async def close_torrent(self, torrent_id: str) -> None:
         """Close a torrent's listeners (its connections end with them)."""
@@ -191,6 +405,8 @@ class Bridges:
             server.close()
         for key in [k for k in self._paths if k[1] == torrent_id]:
             del self._paths[key]
+            self._table.remove(key)
+        self._known.pop(torrent_id, None)
         await self._cancel([t for t, p in self._tasks.items() if p.torrent_id == torrent_id])
 
     async def _cancel(self, tasks: list[asyncio.Task]) -> None:
