@@ -81,6 +81,7 @@ class ControlOps:
             "engine": {"listen_port": self.parts.engine.listen_port},
             "onions": len(self.parts.store.onions()),
             "torrents": len(self.parts.store.torrents()),
+            "bridges": self.parts.bridges.usage(),
         }
 
     async def op_relay_status(self) -> dict:

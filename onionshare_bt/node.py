@@ -91,10 +91,10 @@ class Node(ControlOps):
         await self.relay.prepare()
         tor, _ = await asyncio.gather(self._new_tor(), self._start_relay())
         self._stack.push_async_callback(lambda: self.parts.tor.close() if self.parts else tor.close())
-        engine = Engine(self._on_event)
+        engine = Engine(self._on_event, socks=tor.socks_address)  # bridged: Tor as backstop
         await engine.start()
         self._stack.push_async_callback(engine.close)
-        bridges = Bridges(self._dial, lambda: engine.listen_port)
+        bridges = Bridges(self._dial, lambda: engine.listen_port, info_hashes=engine.info_hashes)
         self._stack.push_async_callback(bridges.close)
         tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,
                                 trackers=lambda tid: self.origin.trackers(tid))
@@ -175,6 +175,7 @@ class Node(ControlOps):
         parts = self.parts
         await parts.tor.close()
         parts.tor = await self._new_tor()
+        parts.engine.set_proxy(parts.tor.socks_address)
         await parts.http.close()
         parts.http = TrackerClient(parts.tor.socks_address)
         await parts.http.start()
@@ -182,13 +183,13 @@ class Node(ControlOps):
         await self.trust.republish()
         await self.mirrors.republish()
 
-    async def _dial(self, onion: str, port: int, torrent_id: str | None = None):
+    async def _dial(self, onion: str, port: int, torrent_id: str):
         """Dial a peer's onion for one torrent, on circuits of that torrent's own."""
         loop = asyncio.get_running_loop()
         return await socks.open_connection(
             self.parts.tor.socks_address, f"{onion}.onion", port,
             timeout=DIAL_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
-            isolation=f"peer:{torrent_id}" if torrent_id else "peer",
+            isolation=f"peer:{torrent_id}",
         )
 
     async def _restore(self) -> None:

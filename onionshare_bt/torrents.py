@@ -21,7 +21,7 @@ from pathlib import Path
 from .config import PEER_VIRTUAL_PORT, TRACKER_VIRTUAL_PORT, Config
 from .engine.metainfo import Metainfo, create_share, parse
 from .engine.session import Engine
-from .errors import BadPath, ObtError, UsageError
+from .errors import BadPath, NodeError, ObtError, UsageError
 from .multiplex.bridge import Bridges
 from .store import OnionRow, Store, TorrentRow
 from .tasks import TaskRegistry
@@ -327,7 +327,11 @@ async def _take_reply(parts: Parts, row: TorrentRow, uri: ShareURI, own: set[str
             if parts.store.add_tracker(row.id, onion, MAX_TRACKERS):
                 log.info("%s: learnt another tracker %s….onion", row.name, onion[:12])
     for peer_onion, port in sorted(p for p in reply.peers if p[0] not in own):
-        endpoint = await parts.bridges.outbound(row.id, peer_onion, port)
+        try:
+            endpoint = await parts.bridges.outbound(row.id, peer_onion, port)
+        except NodeError as exc:  # every endpoint of the torrent is busy: the cap holds
+            log.info("%s: %s", row.name, exc.message)
+            break
         parts.engine.connect(row.id, endpoint)
     return min(interval, max(reply.interval, 5))
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import resource
 import socket
@@ -66,20 +65,6 @@ HANDSHAKE_TIMEOUT = 60.0
 ENGINE_HANDSHAKE_TIMEOUT = 10.0
 
 
-def _three_arguments(dial) -> Dial:
-    """``dial`` as a three-argument call; a two-argument dial (from before torrent ids were
-    passed) is wrapped so it keeps working."""
-    if dial is None:
-        return None
-    try:
-        params = inspect.signature(dial).parameters.values()
-    except (TypeError, ValueError):
-        return dial
-    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) >= 3:
-        return dial
-    return lambda onion, port, torrent_id: dial(onion, port)
-
-
 def node_endpoint_cap() -> int:
     """:data:`~.core.MAX_ENDPOINTS`, or a quarter of the soft file descriptor limit if lower
     (every endpoint is a listening socket; connections need descriptors too)."""
@@ -106,7 +91,7 @@ class Bridges:
         engine_port: Callable[[], int],
         info_hashes: Callable[[str], Iterable[bytes]] | None = None,
     ) -> None:
-        self._dial = _three_arguments(dial)
+        self._dial = dial
         self._engine_port = engine_port
         self._info_hashes = info_hashes
         self._known: dict[str, set[bytes]] = {}

@@ -425,7 +425,7 @@ def test_a_trusted_node_with_a_hostile_catalogue_cannot_reach_the_terminal(
     async def catalogue(request):
         items = [item(f"hostilesong {ESCAPES} one"),
                  item("hostilesong " + "A" * 100_000),
-                 item("hostilesong three", description=ESCAPES * 50_000),
+                 item("hostilesong three", description=ESCAPES * 5_000),
                  item("hostilesong four", size="big"),
                  item(f"hostilesong{ESCAPES}" * 40)]
         return web.json_response({"items": items, "padding": "x" * 200_000})
