@@ -34,9 +34,9 @@ PROTOCOL = b"\x13BitTorrent protocol"
 SETTLE = 8.0  # seconds a node is given to misbehave (libtorrent announces within ~1 s)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def real_share(node_a, tmp_path_factory):
-    """A 3 MiB share on node A: the real data the hostile .torrents point at."""
+    """A fresh 3 MiB share on node A: the real data the hostile .torrents point at."""
     src = tmp_path_factory.mktemp("real") / "real-share"
     src.mkdir()
     (src / "data.bin").write_bytes(secrets.token_bytes(3 * 1024 * 1024))
