@@ -168,8 +168,29 @@ def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> d
     return {**meta.summary(), "uri": row.uri, "onions": [f"{o.address}.onion" for o in onions]}
 
 
+def _check_unchanged_paths(row: TorrentRow, meta: Metainfo, home: Path) -> None:
+    """A restored share's files must still be plain files reached through no symlink.
+
+    A file swapped for a link since it was shared (to the node's keys, say) would be read and
+    served by libtorrent: such a share is not restored.
+
+    :raises BadPath: naming the first file that changed
+    """
+    base = Path(row.save_path)
+    for entry in meta.files:
+        path = base
+        for part in Path(entry.path).parts:
+            path = path / part
+            if path.is_symlink():
+                raise BadPath(f"{path} became a symbolic link after it was shared; "
+                              "the share is not served", hint="Unshare it, or share it again.")
+        if path.exists() and path.resolve().is_relative_to(home.resolve()):
+            raise BadPath(f"{path} is inside the node's home; the share is not served")
+
+
 async def restore_share(parts: Parts, row: TorrentRow) -> None:
     meta = parts.meta(row)
+    await asyncio.to_thread(_check_unchanged_paths, row, meta, parts.config.home)
     served = Served(meta.id, row.token, meta.data, meta.info_hashes)
     tracker_port = await parts.tracker.serve(served)
     parts.tracker.restore(meta.id, parts.store.tracker_peers(meta.id, parts.tracker.swarm.ttl))
