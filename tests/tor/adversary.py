@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
+from aiohttp_socks import ProxyConnector
 
 from onionshare_bt.tor.client import TorClient
 from onionshare_bt.tor.network import Network
@@ -69,6 +71,31 @@ class Adversary:
         """Run ``coro`` on the adversary's loop and return its result."""
         future: Future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result(timeout)
+
+    def request(self, method: str, url: str, data: bytes | None = None,
+                headers: dict[str, str] | None = None, tries: int = 10
+                ) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP request through the adversary's tor, as any client would make it (no
+        cookies kept, no redirect followed); retried while the onion is not reachable yet.
+
+        :returns: status, headers, body
+        """
+        return self.call(self._request(method, url, data, headers or {}, tries))
+
+    async def _request(self, method, url, data, headers, tries):
+        host, port = self.tor.socks_address
+        connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
+        async with aiohttp.ClientSession(connector=connector,
+                                         cookie_jar=aiohttp.DummyCookieJar()) as http:
+            for _ in range(tries):
+                try:
+                    async with http.request(method, url, data=data, headers=headers,
+                                            allow_redirects=False,
+                                            timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                        return resp.status, dict(resp.headers), await resp.read()
+                except (aiohttp.ClientError, TimeoutError):
+                    await asyncio.sleep(1)
+        raise AssertionError(f"the adversary could not reach {url}")
 
     # -- onions -----------------------------------------------------------------------------
     def onion(self, http: web.Application | None = None,

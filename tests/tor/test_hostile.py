@@ -34,16 +34,21 @@ PROTOCOL = b"\x13BitTorrent protocol"
 SETTLE = 8.0  # seconds a node is given to misbehave (libtorrent announces within ~1 s)
 
 
+def share_on(node, root: Path, name: str, size: int):
+    """A fresh share of ``size`` random bytes: its folder, ``obt share`` reply, .torrent."""
+    src = root / name
+    src.mkdir()
+    (src / "data.bin").write_bytes(secrets.token_bytes(size))
+    info = node.json("share", str(src))
+    status, body = node.fetch_torrent(info["uri"])
+    assert status == 200
+    return src, info, body
+
+
 @pytest.fixture
 def real_share(node_a, tmp_path_factory):
     """A fresh 3 MiB share on node A: the real data the hostile .torrents point at."""
-    src = tmp_path_factory.mktemp("real") / "real-share"
-    src.mkdir()
-    (src / "data.bin").write_bytes(secrets.token_bytes(3 * 1024 * 1024))
-    info = node_a.json("share", str(src))
-    status, body = node_a.fetch_torrent(info["uri"])
-    assert status == 200
-    return src, info, body
+    return share_on(node_a, tmp_path_factory.mktemp("real"), "real-share", 3 * 1024 * 1024)
 
 
 def sha256_tree(root: Path) -> dict[str, str]:
@@ -359,12 +364,8 @@ class Listener:
 
 def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
         adversary, node_a, node_b, sinkhole, tmp_path_factory, tmp_path):
-    src = tmp_path_factory.mktemp("peer-src") / "peer-share"
-    src.mkdir()
-    (src / "big.bin").write_bytes(secrets.token_bytes(6 * 1024 * 1024))
-    info = node_a.json("share", str(src))
-    status, body = node_a.fetch_torrent(info["uri"])
-    assert status == 200
+    src, info, body = share_on(node_a, tmp_path_factory.mktemp("peer-src"), "peer-share",
+                               6 * 1024 * 1024)
     ti = lt.torrent_info(body)
     listener = Listener()
     peer = HostilePeer(ti.info_hashes().v1.to_bytes(), ti.num_pieces(), listener.address)
@@ -463,47 +464,12 @@ def _fake_onions(count: int) -> list[str]:
     return [onion_from_pubkey(secrets.token_bytes(32)) for _ in range(count)]
 
 
-async def _post(socks_address, url: str, body: bytes, headers: dict | None = None):
-    import aiohttp
-    from aiohttp_socks import ProxyConnector
-
-    connector = ProxyConnector.from_url(f"socks5://{socks_address[0]}:{socks_address[1]}",
-                                        rdns=True)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        for _ in range(10):
-            try:
-                async with http.post(url, data=body, headers=headers or {},
-                                     timeout=aiohttp.ClientTimeout(total=60)) as resp:
-                    return resp.status, await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(1)
-    raise AssertionError(f"could not reach {url}")
-
-
-async def _get(socks_address, url: str):
-    import aiohttp
-    from aiohttp_socks import ProxyConnector
-
-    connector = ProxyConnector.from_url(f"socks5://{socks_address[0]}:{socks_address[1]}",
-                                        rdns=True)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        for _ in range(10):
-            try:
-                async with http.get(url, timeout=aiohttp.ClientTimeout(total=60)) as resp:
-                    return resp.status, await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(1)
-    raise AssertionError(f"could not reach {url}")
-
-
 def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
         adversary, node_a, node_b, sinkhole, tmp_path_factory, tmp_path):
     from onionshare_bt.mirror.core import encode_request
 
-    src = tmp_path_factory.mktemp("public-src") / "public-share"
-    src.mkdir()
-    (src / "p.bin").write_bytes(secrets.token_bytes(256 * 1024))
-    info = node_a.json("share", str(src))
+    src, info, _ = share_on(node_a, tmp_path_factory.mktemp("public-src"), "public-share",
+                            256 * 1024)
     public_uri = node_a.json("publish", "--public", info["infohash"])["public_uri"]
     proc = node_b.run("get", info["uri"], "-o", str(tmp_path / "b"), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -511,7 +477,6 @@ def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
     real = {o.removesuffix(".onion") for o in real}
     infohash = info["infohash"]
     me = adversary.onion(http=_cookie_probe_app())
-    socks_address = adversary.tor.socks_address
 
     mark = sinkhole.mark()
     floods = {
@@ -525,16 +490,15 @@ def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
         body = encode_request(me, "", 0, 0, []).replace(
             b'"peers": []', b'"peers": ' + json.dumps(peers).encode())
         for headers in ({}, {"X-Obt-Mirror-Auth": "v1 " + "A" * 200}):
-            answers[(name, bool(headers))] = adversary.call(
-                _post(socks_address, f"{public_uri}/sync", body, headers))
+            status, _, _ = adversary.request("POST", f"{public_uri}/sync", body, headers)
+            answers[(name, bool(headers))] = status
             started = time.monotonic()
             node_a.json("list", timeout=30)
             slowest = max(slowest, time.monotonic() - started)
-    register = adversary.call(_post(socks_address, f"{public_uri}/sync",
-                                    encode_request(me, "", 0, 0, [])))
-    for key, (status, _) in answers.items():
-        assert status in (403, 413), (key, status)
-    status, reply = register
+    status, _, reply = adversary.request("POST", f"{public_uri}/sync",
+                                         encode_request(me, "", 0, 0, []))
+    for key, refused in answers.items():
+        assert refused in (403, 413), (key, refused)
     assert status == 200 and json.loads(reply)["registered"] is False, reply
     assert slowest < 10, f"obt list took {slowest:.1f} s during the flood"
 
@@ -544,12 +508,12 @@ def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
                                     "peer_id": secrets.token_bytes(20),
                                     "ip": f"{onion}.onion", "port": 6881, "uploaded": 0,
                                     "downloaded": 0, "left": 0, "event": "stopped"})
-    status, _ = adversary.call(_get(socks_address, f"{info['uri']}/announce?{query}"))
+    status, _, _ = adversary.request("GET", f"{info['uri']}/announce?{query}")
     assert status == 200
     observer = urllib.parse.urlencode({"info_hash": bytes.fromhex(infohash),
                                        "peer_id": secrets.token_bytes(20), "uploaded": 0,
                                        "downloaded": 0, "left": 1, "numwant": 200})
-    status, body = adversary.call(_get(socks_address, f"{info['uri']}/announce?{observer}"))
+    status, _, body = adversary.request("GET", f"{info['uri']}/announce?{observer}")
     assert status == 200
     reply = bencodepy.decode(body)
     listed = {p[b"ip"].decode().removesuffix(".onion") for p in reply[b"peers"]}

@@ -20,11 +20,9 @@ import struct
 import time
 import urllib.parse
 
-import aiohttp
 import bencodepy
 import libtorrent as lt
 import pytest
-from aiohttp_socks import ProxyConnector
 
 from onionshare_bt.tor import socks
 from tests.tor.conftest import Node, _node
@@ -59,7 +57,7 @@ def _probe(adversary, onion: str, info_hash: bytes, uri: str | None) -> dict:
     record = {}
     record.update(adversary.call(_peer_wire(adversary.tor.socks_address, onion, info_hash)))
     if uri is not None:
-        record.update(adversary.call(_tracker(adversary.tor.socks_address, uri)))
+        record.update(_tracker(adversary, uri))
     return record
 
 
@@ -96,34 +94,17 @@ async def _peer_wire(socks_address, onion: str, info_hash: bytes) -> dict:
         writer.close()
 
 
-async def _tracker(socks_address, uri: str) -> dict:
-    host, port = socks_address
+def _tracker(adversary, uri: str) -> dict:
     record = {}
-    connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
-    async with aiohttp.ClientSession(connector=connector,
-                                     cookie_jar=aiohttp.DummyCookieJar()) as http:
-        async def get(url):
-            for _ in range(10):
-                try:
-                    async with http.get(url, allow_redirects=False,
-                                        timeout=aiohttp.ClientTimeout(total=45)) as resp:
-                        return resp.status, dict(resp.headers), await resp.read()
-                except (aiohttp.ClientError, TimeoutError):
-                    await asyncio.sleep(1)
-            raise AssertionError(f"the probe could not reach {url}")
-
-        status, headers, body = await get(uri)
-        record.update(_headers("torrent", status, headers))
-        info_hash = lt.torrent_info(body).info_hashes().v1.to_bytes()
-        query = urllib.parse.urlencode({"info_hash": info_hash,
-                                        "peer_id": secrets.token_bytes(20),
-                                        "uploaded": 0, "downloaded": 0, "left": 0})
-        status, headers, body = await get(f"{uri}/announce?{query}")
-        record.update(_headers("announce", status, headers))
-        reply = bencodepy.decode(body)
-        for key, value in _flatten("announce", reply).items():
-            record[key] = value
-        return record
+    status, headers, body = adversary.request("GET", uri)
+    record.update(_headers("torrent", status, headers))
+    info_hash = lt.torrent_info(body).info_hashes().v1.to_bytes()
+    query = urllib.parse.urlencode({"info_hash": info_hash, "peer_id": secrets.token_bytes(20),
+                                    "uploaded": 0, "downloaded": 0, "left": 0})
+    status, headers, body = adversary.request("GET", f"{uri}/announce?{query}")
+    record.update(_headers("announce", status, headers))
+    record.update(_flatten("announce", bencodepy.decode(body)))
+    return record
 
 
 def _headers(prefix: str, status: int, headers: dict) -> dict:
