@@ -10,7 +10,8 @@ at the edge of the package that imports them, so nothing above that edge sees th
     ├── UsageError                (2)  bad input the user can fix
     │   ├── BadURI
     │   ├── BadPath
-    │   └── BadOnionAddress
+    │   ├── BadOnionAddress
+    │   └── MetadataFound             found, and neither --scrub nor --keep-metadata
     ├── TorError                  (3)  our tor process, its controller or SOCKS
     │   ├── TorMissing
     │   ├── TorBootstrapFailed
@@ -23,6 +24,7 @@ at the edge of the package that imports them, so nothing above that edge sees th
     ├── NodeError                 (1)  the node daemon
     │   └── NodeNotRunning
     ├── TorrentError              (1)  libtorrent said no
+    ├── ScrubFailed               (1)  a share's metadata could not be cleaned
     └── StoreError                (1)
 """
 
@@ -89,6 +91,14 @@ class BadOnionAddress(UsageError):
 
     kind = "bad_onion"
     hint = "A v3 onion address is 56 base32 characters followed by .onion."
+
+
+class MetadataFound(UsageError):
+    """The files hold identifying metadata; nothing was shared."""
+
+    kind = "metadata_found"
+    hint = ("Run it again with --scrub to share cleaned copies (the originals stay as they "
+            "are), or with --keep-metadata to share the files as they are.")
 
 
 class TorError(ObtError):
@@ -169,6 +179,12 @@ class TorrentError(ObtError):
     """The torrent engine failed."""
 
     kind = "torrent"
+
+
+class ScrubFailed(ObtError):
+    """The files' metadata could not be cleaned; nothing was shared."""
+
+    kind = "scrub_failed"
 
 
 class StoreError(ObtError):

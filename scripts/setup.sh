@@ -11,6 +11,14 @@ if ! command -v tor >/dev/null 2>&1; then
     apt-get install -y -qq tor >/dev/null
 fi
 
+# exiftool: the tests' independent reader of what obt share --scrub leaves in a file
+if ! command -v exiftool >/dev/null 2>&1; then
+    echo "setup: installing exiftool (apt-get libimage-exiftool-perl)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq libimage-exiftool-perl >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     python3 -m venv .venv
