@@ -56,12 +56,13 @@ def _id3_findings(tags) -> list[Finding]:
     return out
 
 
-def findings(path: Path) -> tuple[str | None, list[Finding]]:
-    """The audio format of ``path`` (``None`` when mutagen does not know it), and its tags.
+def findings(source) -> tuple[str | None, list[Finding]]:
+    """The audio format of ``source`` (a path or an open binary file; ``None`` when mutagen
+    does not know it), and its tags.
 
     :raises mutagen.MutagenError: and the others of :data:`ERRORS`
     """
-    f = mutagen.File(path)
+    f = mutagen.File(source)
     if f is None:
         return None, []
     kind = type(f).__name__
@@ -79,7 +80,9 @@ def findings(path: Path) -> tuple[str | None, list[Finding]]:
         out.append(finding(f"{kind}:picture", f"cover art ({len(picture.data)} bytes)",
                            Risk.OTHER))
     try:
-        ape = mutagen.apev2.APEv2(path)
+        if hasattr(source, "seek"):
+            source.seek(0)
+        ape = mutagen.apev2.APEv2(source)
     except mutagen.apev2.APENoHeaderError:
         ape = None
     if ape is not None and kind != "APEv2File":

@@ -86,11 +86,12 @@ def _find(kind: str, path: Path, size: int):
         if size > MAX_IMAGE:
             raise ValueError(f"larger than {MAX_IMAGE // 2**20} MiB")
         return kind, _IMAGES[kind][0](_read(path))
-    if kind == "PDF":
-        return "PDF", pdf.findings(path)
-    if kind == "office":
-        return office.findings(path)
-    return audio.findings(path)
+    with open(path, "rb", opener=_nofollow) as f:
+        if kind == "PDF":
+            return "PDF", pdf.findings(f)
+        if kind == "office":
+            return office.findings(f)
+        return audio.findings(f)
 
 
 def _read(path: Path) -> bytes:
@@ -109,22 +110,24 @@ def clean_file(src: Path, dst: Path) -> str | None:
     if kind in _IMAGES:
         dst.write_bytes(_IMAGES[kind][1](_read(src)))
         return kind
-    if kind == "PDF":
-        pdf.clean(src, dst)
-        return kind
-    if kind == "office" and _is_office(src):
-        office.clean(src, dst)
-        return kind
-    if kind == "audio" and audio.findings(src)[0] is not None:
-        _copy(src, dst)
-        audio.strip(dst)
-        return kind
+    with open(src, "rb", opener=_nofollow) as f:
+        if kind == "PDF":
+            pdf.clean(f, dst)
+            return kind
+        if kind == "office" and _is_office(f):
+            f.seek(0)
+            office.clean(f, dst)
+            return kind
+        if kind == "audio" and audio.findings(f)[0] is not None:
+            _copy(src, dst)
+            audio.strip(dst)
+            return kind
     _copy(src, dst)
     return None
 
 
-def _is_office(path: Path) -> bool:
-    with zipfile.ZipFile(path) as zf:
+def _is_office(f) -> bool:
+    with zipfile.ZipFile(f) as zf:
         return office.kind_of(zf) is not None
 
 

@@ -136,12 +136,13 @@ def _printers(root) -> list[Finding]:
             and (n.text or "").strip()]
 
 
-def findings(path: Path) -> tuple[str | None, list[Finding]]:
-    """The format of the archive at ``path`` and its identifying fields.
+def findings(source) -> tuple[str | None, list[Finding]]:
+    """The format of the archive ``source`` (a path or an open binary file) and its
+    identifying fields.
 
     :raises zipfile.BadZipFile: and the others of :data:`ERRORS`, when it cannot be read
     """
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(source) as zf:
         kind = kind_of(zf)
         out: list[Finding] = []
         rsids = 0
@@ -229,8 +230,9 @@ def _cleaned_part(zf, info, kind: str) -> bytes | None:
     return None
 
 
-def clean(src: Path, dst: Path) -> None:
-    """Write the document at ``src`` without its metadata to ``dst`` (deterministic)."""
+def clean(src, dst: Path) -> None:
+    """Write the document ``src`` (a path or an open binary file) without its metadata to
+    ``dst``; the same input always gives the same bytes."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         kind = kind_of(zin)
         if kind is None:

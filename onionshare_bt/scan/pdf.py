@@ -43,13 +43,13 @@ def _is_markup(obj) -> bool:
         and obj.get("/FT") is None
 
 
-def findings(path: Path) -> list[Finding]:
-    """Every identifying field of the PDF at ``path``.
+def findings(source) -> list[Finding]:
+    """Every identifying field of the PDF ``source`` (a path or an open binary file).
 
     :raises pikepdf.PdfError: and the others of :data:`ERRORS`, when it cannot be read
     """
     out: list[Finding] = []
-    with pikepdf.open(path) as pdf:
+    with pikepdf.open(source) as pdf:
         info = pdf.trailer.get("/Info")
         if isinstance(info, pikepdf.Dictionary):
             for key, value in info.items():
@@ -77,8 +77,9 @@ def findings(path: Path) -> list[Finding]:
     return out
 
 
-def clean(src: Path, dst: Path) -> None:
-    """Write ``src`` without its metadata to ``dst`` (deterministic)."""
+def clean(src, dst: Path) -> None:
+    """Write ``src`` (a path or an open binary file) without its metadata to ``dst``; the
+    same input always gives the same bytes."""
     with pikepdf.open(src) as pdf:
         if "/Info" in pdf.trailer:
             del pdf.trailer["/Info"]

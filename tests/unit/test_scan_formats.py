@@ -4,11 +4,9 @@ is deterministic, and the picture, pages and sound survive it."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import struct
 import subprocess
 import zipfile
 from pathlib import Path
