@@ -2,18 +2,32 @@
 
 Parts start in order through an ``AsyncExitStack`` (store, tor, engine, bridges, tracker,
 HTTP client, tasks, restored torrents, control socket) and stop in reverse, only what
-started. The CLI talks to the node over :mod:`.control`.
+started. A clean stop lets peer connections end before tor does: the node's tasks stop,
+libtorrent hangs up on every peer, the bridges get :data:`DRAIN_TIMEOUT` to pass those ends
+on as the ends of their Tor streams, resume data is saved, and only then do the bridges,
+the engine and tor close. The CLI talks to the node over :mod:`.control`.
+
+Liveness: a bridge path that holds a connection but whose peer sent nothing for
+:data:`SILENCE_WINDOW` is dead (a live libtorrent peer sends a keep-alive after half its
+``peer_timeout`` of quiet) and its connections are closed, so libtorrent dials again. A
+download without verified progress says why in :attr:`Node.reasons`, is called stalled after
+``stall_timeout``, and announces again when it loses its last peer or stays stalled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
 import time
+from collections.abc import Hashable, Iterable
 from pathlib import Path
+
+import psutil
 
 from . import torrents
 from .config import Config
@@ -39,10 +53,25 @@ from .tracker.server import TrackerServer
 
 log = logging.getLogger(__name__)
 
+#: seconds a bridge keeps dialling a peer's onion; one attempt may hang on introduction
+#: points that died with the peer's old tor, so each gets DIAL_ATTEMPT_TIMEOUT
 DIAL_TIMEOUT = 90.0
+DIAL_ATTEMPT_TIMEOUT = 30.0
 RESUME_SAVE_INTERVAL = 30.0
 TOR_CHECK_INTERVAL = 2.0
-STALL_CHECK_INTERVAL = 5.0
+#: how often the liveness watchdog looks at paths and downloads
+WATCH_INTERVAL = 2.0
+#: a path holding a connection whose peer sent nothing for this long is dead; libtorrent
+#: (``peer_timeout`` 20 s) sends a keep-alive after 10 s of quiet, so a live peer never is
+SILENCE_WINDOW = 30.0
+#: a download without progress for this long says why in ``obt list``
+REASON_AFTER = 10.0
+#: on a clean stop, seconds the bridges get to pass libtorrent's hang-ups on to Tor
+DRAIN_TIMEOUT = 3.0
+#: torrents restored at once at start-up (each waits for its onions' first publication)
+RESTORE_CONCURRENCY = 16
+LAG_INTERVAL = 0.1
+LAG_WINDOW = 60.0
 LEDGER_INTERVAL = 1.0
 TOR_RESTART_ATTEMPTS = 3
 
@@ -59,6 +88,12 @@ class Node(ControlOps):
         self._resume_waiters: dict[str, asyncio.Future] = {}
         self.tor_restarts = 0
         self.stalled: set[str] = set()
+        #: why a download is not moving (``obt list``), by torrent id
+        self.reasons: dict[str, str] = {}
+        self.liveness = Liveness(SILENCE_WINDOW, config.stall_timeout)
+        self.lag = LagMeter(LAG_WINDOW)
+        #: connections closed because their peer fell silent, since the node started
+        self.silent_closed = 0
         self.gated: set[str] = set()
         self.relay = None
         self.trust: TrustService | None = None
@@ -105,10 +140,13 @@ class Node(ControlOps):
         await http.start()
         self._stack.push_async_callback(lambda: self.parts.http.close())
         tasks = TaskRegistry()
-        self._stack.push_async_callback(tasks.close)
         self.parts = torrents.Parts(cfg, store, tor, engine, bridges, tracker, http, tasks)
-        self.origin = Origin(self.parts)
+        # torn down in reverse: tasks stop, peers are hung up on, resume data is saved;
+        # then the HTTP client, tracker, bridges, engine and tor close (pushed above)
         self._stack.push_async_callback(self._save_all_resume)
+        self._stack.push_async_callback(self._quiesce)
+        self._stack.push_async_callback(tasks.close)
+        self.origin = Origin(self.parts)
         await self._restore()
         self.trust = TrustService(self.parts, self.origin)
         await self.trust.start()
@@ -123,6 +161,7 @@ class Node(ControlOps):
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         tasks.spawn("stall-watchdog", self._stall_watchdog())
         tasks.spawn("ledger", self._ledger_loop())
+        tasks.spawn("loop-lag", self._lag_monitor())
         control = ControlServer(
             cfg.socket_path, self.handle, validate=ops_validator(self)
         )
@@ -188,20 +227,30 @@ class Node(ControlOps):
         loop = asyncio.get_running_loop()
         return await socks.open_connection(
             self.parts.tor.socks_address, f"{onion}.onion", port,
-            timeout=DIAL_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
+            timeout=DIAL_ATTEMPT_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
             isolation=f"peer:{torrent_id}",
         )
 
     async def _restore(self) -> None:
-        for row in self.parts.store.torrents():
-            try:
-                if row.role == "share":
-                    await torrents.restore_share(self.parts, row)
-                else:
-                    await torrents.restore_download(self.parts, row)
-            except ObtError as exc:
-                log.error("could not restore %s: %s", row.name, exc.message)
-                self.parts.store.update_torrent(row.id, state="error", error=exc.message)
+        """Bring back every torrent, :data:`RESTORE_CONCURRENCY` at a time: each waits for
+        its onions' first publication (~1.1 s each), so one after another 100 shares of two
+        onions would take some four minutes."""
+        gate = asyncio.Semaphore(RESTORE_CONCURRENCY)
+
+        async def restore(row) -> None:
+            async with gate:
+                try:
+                    if row.role == "share":
+                        await torrents.restore_share(self.parts, row)
+                    else:
+                        await torrents.restore_download(self.parts, row)
+                except ObtError as exc:
+                    log.error("could not restore %s: %s", row.name, exc.message)
+                    self.parts.store.update_torrent(row.id, state="error", error=exc.message)
+
+        async with asyncio.TaskGroup() as group:
+            for row in self.parts.store.torrents():
+                group.create_task(restore(row))
 
     def stop(self) -> None:
         self._stop.set()
@@ -270,27 +319,57 @@ class Node(ControlOps):
             await asyncio.sleep(LEDGER_INTERVAL)
 
     async def _stall_watchdog(self) -> None:
-        """Call a download that made no progress for ``stall_timeout`` stalled; reconnect it."""
-        progress: dict[str, tuple[int, float]] = {}
+        """Every :data:`WATCH_INTERVAL`: close silent paths, then look at every download."""
         while True:
-            await asyncio.sleep(STALL_CHECK_INTERVAL)
-            now = time.monotonic()
-            for row in self.parts.store.torrents("download"):
-                if (row.state != "downloading" or not self.parts.engine.has(row.id)
-                        or row.id in self.gated):
-                    progress.pop(row.id, None)
-                    self.stalled.discard(row.id)
-                    continue
-                done = self.parts.engine.status(row.id).total_done
-                last = progress.get(row.id)
-                if last is None or last[0] != done:
-                    progress[row.id] = (done, now)
-                    self.stalled.discard(row.id)
-                elif now - last[1] > self.config.stall_timeout:
-                    log.warning("%s stalled at %d bytes; reconnecting", row.name, done)
-                    self.stalled.add(row.id)
-                    progress[row.id] = (done, now)
-                    self._reconnect(row)
+            await asyncio.sleep(WATCH_INTERVAL)
+            await self._watch_once(time.monotonic())
+
+    async def _watch_once(self, now: float) -> None:
+        await self._close_silent(now)
+        rows = self.parts.store.torrents("download")
+        self.liveness.keep({r.id for r in rows})
+        for row in rows:
+            self._watch_download(now, row)
+
+    async def _close_silent(self, now: float) -> None:
+        """Close the connections of every path whose peer sent nothing for the window."""
+        bridges = self.parts.bridges
+        paths = bridges.counters()
+        dead = self.liveness.silent_paths(now, ((_path_key(p), p.down, p.active) for p in paths))
+        # until multiplex/bridge.py has Bridges.close_connections, libtorrent's peer_timeout
+        # is all that closes a silent connection (remove this check once it has)
+        close = getattr(bridges, "close_connections", None)
+        for path in paths:
+            if _path_key(path) not in dead or close is None:
+                continue
+            closed = await close(path)
+            if closed:
+                self.silent_closed += closed
+                self.liveness.closed(path.torrent_id, closed)
+                log.info("%s: closed %d connection(s) of path %s %s…: nothing from the peer "
+                         "for %.0f s", path.torrent_id[:16], closed, path.direction,
+                         path.onion[:8], SILENCE_WINDOW)
+
+    def _watch_download(self, now: float, row) -> None:
+        """Say why a download is not moving; call it stalled; announce and dial again."""
+        engine = self.parts.engine
+        if row.state != "downloading" or not engine.has(row.id) or row.id in self.gated:
+            self.liveness.forget(row.id)
+            self.stalled.discard(row.id)
+            self.reasons.pop(row.id, None)
+            return
+        st = engine.status(row.id)
+        verdict = self.liveness.look(now, row.id, st.total_done, st.connected)
+        if verdict.stalled and row.id not in self.stalled:
+            log.warning("%s stalled at %d bytes: %s", row.name, st.total_done, verdict.reason)
+        (self.stalled.add if verdict.stalled else self.stalled.discard)(row.id)
+        if verdict.reason:
+            self.reasons[row.id] = verdict.reason
+        else:
+            self.reasons.pop(row.id, None)
+        if verdict.kick:
+            log.info("%s: %s; announcing and dialling again", row.name, verdict.reason)
+            self._reconnect(row)
 
     def _reconnect(self, row) -> None:
         for path in self.parts.bridges.counters(row.id):
@@ -306,6 +385,53 @@ class Node(ControlOps):
                 if row.state == "downloading" and self.parts.engine.has(row.id):
                     self.parts.engine.save_resume(row.id)
 
+    async def _quiesce(self) -> None:
+        """Hang up on every peer while tor still runs, so that the ends reach the peers.
+
+        libtorrent closes its peer connections; each bridge sees that and closes its Tor
+        stream, and tor sends the stream's end on. The bridges get :data:`DRAIN_TIMEOUT`;
+        :meth:`Bridges.close` cuts whatever is left (a peer that reads nothing).
+        """
+        parts = self.parts
+        for row in parts.store.torrents():
+            if parts.engine.has(row.id):
+                parts.engine.pause(row.id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_TIMEOUT
+        while _connections(parts.bridges) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        left = _connections(parts.bridges)
+        if left:
+            log.info("%d bridge connection(s) still open after %.0f s; cutting them",
+                     left, DRAIN_TIMEOUT)
+
+    async def _lag_monitor(self) -> None:
+        """Measure how late the event loop wakes a sleeper (a stalled loop shows here)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LAG_INTERVAL)
+            now = loop.time()
+            self.lag.record(now, max(0.0, now - started - LAG_INTERVAL))
+
+    def health(self) -> dict:
+        """Vital signs for ``obt node status``: the event loop's worst lag (since start and
+        over the last :data:`LAG_WINDOW`), what the process holds, and the liveness count."""
+        now = asyncio.get_running_loop().time()
+        proc = psutil.Process()
+        with proc.oneshot():
+            held = {"fds": proc.num_fds(), "rss": proc.memory_info().rss,
+                    "threads": proc.num_threads()}
+        paths = self.parts.bridges.counters()
+        held.update(tasks=len(asyncio.all_tasks()), bridge_paths=len(paths),
+                    bridge_connections=sum(p.active for p in paths))
+        return {
+            "loop_lag_max_ms": round(self.lag.max * 1000, 1),
+            "loop_lag_recent_ms": round(self.lag.recent(now) * 1000, 1),
+            "resources": held,
+            "silent_closed": self.silent_closed,
+        }
+
     async def _save_all_resume(self) -> None:
         loop = asyncio.get_running_loop()
         for row in self.parts.store.torrents():
@@ -316,6 +442,152 @@ class Node(ControlOps):
             await asyncio.wait(list(self._resume_waiters.values()), timeout=10)
 
 NO_SPACE = "No space left on device"
+
+
+def _path_key(path) -> tuple:
+    """A bridge path's identity: its endpoint is never reused for another path."""
+    return path.torrent_id, path.direction, path.endpoint
+
+
+def _connections(bridges) -> int:
+    return sum(p.active for p in bridges.counters())
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What :meth:`Liveness.look` makes of a download.
+
+    :param stalled: no verified progress for the stall timeout
+    :param kick: announce and dial again now (lost its last peer, or stalled)
+    :param reason: why it is not moving, for ``obt list``; None while it moves
+    """
+
+    stalled: bool
+    kick: bool
+    reason: str | None
+
+
+@dataclasses.dataclass
+class _Progress:
+    done: int
+    since: float  # when ``done`` last grew
+    connected: int = 0
+    lost: int = 0  # peers gone since ``since``
+    closed: int = 0  # silent connections we closed since ``since``
+    kicked: float = float("-inf")
+
+
+class Liveness:
+    """Which paths are dead and why downloads are not moving. Pure: the caller passes the
+    time and the counters and acts on the answers.
+
+    :param silence: seconds a path holding a connection may go without a byte from its peer
+    :param stall: seconds without verified progress before a download is stalled
+    :param reason_after: seconds without progress before a download says so
+    """
+
+    def __init__(self, silence: float, stall: float, reason_after: float = REASON_AFTER) -> None:
+        self.silence = silence
+        self.stall = stall
+        self.reason_after = min(reason_after, stall)  # a stalled download always says why
+        #: announce and dial again at most this often (an announce may take minutes)
+        self.kick_every = max(stall, silence)
+        self._paths: dict[Hashable, tuple[int, float | None]] = {}
+        self._downloads: dict[str, _Progress] = {}
+
+    def silent_paths(self, now: float, paths: Iterable[tuple[Hashable, int, int]]) -> set:
+        """The keys of the paths to close now.
+
+        :param paths: ``(key, bytes received so far, open connections)`` of every path;
+            paths not given are forgotten
+        """
+        seen, dead = {}, set()
+        for key, down, active in paths:
+            last = self._paths.get(key)
+            if not active:
+                seen[key] = (down, None)  # nothing to judge; the clock starts with a connection
+            elif last is None or last[1] is None or last[0] != down:
+                seen[key] = (down, now)
+            elif now - last[1] >= self.silence:
+                dead.add(key)
+                seen[key] = (down, now)  # judged again only after another full window
+            else:
+                seen[key] = last
+        self._paths = seen
+        return dead
+
+    def closed(self, torrent_id: str, count: int) -> None:
+        """``count`` silent connections of the torrent were closed."""
+        progress = self._downloads.get(torrent_id)
+        if progress is not None:
+            progress.closed += count
+
+    def look(self, now: float, torrent_id: str, done: int, connected: int) -> Verdict:
+        """Take a download's verified bytes and connected peers; say what to do."""
+        p = self._downloads.get(torrent_id)
+        if p is None:
+            p = self._downloads[torrent_id] = _Progress(done, now)
+        elif done > p.done:
+            p.done, p.since, p.lost, p.closed = done, now, 0, 0
+        else:
+            p.done = done  # a piece that failed its hash check is no progress
+        lost_all = connected == 0 and p.connected > 0
+        p.lost += max(0, p.connected - connected)
+        p.connected = connected
+        idle = now - p.since
+        stalled = idle >= self.stall
+        kick = (lost_all or stalled) and now - p.kicked >= self.kick_every
+        if kick:
+            p.kicked = now
+        return Verdict(stalled, kick, self._reason(p, idle, connected))
+
+    def _reason(self, p: _Progress, idle: float, connected: int) -> str | None:
+        parts = []
+        if idle >= self.reason_after:
+            parts.append(f"no data from any peer for {idle:.0f} s")
+        if p.lost:
+            parts.append(f"{p.lost} peer{'s' if p.lost != 1 else ''} lost")
+        if p.closed:
+            parts.append(f"{p.closed} silent connection{'s' if p.closed != 1 else ''} closed")
+        if connected == 0:
+            parts.append("no peer connected")
+        return "; ".join(parts) or None
+
+    def forget(self, torrent_id: str) -> None:
+        self._downloads.pop(torrent_id, None)
+
+    def keep(self, torrent_ids: set[str]) -> None:
+        """Forget every download not among ``torrent_ids`` (removed torrents)."""
+        for gone in set(self._downloads) - torrent_ids:
+            del self._downloads[gone]
+
+
+class LagMeter:
+    """The event loop's worst lateness, since start and over a sliding window (pure).
+
+    :param window: seconds the recent maximum looks back
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.max = 0.0
+        self._recent: collections.deque[tuple[float, float]] = collections.deque()
+
+    def record(self, now: float, lag: float) -> None:
+        self.max = max(self.max, lag)
+        recent = self._recent
+        while recent and recent[-1][1] <= lag:  # a smaller, older lag is never the maximum
+            recent.pop()
+        recent.append((now, lag))
+        self._expire(now)
+
+    def recent(self, now: float) -> float:
+        self._expire(now)
+        return self._recent[0][1] if self._recent else 0.0
+
+    def _expire(self, now: float) -> None:
+        while self._recent and self._recent[0][0] < now - self.window:
+            self._recent.popleft()
 
 
 def _disk_full(path: Path) -> bool:
