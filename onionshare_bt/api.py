@@ -26,8 +26,8 @@ class ControlOps:
         return await handler(**args)
 
     async def op_share(self, path: str, onions: int | None = None,
-                       include_hidden: bool = False) -> dict:
-        return await torrents.share(self.parts, path, onions, include_hidden)
+                       include_hidden: bool = False, scrub: bool = False) -> dict:
+        return await torrents.share(self.parts, path, onions, include_hidden, scrub=scrub)
 
     async def op_get(self, uri: str, target: str, timeout: float | None = None) -> dict:
         return await torrents.get(self.parts, uri, target, timeout)

@@ -105,17 +105,27 @@ def main(ctx, home, network, debug, quiet):
               help="Onion services to publish the share on (default from config: 2).")
 @click.option("--include-hidden", is_flag=True,
               help="Also share files and folders whose name starts with '.'.")
+@click.option("--scrub", is_flag=True,
+              help="Share cleaned copies without identifying metadata (originals untouched).")
+@click.option("--keep-metadata", is_flag=True,
+              help="Share the files as they are, metadata included, without asking.")
 @json_option
 @command
-async def share(state, path, onions, include_hidden, as_json):
+async def share(state, path, onions, include_hidden, scrub, keep_metadata, as_json):
     """Share a file or folder; print its private URI.
 
     Inside a folder, hidden files are left out (unless --include-hidden) and symbolic links
     are refused; the node's own home is never shared.
+
+    Every file is first checked for identifying metadata (GPS positions, names, device
+    serials…). If some is found, obt asks (y: share cleaned copies, k: keep it, n: stop);
+    --scrub or --keep-metadata answer in advance, and without a terminal one of them is
+    needed (exit status 2).
     """
     from .commands import share as run
 
-    await run(state, path, onions, as_json, include_hidden=include_hidden)
+    await run(state, path, onions, as_json, include_hidden=include_hidden, scrub=scrub,
+              keep_metadata=keep_metadata)
 
 
 @main.command()

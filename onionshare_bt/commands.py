@@ -33,30 +33,101 @@ async def _node(state):
 
 # -- share ------------------------------------------------------------------------------
 async def share(state, path: str, onions: int | None, as_json: bool,
-                include_hidden: bool = False) -> None:
+                include_hidden: bool = False, scrub: bool = False,
+                keep_metadata: bool = False) -> None:
     from .engine.metainfo import select
 
     # fail fast, before starting a node; the node checks again when it hashes
     chosen = select(Path(path), include_hidden=include_hidden, forbidden=(state.config.home,))
+    report, scrub = await _check_metadata(state, chosen, include_hidden, scrub, keep_metadata,
+                                          as_json)
     cfg = await _node(state)
     if _progress_wanted(state, as_json):
         with _console().status("hashing and publishing the share…"):
-            info = await _share_call(cfg, chosen.root, onions, include_hidden)
+            info = await _share_call(cfg, chosen.root, onions, include_hidden, scrub=scrub)
     else:
-        info = await _share_call(cfg, chosen.root, onions, include_hidden)
+        info = await _share_call(cfg, chosen.root, onions, include_hidden, scrub=scrub)
+    _say_scrubbed(info.get("scrubbed"), report)
     hidden = int(info.get("hidden_skipped", chosen.hidden_skipped))
     if hidden:
         _err(f"left out {hidden} hidden file(s) or folder(s) (names starting with '.'); "
              "--include-hidden shares them")
     keys = ("uri", "infohash", "name", "size", "piece_length", "files", "onions")
-    emit({**{k: info[k] for k in keys}, "hidden_skipped": hidden}, as_json, info["uri"])
+    emit({**{k: info[k] for k in keys}, "hidden_skipped": hidden,
+          "metadata": {**report.as_dict(), "scrubbed": info.get("scrubbed")}},
+         as_json, info["uri"])
 
 
-async def _share_call(cfg, src: Path, onions, include_hidden: bool):
+async def _share_call(cfg, src: Path, onions, include_hidden: bool, scrub: bool = False):
     args = {"path": str(src), "onions": onions}
     if include_hidden:  # sent only when asked: a node that predates it refuses it, loudly
         args["include_hidden"] = True
+    if scrub:  # likewise: a node that cannot clean must not share the originals instead
+        args["scrub"] = True
     return await control.call(cfg.socket_path, "share", args, timeout=3600)
+
+
+# -- metadata (docs/metadata.md) --------------------------------------------------------
+async def _check_metadata(state, chosen, include_hidden: bool, scrub: bool, keep: bool,
+                          as_json: bool):
+    """Scan what the share would publish, say what was found, and decide: scrub or not.
+
+    :returns: the scan report, and whether the node is to share cleaned copies
+    :raises MetadataFound: metadata found, no flag, and no terminal to ask on (or the
+      answer was no)
+    """
+    from .scan import render, scan_selection
+
+    if scrub and keep:
+        raise UsageError("--scrub and --keep-metadata exclude each other")
+    if _progress_wanted(state, as_json):
+        with _console().status(f"checking {len(chosen.files)} file(s) for metadata…"):
+            report = await asyncio.to_thread(scan_selection, chosen, include_hidden)
+    else:
+        report = await asyncio.to_thread(scan_selection, chosen, include_hidden)
+    for line in render(report):
+        _err(line)
+    if not report.flagged or scrub or keep:
+        if report.flagged and keep:
+            _err("sharing the files as they are, metadata included (--keep-metadata)")
+        return report, scrub
+    return report, _ask_scrub(len(report.flagged))
+
+
+def _ask_scrub(count: int) -> bool:
+    """Ask on the terminal whether to share cleaned copies; no terminal, no share."""
+    from .errors import MetadataFound
+
+    if not _interactive():
+        raise MetadataFound(f"{count} file(s) hold identifying metadata (listed above); "
+                            "nothing was shared")
+    import click
+
+    try:
+        answer = click.prompt("share cleaned copies (y), share as they are (k), or stop (n)?",
+                              type=click.Choice(["y", "k", "n"]), err=True)
+    except click.Abort:
+        answer = "n"
+    if answer == "n":
+        raise MetadataFound("stopped; nothing was shared", hint="")
+    return answer == "y"
+
+
+def _interactive() -> bool:
+    """Whether there is someone at a terminal to ask."""
+    return sys.stdin.isatty()
+
+
+def _say_scrubbed(scrubbed: dict | None, report) -> None:
+    if not scrubbed:
+        return
+    _err(f"shared cleaned copies: {len(scrubbed['cleaned'])} file(s) cleaned, the originals "
+         "untouched")
+    copied = set(scrubbed["copied"])
+    risky = [f.path for f in report.unchecked if f.path in copied]
+    if risky:
+        _err(f"copied as they are (obt cannot clean them): {len(risky)} file(s), "
+             f"{', '.join(shown(p, 80) for p in risky[:5])}")
 
 
 # -- get --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -128,15 +129,24 @@ async def republish_all(parts: Parts) -> None:
 
 # -- shares -----------------------------------------------------------------------------
 async def share(parts: Parts, path: str, onions: int | None,
-                include_hidden: bool = False) -> dict:
+                include_hidden: bool = False, scrub: bool = False, staged=None) -> dict:
     """Share a file or folder; sharing the same content again returns its existing URI.
 
     Symlinks and the node's own home are refused; hidden files are left out unless
     ``include_hidden`` (the reply counts them in ``hidden_skipped``).
+
+    :param scrub: share cleaned copies made in the node's staging folder (see
+      :func:`_share_scrubbed`), never the originals
+    :param staged: internal: the :class:`~onionshare_bt.scan.Staged` copies to share; the
+      one way a path inside the node's home is shared
     """
+    if scrub:
+        return await _share_scrubbed(parts, path, onions, include_hidden)
     made = await asyncio.to_thread(create_share, Path(path), include_hidden=include_hidden,
-                                   forbidden=(parts.config.home,))
+                                   forbidden=() if staged else (parts.config.home,))
     meta, skipped = made.meta, {"hidden_skipped": made.hidden_skipped}
+    if staged is not None:  # what the original left out, not its copy
+        skipped["hidden_skipped"] = staged.selection.hidden_skipped
     existing = parts.store.torrent(meta.id)
     if existing is not None:
         if existing.role != "share":
@@ -164,6 +174,30 @@ async def share(parts: Parts, path: str, onions: int | None,
     return {**describe_share(row, meta, rows), **skipped}
 
 
+async def _share_scrubbed(parts: Parts, path: str, onions: int | None,
+                          include_hidden: bool) -> dict:
+    """Share cleaned copies of ``path``, made in ``<home>/staging/<random>/<name>``.
+
+    Cleaning is deterministic: the same original gives the same copies, hence the same
+    torrent and the existing URI, and the copies made again are deleted. The reply's
+    ``scrubbed`` says which files were cleaned and which were copied as they are.
+    """
+    from .scan.stage import stage_scrubbed
+
+    staged = await asyncio.to_thread(stage_scrubbed, Path(path), parts.config.home,
+                                     include_hidden=include_hidden)
+    try:
+        info = await share(parts, str(staged.root), onions, include_hidden, staged=staged)
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, staged.folder, True)
+        raise
+    row = parts.store.torrent(info["infohash"])
+    if row is None or Path(row.save_path).resolve() != staged.folder.resolve():
+        await asyncio.to_thread(shutil.rmtree, staged.folder, True)  # shared already
+    return {**info, "scrubbed": {"cleaned": list(staged.cleaned),
+                                 "copied": list(staged.copied)}}
+
+
 def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> dict:
     return {**meta.summary(), "uri": row.uri, "onions": [f"{o.address}.onion" for o in onions]}
 
@@ -184,8 +218,17 @@ def _check_unchanged_paths(row: TorrentRow, meta: Metainfo, home: Path) -> None:
             if path.is_symlink():
                 raise BadPath(f"{path} became a symbolic link after it was shared; "
                               "the share is not served", hint="Unshare it, or share it again.")
-        if path.exists() and path.resolve().is_relative_to(home.resolve()):
+        if path.exists() and path.resolve().is_relative_to(home.resolve()) \
+                and not _own_copy(base, path, home):
             raise BadPath(f"{path} is inside the node's home; the share is not served")
+
+
+def _own_copy(base: Path, path: Path, home: Path) -> bool:
+    """Whether ``path`` is one of the node's cleaned copies in its staging folder (shared
+    with ``--scrub``): inside the home, and still shared."""
+    from .scan.stage import is_staged
+
+    return is_staged(base, home) and path.resolve().is_relative_to(base.resolve())
 
 
 async def restore_share(parts: Parts, row: TorrentRow) -> None:
@@ -401,8 +444,9 @@ async def withdraw_onion(parts: Parts, row: TorrentRow, onion: str) -> dict:
 async def remove(parts: Parts, row: TorrentRow, delete_data: bool) -> dict:
     """Stop serving and forget a torrent: onions withdrawn, tracker closed, engine dropped.
 
-    A share's files are the user's own and are never deleted; a download's are deleted only
-    with ``delete_data``.
+    A share's files are the user's own and are never deleted (the cleaned copies of a
+    ``--scrub`` share are the node's: they are); a download's are deleted only with
+    ``delete_data``.
     """
     if delete_data and row.role == "share":
         raise UsageError(
@@ -418,4 +462,7 @@ async def remove(parts: Parts, row: TorrentRow, delete_data: bool) -> dict:
     parts.peer_ids.pop(row.id, None)
     parts.announce_errors.pop(row.id, None)
     parts.metas.pop(row.id, None)
+    if row.role == "share" and _own_copy(Path(row.save_path), Path(row.save_path),
+                                         parts.config.home):
+        await asyncio.to_thread(shutil.rmtree, row.save_path, True)
     return {"id": row.id, "name": row.name, "role": row.role, "deleted_data": delete_data}
