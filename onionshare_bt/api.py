@@ -7,6 +7,7 @@ Each takes JSON-typed keyword arguments (checked against these signatures by
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 
@@ -26,8 +27,23 @@ class ControlOps:
         return await handler(**args)
 
     async def op_share(self, path: str, onions: int | None = None,
-                       include_hidden: bool = False, scrub: bool = False) -> dict:
-        return await torrents.share(self.parts, path, onions, include_hidden, scrub=scrub)
+                       include_hidden: bool = False, open: bool | None = None,
+                       scrub: bool = False) -> dict:
+        return await torrents.share(self.parts, path, onions, include_hidden, open_share=open,
+                                    scrub=scrub)
+
+    async def op_open(self, id: str, open: bool) -> dict:
+        """Open a share to standard BitTorrent clients, or close it again."""
+        row = torrents.set_open(self.parts, self._find(id), open)
+        return {"id": row.id, "name": row.name, "uri": row.uri, "open": bool(row.open)}
+
+    async def op_torrent_file(self, id: str) -> dict:
+        """A torrent's .torrent, base64: a share's as its tracker serves it (naming its
+        trackers), a download's as it was fetched."""
+        row = self._find(id)
+        data = self.parts.tracker.torrent_file(row.id) if row.role == "share" else None
+        return {"id": row.id, "name": row.name, "role": row.role, "open": bool(row.open),
+                "torrent": base64.b64encode(data or row.torrent).decode()}
 
     async def op_get(self, uri: str, target: str, timeout: float | None = None) -> dict:
         return await torrents.get(self.parts, uri, target, timeout)
@@ -184,6 +200,7 @@ class ControlOps:
             "id": row.id, "role": row.role, "name": row.name, "state": row.state,
             "size": meta.size, "uri": row.uri, "path": row.save_path, "error": row.error,
             "onions": [f"{o.address}.onion" for o in self.parts.store.onions(row.id)],
+            "open": bool(row.open),
         }
         if self.parts.engine.has(row.id):
             st = self.parts.engine.status(row.id)

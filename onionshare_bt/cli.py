@@ -81,6 +81,9 @@ def command(fn):
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+torrent_out_option = click.option(
+    "--torrent-out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+    help="Also write the .torrent to FILE (it names the share's onion trackers).")
 
 
 @click.group(context_settings=CONTEXT)
@@ -105,17 +108,23 @@ def main(ctx, home, network, debug, quiet):
               help="Onion services to publish the share on (default from config: 2).")
 @click.option("--include-hidden", is_flag=True,
               help="Also share files and folders whose name starts with '.'.")
+@click.option("--open", "open_share", is_flag=True, default=None,
+              help="Admit standard BitTorrent clients under torsocks too (default from "
+                   "config: open_shares = false).")
 @click.option("--scrub", is_flag=True,
               help="Share cleaned copies without identifying metadata (originals untouched).")
 @click.option("--keep-metadata", is_flag=True,
               help="Share the files as they are, metadata included, without asking.")
+@torrent_out_option
 @json_option
 @command
-async def share(state, path, onions, include_hidden, scrub, keep_metadata, as_json):
+async def share(state, path, onions, include_hidden, open_share, scrub, keep_metadata,
+                torrent_out, as_json):
     """Share a file or folder; print its private URI.
 
     Inside a folder, hidden files are left out (unless --include-hidden) and symbolic links
-    are refused; the node's own home is never shared.
+    are refused; the node's own home is never shared. An --open share also answers standard
+    BitTorrent clients (aria2c under torsocks), which fetch but never seed back.
 
     Every file is first checked for identifying metadata (GPS positions, names, device
     serials…). If some is found, obt asks (y: share cleaned copies, k: keep it, n: stop);
@@ -124,7 +133,8 @@ async def share(state, path, onions, include_hidden, scrub, keep_metadata, as_js
     """
     from .commands import share as run
 
-    await run(state, path, onions, as_json, include_hidden=include_hidden, scrub=scrub,
+    await run(state, path, onions, as_json, include_hidden=include_hidden,
+              open_share=open_share, torrent_out=torrent_out, scrub=scrub,
               keep_metadata=keep_metadata)
 
 
@@ -137,13 +147,14 @@ async def share(state, path, onions, include_hidden, scrub, keep_metadata, as_js
 @click.option("--no-wait", is_flag=True, help="Start the download in the node and return.")
 @click.option("--pick", metavar="NAME|INFOHASH",
               help="With a public catalogue URI: download this item.")
+@torrent_out_option
 @json_option
 @command
-async def get(state, uri, target, timeout, no_wait, pick, as_json):
+async def get(state, uri, target, timeout, no_wait, pick, torrent_out, as_json):
     """Download the share at URI (and keep seeding it); list a public catalogue."""
     from .commands import get as run
 
-    await run(state, uri, target, timeout, no_wait, as_json, pick=pick)
+    await run(state, uri, target, timeout, no_wait, as_json, pick=pick, torrent_out=torrent_out)
 
 
 @main.command(name="list")
@@ -245,13 +256,16 @@ async def node_status(state, as_json):
 @click.option("--public", "mode", flag_value="public", help="Add ID to the public catalogue.")
 @click.option("--private", "mode", flag_value="private", help="Withdraw ID from it.")
 @click.option("--list", "mode", flag_value="list", help="List the public catalogue.")
+@click.option("--open/--closed", "open_share", default=None,
+              help="Admit standard BitTorrent clients to share ID, or obt nodes only again.")
 @json_option
 @command
-async def publish(state, torrent_id, mode, as_json):
-    """Make a share public (reachable through the node's public URI), or private again."""
+async def publish(state, torrent_id, mode, open_share, as_json):
+    """Make a share public (reachable through the node's public URI), or private again;
+    open it to standard BitTorrent clients, or closed to all but obt nodes."""
     from .commands import publish as run
 
-    await run(state, torrent_id, mode, as_json)
+    await run(state, torrent_id, mode, as_json, open_share=open_share)
 
 
 @main.group()

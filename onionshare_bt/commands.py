@@ -33,7 +33,8 @@ async def _node(state):
 
 # -- share ------------------------------------------------------------------------------
 async def share(state, path: str, onions: int | None, as_json: bool,
-                include_hidden: bool = False, scrub: bool = False,
+                include_hidden: bool = False, open_share: bool | None = None,
+                torrent_out: str | None = None, scrub: bool = False,
                 keep_metadata: bool = False) -> None:
     from .engine.metainfo import select
 
@@ -44,24 +45,33 @@ async def share(state, path: str, onions: int | None, as_json: bool,
     cfg = await _node(state)
     if _progress_wanted(state, as_json):
         with _console().status("hashing and publishing the share…"):
-            info = await _share_call(cfg, chosen.root, onions, include_hidden, scrub=scrub)
+            info = await _share_call(cfg, chosen.root, onions, include_hidden, open_share,
+                                     scrub)
     else:
-        info = await _share_call(cfg, chosen.root, onions, include_hidden, scrub=scrub)
+        info = await _share_call(cfg, chosen.root, onions, include_hidden, open_share, scrub)
     _say_scrubbed(info.get("scrubbed"), report)
     hidden = int(info.get("hidden_skipped", chosen.hidden_skipped))
     if hidden:
         _err(f"left out {hidden} hidden file(s) or folder(s) (names starting with '.'); "
              "--include-hidden shares them")
+    if torrent_out:
+        await write_torrent(cfg, info["infohash"], torrent_out)
+    if info.get("open"):
+        _err(open_recipe(info["uri"], torrent_out))
     keys = ("uri", "infohash", "name", "size", "piece_length", "files", "onions")
     emit({**{k: info[k] for k in keys}, "hidden_skipped": hidden,
+          "open": bool(info.get("open")),
           "metadata": {**report.as_dict(), "scrubbed": info.get("scrubbed")}},
          as_json, info["uri"])
 
 
-async def _share_call(cfg, src: Path, onions, include_hidden: bool, scrub: bool = False):
+async def _share_call(cfg, src: Path, onions, include_hidden: bool,
+                      open_share: bool | None = None, scrub: bool = False):
     args = {"path": str(src), "onions": onions}
     if include_hidden:  # sent only when asked: a node that predates it refuses it, loudly
         args["include_hidden"] = True
+    if open_share is not None:
+        args["open"] = open_share
     if scrub:  # likewise: a node that cannot clean must not share the originals instead
         args["scrub"] = True
     return await control.call(cfg.socket_path, "share", args, timeout=3600)
@@ -130,9 +140,45 @@ def _say_scrubbed(scrubbed: dict | None, report) -> None:
              f"{', '.join(shown(p, 80) for p in risky[:5])}")
 
 
+# -- standard clients (open shares) -----------------------------------------------------
+#: aria2c's options for an onion-only swarm under torsocks: names resolved through
+#: torsocks (not c-ares), sockets on loopback only (torsocks refuses a listener on every
+#: address), no DHT, local discovery or peer exchange, and done once the files are in
+ARIA2_OPTIONS = ("--async-dns=false --disable-ipv6=true --interface=127.0.0.1 "
+                 "--enable-dht=false --enable-dht6=false --bt-enable-lpd=false "
+                 "--enable-peer-exchange=false --seed-time=0")
+
+
+def open_recipe(uri: str, torrent_out: str | None) -> str:
+    """How a standard BitTorrent client fetches an open share (stderr of ``obt share``)."""
+    torrent = torrent_out or "share.torrent"
+    fetch = ("" if torrent_out else
+             f"\n  curl --socks5-hostname 127.0.0.1:9050 -o {torrent} {uri}")
+    return ("this share is open to standard BitTorrent clients over Tor (they fetch, but "
+            "neither relay nor seed back). For example, with Tor's SOCKS port at "
+            f"127.0.0.1:9050:{fetch}\n"
+            f"  torsocks aria2c {ARIA2_OPTIONS} {torrent}\n"
+            "See 'man obt' (OPEN SHARES) for other clients and the privacy caveats.")
+
+
+async def write_torrent(cfg, torrent_id: str, path: str) -> None:
+    """Write a torrent's .torrent (a share's names its trackers) to ``path``."""
+    import base64
+
+    from .errors import BadPath
+
+    info = await control.call(cfg.socket_path, "torrent_file", {"id": torrent_id})
+    data = base64.b64decode(info["torrent"])
+    try:
+        Path(path).expanduser().write_bytes(data)
+    except OSError as exc:
+        raise BadPath(f"cannot write the .torrent to {path}: {exc.strerror or exc}") from exc
+    _err(f"wrote the .torrent to {path} ({len(data)} bytes)")
+
+
 # -- get --------------------------------------------------------------------------------
 async def get(state, uri: str, target: str, timeout, no_wait: bool, as_json: bool,
-              pick: str | None = None) -> None:
+              pick: str | None = None, torrent_out: str | None = None) -> None:
     from .uri import parse_uri
 
     parsed = parse_uri(uri)  # a malformed URI fails here, before any node starts
@@ -146,6 +192,8 @@ async def get(state, uri: str, target: str, timeout, no_wait: bool, as_json: boo
     wait = (timeout or cfg.fetch_timeout) + 120
     args = {"uri": uri, "target": os.path.abspath(target), "timeout": timeout}
     info = await control.call(cfg.socket_path, "get", args, timeout=wait)
+    if torrent_out:
+        await write_torrent(cfg, info["id"], torrent_out)
     if no_wait:
         emit(info, as_json, info["id"])
         return
@@ -304,8 +352,12 @@ async def simple(state, op: str, args: dict, as_json: bool, render) -> None:
     emit(result, as_json, render(result))
 
 
-async def publish(state, torrent_id: str | None, mode: str | None, as_json: bool) -> None:
+async def publish(state, torrent_id: str | None, mode: str | None, as_json: bool,
+                  open_share: bool | None = None) -> None:
     cfg = await _node(state)
+    if open_share is not None:
+        await _open_share(cfg, torrent_id, mode, open_share, as_json)
+        return
     if mode == "list" or (mode is None and torrent_id is None):
         data = await control.call(cfg.socket_path, "published")
         lines = [data["public_uri"]] + [f"  {i['infohash'][:16]}  {shown(i['name'])}"
@@ -318,6 +370,23 @@ async def publish(state, torrent_id: str | None, mode: str | None, as_json: bool
                               {"id": torrent_id, "public": mode == "public"})
     emit(info, as_json,
          info["public_uri"] if info["public"] else f"{shown(info['name'])}: private")
+
+
+async def _open_share(cfg, torrent_id: str | None, mode: str | None, open_share: bool,
+                      as_json: bool) -> None:
+    """``obt publish --open|--closed ID`` (with ``--public``/``--private`` too, if given)."""
+    if not torrent_id or mode == "list":
+        raise UsageError("give the ID of a share with --open or --closed")
+    info = await control.call(cfg.socket_path, "open", {"id": torrent_id, "open": open_share})
+    if mode in ("public", "private"):
+        published = await control.call(cfg.socket_path, "publish",
+                                       {"id": torrent_id, "public": mode == "public"})
+        info["public"] = published["public"]
+        info["public_uri"] = published.get("public_uri")
+    if open_share:
+        _err(open_recipe(info["uri"], None))
+    text = f"{shown(info['name'])}: {'open to standard clients' if open_share else 'obt nodes only'}"
+    emit(info, as_json, text)
 
 
 async def trust_graph(state, as_json: bool) -> None:

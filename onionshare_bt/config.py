@@ -44,6 +44,7 @@ class Config:
     :param bootstrap_timeout: seconds to wait for the node's tor to bootstrap
     :param announce_interval: seconds between announces we ask of peers, and make ourselves
     :param stall_timeout: seconds without payload progress before a download is called stalled
+    :param open_shares: new shares admit standard BitTorrent clients (``obt share --open``)
     """
 
     home: Path
@@ -70,6 +71,7 @@ class Config:
     trust_timeout: float = 30.0
     #: maintainer keys (hex ed25519) releases must be signed with; tests use their own
     release_keys: tuple = ()
+    open_shares: bool = False
 
     @property
     def release_dir(self) -> Path:
@@ -140,6 +142,7 @@ _FILE_KEYS = {
     "trust_total": "trust_total",
     "trust_timeout": "trust_timeout",
     "release_keys": "release_keys",
+    "open_shares": "open_shares",
 }
 
 
@@ -184,6 +187,8 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
         values["relay_port"] = str(values["relay_port"])
     if values.get("relay_nickname"):
         values["relay_nickname"] = _nickname(values["relay_nickname"])
+    if not isinstance(values.get("open_shares", False), bool):
+        raise UsageError("open_shares must be true or false")
     onions = int(values.get("onions", 2))
     if not 1 <= onions <= MAX_ONIONS:
         raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")

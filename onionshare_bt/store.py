@@ -1,6 +1,7 @@
 """The node's state: one SQLite database (WAL) in the node's home, file mode 0600.
 
-Tables: ``torrents`` (shares and downloads), ``onions`` (onion service keys; they never
+Tables: ``torrents`` (shares and downloads; a share is *open* when its sharer let
+standard BitTorrent clients in, see :mod:`onionshare_bt.tracker.core`), ``onions`` (onion service keys; they never
 leave this file and never reach a log), ``meta`` (schema version), ``tracker_peers`` (only
 the live peers a restart needs: pruned on every write, see :meth:`Store.record_peers`), and
 trust, catalogue, ledger, mirror and release tables. Every change is one transaction. The
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from .errors import StoreError
 
-SCHEMA_VERSION = 1
+#: 2: ``torrents.open`` (databases of version 1 are upgraded when opened)
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,7 +37,8 @@ CREATE TABLE IF NOT EXISTS torrents (
     error TEXT,
     resume BLOB,
     added REAL NOT NULL,
-    completed REAL
+    completed REAL,
+    open INTEGER NOT NULL DEFAULT 0  -- shares: 1 admits clients that cannot be reached
 );
 CREATE TABLE IF NOT EXISTS onions (
     address TEXT PRIMARY KEY,
@@ -132,6 +135,8 @@ class TorrentRow:
     resume: bytes | None
     added: float
     completed: float | None
+    #: a share that admits standard clients (announces without an onion); 0 or 1
+    open: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +219,7 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
             with self._tx():
+                self._upgrade()
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
@@ -225,6 +231,21 @@ class Store:
 
     def _tx(self):
         return _Transaction(self._db)
+
+    def _upgrade(self) -> None:
+        """Bring a database an older obt made up to :data:`SCHEMA_VERSION`, inside the
+        opening transaction (a new database already has the current schema)."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if found is None:
+            return  # a new database: the schema above is the current one
+        version = int(found[0]) if str(found[0]).isdigit() else 0
+        if version >= SCHEMA_VERSION:
+            return
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(torrents)")}
+        if "open" not in columns:  # version 1: every share was closed
+            self._db.execute("ALTER TABLE torrents ADD COLUMN open INTEGER NOT NULL DEFAULT 0")
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
+                         (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -244,7 +265,7 @@ class Store:
                 )
 
     def update_torrent(self, torrent_id: str, **changes) -> None:
-        allowed = {"state", "error", "resume", "save_path", "completed", "name"}
+        allowed = {"state", "error", "resume", "save_path", "completed", "name", "open"}
         if not changes or set(changes) - allowed:
             raise StoreError(f"bad update of torrent fields {sorted(changes)}")
         sets = ", ".join(f"{k} = ?" for k in changes)

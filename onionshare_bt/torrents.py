@@ -28,6 +28,7 @@ from .store import OnionRow, Store, TorrentRow
 from .tasks import TaskRegistry
 from .tor.client import TorClient
 from .tracker.client import TrackerClient
+from .tracker.metafile import legacy_info_hash
 from .tracker.server import Served, TrackerServer
 from .uri import ShareURI, new_token, parse_uri
 
@@ -98,7 +99,9 @@ async def new_onions(
 
 
 async def _publish_one(parts, meta, purpose, tracker_port, key, wait=True) -> OnionRow:
-    path = await parts.bridges.inbound(meta.id, meta.info_hashes)
+    legacy = legacy_info_hash(meta.data)  # what aria2 < 1.37 calls a hybrid torrent
+    aliases = {legacy: meta.info_hashes[0]} if legacy else None
+    path = await parts.bridges.inbound(meta.id, meta.info_hashes, aliases)
     ports = {PEER_VIRTUAL_PORT: ("127.0.0.1", int(path.endpoint.rsplit(":", 1)[1]))}
     if tracker_port is not None:
         ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
@@ -129,7 +132,8 @@ async def republish_all(parts: Parts) -> None:
 
 # -- shares -----------------------------------------------------------------------------
 async def share(parts: Parts, path: str, onions: int | None,
-                include_hidden: bool = False, scrub: bool = False, staged=None) -> dict:
+                include_hidden: bool = False, open_share: bool | None = False,
+                scrub: bool = False, staged=None) -> dict:
     """Share a file or folder; sharing the same content again returns its existing URI.
 
     Symlinks and the node's own home are refused; hidden files are left out unless
@@ -139,9 +143,12 @@ async def share(parts: Parts, path: str, onions: int | None,
       :func:`_share_scrubbed`), never the originals
     :param staged: internal: the :class:`~onionshare_bt.scan.Staged` copies to share; the
       one way a path inside the node's home is shared
+
+    :param open_share: admit standard clients too (see :func:`set_open`); None: the
+      config's ``open_shares`` for a new share, unchanged for an existing one
     """
     if scrub:
-        return await _share_scrubbed(parts, path, onions, include_hidden)
+        return await _share_scrubbed(parts, path, onions, include_hidden, open_share)
     made = await asyncio.to_thread(create_share, Path(path), include_hidden=include_hidden,
                                    forbidden=() if staged else (parts.config.home,))
     meta, skipped = made.meta, {"hidden_skipped": made.hidden_skipped}
@@ -151,9 +158,12 @@ async def share(parts: Parts, path: str, onions: int | None,
     if existing is not None:
         if existing.role != "share":
             raise UsageError(f"this node is downloading {meta.name!r}; it seeds it already")
+        if open_share and not existing.open:
+            existing = set_open(parts, existing, True)
         return {**describe_share(existing, meta, parts.store.onions(meta.id)), **skipped}
     token = new_token()
-    served = Served(meta.id, token, meta.data, meta.info_hashes)
+    opened = parts.config.open_shares if open_share is None else open_share
+    served = Served(meta.id, token, meta.data, meta.info_hashes, open=opened)
     tracker_port = await parts.tracker.serve(served)
     try:
         rows = await new_onions(parts, meta, onions or parts.config.onions, "share", tracker_port)
@@ -167,15 +177,15 @@ async def share(parts: Parts, path: str, onions: int | None,
     row = TorrentRow(
         id=meta.id, role="share", name=meta.name, save_path=str(src.parent),
         target=str(src.parent), torrent=meta.data, token=token, uri=uri, state="seeding",
-        error=None, resume=None, added=time.time(), completed=time.time(),
+        error=None, resume=None, added=time.time(), completed=time.time(), open=int(opened),
     )
     parts.engine.add(meta, src.parent, seed=True)
     parts.store.add_torrent(row, rows)
     return {**describe_share(row, meta, rows), **skipped}
 
 
-async def _share_scrubbed(parts: Parts, path: str, onions: int | None,
-                          include_hidden: bool) -> dict:
+async def _share_scrubbed(parts: Parts, path: str, onions: int | None, include_hidden: bool,
+                          open_share: bool | None) -> dict:
     """Share cleaned copies of ``path``, made in ``<home>/staging/<random>/<name>``.
 
     Cleaning is deterministic: the same original gives the same copies, hence the same
@@ -187,7 +197,8 @@ async def _share_scrubbed(parts: Parts, path: str, onions: int | None,
     staged = await asyncio.to_thread(stage_scrubbed, Path(path), parts.config.home,
                                      include_hidden=include_hidden)
     try:
-        info = await share(parts, str(staged.root), onions, include_hidden, staged=staged)
+        info = await share(parts, str(staged.root), onions, include_hidden, open_share,
+                           staged=staged)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, staged.folder, True)
         raise
@@ -199,7 +210,18 @@ async def _share_scrubbed(parts: Parts, path: str, onions: int | None,
 
 
 def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> dict:
-    return {**meta.summary(), "uri": row.uri, "onions": [f"{o.address}.onion" for o in onions]}
+    return {**meta.summary(), "uri": row.uri, "onions": [f"{o.address}.onion" for o in onions],
+            "open": bool(row.open)}
+
+
+def set_open(parts: Parts, row: TorrentRow, open_share: bool) -> TorrentRow:
+    """Open a share to standard BitTorrent clients (announces with a port and no onion:
+    answered, never listed), or close it to all but obt nodes again."""
+    if row.role != "share":
+        raise UsageError(f"{row.name!r} is a download; only a share is opened or closed")
+    parts.store.update_torrent(row.id, open=int(open_share))
+    parts.tracker.set_open(row.id, open_share)
+    return dataclasses.replace(row, open=int(open_share))
 
 
 def _check_unchanged_paths(row: TorrentRow, meta: Metainfo, home: Path) -> None:
@@ -224,8 +246,8 @@ def _check_unchanged_paths(row: TorrentRow, meta: Metainfo, home: Path) -> None:
 
 
 def _own_copy(base: Path, path: Path, home: Path) -> bool:
-    """Whether ``path`` is one of the node's cleaned copies in its staging folder (shared
-    with ``--scrub``): inside the home, and still shared."""
+    """Whether ``path`` is one of the node's cleaned copies (``obt share --scrub``): the
+    share's folder ``base`` lies in the node's staging folder and ``path`` inside ``base``."""
     from .scan.stage import is_staged
 
     return is_staged(base, home) and path.resolve().is_relative_to(base.resolve())
@@ -234,7 +256,7 @@ def _own_copy(base: Path, path: Path, home: Path) -> bool:
 async def restore_share(parts: Parts, row: TorrentRow) -> None:
     meta = parts.meta(row)
     await asyncio.to_thread(_check_unchanged_paths, row, meta, parts.config.home)
-    served = Served(meta.id, row.token, meta.data, meta.info_hashes)
+    served = Served(meta.id, row.token, meta.data, meta.info_hashes, open=bool(row.open))
     tracker_port = await parts.tracker.serve(served)
     parts.tracker.restore(meta.id, parts.store.tracker_peers(meta.id, parts.tracker.swarm.ttl))
     rows = await publish(parts, meta, parts.store.onions(meta.id), tracker_port)

@@ -11,6 +11,18 @@ if ! command -v tor >/dev/null 2>&1; then
     apt-get install -y -qq tor >/dev/null
 fi
 
+# a standard BitTorrent client under torsocks, for the open-share tests
+# (tests/tor/test_torsocks_client.py)
+missing=()
+command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
+command -v torsocks >/dev/null 2>&1 || missing+=(torsocks)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]} (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 # exiftool: the tests' independent reader of what obt share --scrub leaves in a file
 if ! command -v exiftool >/dev/null 2>&1; then
     echo "setup: installing exiftool (apt-get libimage-exiftool-perl)" >&2

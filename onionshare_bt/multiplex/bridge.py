@@ -47,6 +47,7 @@ from .core import (
     AddressPool,
     EndpointTable,
     ExtIds,
+    HandshakeRename,
     PathCounters,
     WireError,
     WireFilter,
@@ -213,21 +214,27 @@ class Bridges:
             counters.dialing -= 1
 
     # -- inbound ------------------------------------------------------------------------
-    async def inbound(self, torrent_id: str, info_hashes: tuple[bytes, ...]) -> PathCounters:
+    async def inbound(self, torrent_id: str, info_hashes: tuple[bytes, ...],
+                      aliases: dict[bytes, bytes] | None = None) -> PathCounters:
         """Open a listener for one of our onion services, on 127.0.0.1.
 
         The caller names the path (``counters.onion``) once the onion exists.
 
         :param info_hashes: the only torrents a peer may ask for through it
+        :param aliases: other names a peer may give one of them, each mapped to the
+          info-hash libtorrent knows (the info-hash aria2 < 1.37 computes for a hybrid
+          torrent): libtorrent is handed the real one and the peer reads its alias back
         :returns: the path's counters; ``endpoint`` holds the listener's address
         """
         counters = PathCounters(torrent_id, "in", "", 0, endpoint="")
-        allowed = frozenset(info_hashes)
-        self._known.setdefault(torrent_id, set()).update(allowed)
+        real = frozenset(info_hashes)
+        renames = {a: h for a, h in (aliases or {}).items() if h in real and a not in real}
+        allowed = real | frozenset(renames)
+        self._known.setdefault(torrent_id, set()).update(real)
         holder: list[tuple] = []
 
         async def on_connect(reader, writer):
-            await self._forward_in(holder[0], counters, allowed, reader, writer)
+            await self._forward_in(holder[0], counters, allowed, reader, writer, renames)
 
         server = await asyncio.start_server(
             self._owned(on_connect, counters), "127.0.0.1", 0
@@ -240,7 +247,8 @@ class Bridges:
         self._paths[key] = counters
         return counters
 
-    async def _forward_in(self, key, counters, allowed, tor_reader, tor_writer) -> None:
+    async def _forward_in(self, key, counters, allowed, tor_reader, tor_writer,
+                          renames=None) -> None:
         counters.connections += 1
         waiting = self._pending.get(key, 0)
         if waiting >= MAX_PENDING_PER_LISTENER or sum(self._pending.values()) >= MAX_PENDING:
@@ -261,9 +269,11 @@ class Bridges:
             self._pending[key] -= 1
             if not self._pending[key]:
                 del self._pending[key]
-        if handshake_info_hash(prefix) not in allowed:
+        asked = handshake_info_hash(prefix)
+        if asked not in allowed:
             self._refuse(counters, tor_writer, "handshake for another torrent")
             return
+        alias = asked if renames and asked in renames else None
         try:
             lt_reader, lt_writer = await asyncio.open_connection(
                 "127.0.0.1", self._engine_port(), local_addr=(self._in_pool.next(), 0)
@@ -273,10 +283,11 @@ class Bridges:
             counters.last_error = str(exc)
             tor_writer.close()
             return
-        lt_writer.write(prefix)
+        lt_writer.write(prefix if alias is None else prefix[:-20] + renames[alias])
         counters.down += len(prefix)
         await self._splice(counters, tor_reader, tor_writer, lt_reader, lt_writer,
-                           lt_skip=HANDSHAKE, remote_skip=HANDSHAKE - HANDSHAKE_PREFIX)
+                           lt_skip=HANDSHAKE, remote_skip=HANDSHAKE - HANDSHAKE_PREFIX,
+                           alias=alias)
 
     def _refuse(self, counters: PathCounters, writer, reason: str) -> None:
         self._stats["wrong_torrent"] += 1
@@ -301,12 +312,14 @@ class Bridges:
         return run
 
     async def _splice(self, counters, remote_r, remote_w, lt_r, lt_w, *,
-                      lt_skip: int, remote_skip: int) -> None:
+                      lt_skip: int, remote_skip: int, alias: bytes | None = None) -> None:
         """Copy both ways through the wire filters until either side closes; count every
         byte read.
 
         :param lt_skip: bytes of libtorrent's handshake not read yet
         :param remote_skip: bytes of the remote peer's handshake not read yet
+        :param alias: the info-hash the remote peer named (libtorrent's handshake is
+          rewritten to it)
         """
         counters.active += 1
         ours = ExtIds()
@@ -315,10 +328,14 @@ class Bridges:
             WireFilter(lt_skip, follow=False, ours=ours),  # libtorrent -> remote
         )
 
+        rename = HandshakeRename(alias) if alias is not None else None
+
         async def pump(reader, writer, field, wire):
             try:
                 while data := await reader.read(CHUNK):
                     setattr(counters, field, getattr(counters, field) + len(data))
+                    if rename is not None and field == "up":
+                        data = rename.feed(data)
                     out = wire.feed(data)
                     if out:
                         writer.write(out)

@@ -377,6 +377,32 @@ class WireFilter:
 _PASS, _DROP, _REPLACE = "pass", "drop", "replace"
 
 
+class HandshakeRename:
+    """Put ``info_hash`` in place of the info-hash of the handshake a stream opens with.
+
+    An inbound peer that names a torrent by an alias (the info-hash aria2 < 1.37 computes
+    for a hybrid torrent) must read the same name back in libtorrent's handshake. Bytes past
+    the handshake's info-hash pass unchanged, whatever chunks the stream comes in.
+    """
+
+    START = len(PROTOCOL) + 8
+
+    def __init__(self, info_hash: bytes) -> None:
+        if len(info_hash) != 20:
+            raise ValueError("an info-hash is 20 bytes")
+        self.info_hash = info_hash
+        self.pos = 0
+
+    def feed(self, data: bytes) -> bytes:
+        start, end = self.START, self.START + 20
+        lo, hi = max(start, self.pos), min(end, self.pos + len(data))
+        if lo < hi:
+            data = (data[:lo - self.pos] + self.info_hash[lo - start:hi - start]
+                    + data[hi - self.pos:])
+        self.pos += len(data)
+        return data
+
+
 # -- counters -------------------------------------------------------------------------------
 @dataclasses.dataclass
 class PathCounters:

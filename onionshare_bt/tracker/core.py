@@ -4,6 +4,19 @@ Announce requests are BEP 3 queries with one difference: the peer's address is i
 (``ip=<56 chars>.onion``), never an IP, and replies always use non-compact peer dicts
 ``{"ip": "<onion>.onion", "port": N}``. Nothing here reads a clock: callers pass ``now``.
 
+Three kinds of announcer (:class:`Announce`):
+
+- a *peer*: ``ip=<onion>.onion`` and ``port``; listed to others (every obt node);
+- an *observer*: neither ``ip`` nor ``port``; given seeders only, never listed or counted
+  (an obt release still being checked);
+- an *unreachable* client: ``port`` but no ``ip``, as a standard BitTorrent client under
+  torsocks sends (nobody can dial it). Only an *open* share admits it: it gets every peer,
+  seeders first, is never listed and is counted as a leecher; a closed share refuses it with
+  :data:`CLOSED_REASON`.
+
+A share's .torrent as served (:func:`.metafile.with_trackers`) names the share's trackers in
+``announce`` and ``announce-list``, outside ``info``: the info-hash does not change.
+
 Everything here faces the network: a query may hold anything, so every refusal is an
 :class:`AnnounceError` whose message is a fixed text (never an echo of the input), and the
 swarm keeps at most :data:`MAX_PEERS` peers per torrent, however many onions announce.
@@ -21,8 +34,9 @@ from ..text import safe_text
 from ..tor.onion import ADDRESS_LENGTH, is_onion
 from .swarm import MAX_MERGE, MAX_PEERS, Swarm
 
-__all__ = ["MAX_MERGE", "MAX_PEERS", "Announce", "AnnounceError", "Reply", "ReplyError",
-           "Swarm", "failure", "parse_announce", "parse_query", "parse_reply", "reply"]
+__all__ = ["CLOSED_REASON", "MAX_MERGE", "MAX_PEERS", "Announce", "AnnounceError", "Reply",
+           "ReplyError", "Swarm", "admit", "failure", "parse_announce", "parse_query",
+           "parse_reply", "reply"]
 
 MAX_QUERY = 4096
 MAX_PARAMS = 32
@@ -36,6 +50,9 @@ KNOWN_PARAMS = {
     "numwant", "compact", "no_peer_id", "key", "trackerid", "corrupt", "supportcrypto",
 }
 _DIGITS = re.compile(r"[0-9]{1,19}")
+#: what a closed share answers a client that announces no onion (standard clients show it)
+CLOSED_REASON = ("this share admits obt nodes only; its sharer can open it to other "
+                 "BitTorrent clients (obt publish --open)")
 
 
 class AnnounceError(ValueError):
@@ -44,7 +61,8 @@ class AnnounceError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Announce:
-    """An announce; ``onion`` is empty (and ``port`` 0) for an observer, never listed."""
+    """An announce; ``onion`` is empty for an observer (``port`` 0) and for an unreachable
+    client (``port`` > 0): neither is ever listed."""
 
     info_hash: bytes
     peer_id: bytes
@@ -55,6 +73,11 @@ class Announce:
     left: int
     event: str
     numwant: int
+
+    @property
+    def unreachable(self) -> bool:
+        """A client nobody can dial (a port but no onion): a standard client."""
+        return not self.onion and self.port > 0
 
 
 def _int(params: dict, key: str, default: int | None = None, hi: int = 2**63 - 1) -> int:
@@ -115,6 +138,11 @@ def parse_announce(query: str) -> Announce:
     if "ip" not in params and "port" not in params:
         # an observer: it asks for peers and is not listed (a release still being checked)
         host, port = "", 0
+    elif "ip" not in params:
+        # a client that cannot be reached (under torsocks): only an open share admits it
+        host, port = "", _int(params, "port", hi=65535)
+        if port == 0:
+            raise AnnounceError("port must be between 1 and 65535")
     else:
         host = params.get("ip", "").lower().removesuffix(".onion")
         # exactly 56 characters: is_onion() would forgive the spaces or a second ".onion"
@@ -138,6 +166,15 @@ def parse_announce(query: str) -> Announce:
         event=event,
         numwant=min(_int(params, "numwant", DEFAULT_NUMWANT), MAX_NUMWANT),
     )
+
+
+def admit(announce: Announce, open_share: bool) -> None:
+    """Check that the share admits ``announce``'s kind of announcer.
+
+    :raises AnnounceError: :data:`CLOSED_REASON`, for an unreachable client of a closed share
+    """
+    if announce.unreachable and not open_share:
+        raise AnnounceError(CLOSED_REASON)
 
 
 #: reply key naming other trackers (mirrors) of the same share, by onion; same token

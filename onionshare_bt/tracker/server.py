@@ -4,8 +4,11 @@ Each share gets a listener of its own, and its onion services point their port 8
 a request that arrives through one share's onion can only ever see that share: knowing
 another share's token does not link the two. Routes:
 
-- ``GET /private/<token>``: the share's .torrent (bencoded)
-- ``GET /private/<token>/announce``: BEP 3 announce, onion peers only
+- ``GET /private/<token>``: the share's .torrent (bencoded), naming the share's trackers
+  (every onion of the share, then its mirrors) in ``announce-list`` for standard clients
+  (:mod:`.metafile`); the info-hash is the stored one
+- ``GET /private/<token>/announce``: BEP 3 announce, onion peers only; an *open* share also
+  answers clients that cannot be reached (see :mod:`.core`)
 
 Anything else, including a wrong token or another method, is the same plain 404. No reply
 carries a ``Server`` or ``Date`` header, not even the 400 that aiohttp's parser sends for
@@ -26,7 +29,7 @@ from aiohttp import web
 
 from .. import httpserve
 from ..httpserve import KEEPALIVE_TIMEOUT, NOT_FOUND_BODY
-from . import core
+from . import core, metafile
 
 __all__ = ["KEEPALIVE_TIMEOUT", "NOT_FOUND_BODY", "Served", "TrackerServer"]
 
@@ -37,7 +40,11 @@ log = logging.getLogger(__name__)
 class Served:
     """A share as the tracker serves it.
 
-    :param seeders: the share's own onions with their peer port, always listed
+    :param seeders: the share's own onions with their peer port, always listed (each
+      serves the tracker too)
+    :param open: admit clients that cannot be reached (standard clients under torsocks)
+    :param aliases: other info-hashes announces may name for it (the one aria2 < 1.37
+      computes for a hybrid torrent); :meth:`TrackerServer.attach` fills them in
     """
 
     torrent_id: str
@@ -45,6 +52,8 @@ class Served:
     torrent: bytes = dataclasses.field(repr=False)
     info_hashes: tuple[bytes, ...]
     seeders: tuple[tuple[str, int], ...] = ()
+    open: bool = False
+    aliases: tuple[bytes, ...] = ()
 
 
 _not_found = httpserve.not_found
@@ -67,7 +76,8 @@ class TrackerServer:
         trackers: Callable[[str], list[str]] | None = None,
         public: tuple[str, Callable[[], dict]] | None = None,
     ) -> None:
-        """:param trackers: the share's other trackers (mirrors) to name in replies
+        """:param trackers: the share's other trackers (mirrors) to name in replies and in
+          the served .torrent
         :param public: ``(token, document)``: also serve ``GET /public/<token>`` as JSON
           (a mirror's catalogue)
         """
@@ -116,6 +126,9 @@ class TrackerServer:
 
     def attach(self, port: int, share: Served) -> None:
         """Serve ``share`` on the listener at ``port`` too."""
+        if not share.aliases:
+            legacy = metafile.legacy_info_hash(share.torrent)
+            share.aliases = (legacy,) if legacy and legacy not in share.info_hashes else ()
         self._by_port[port].append(share)
         self.swarm.set_fixed(share.info_hashes[0], list(share.seeders))
 
@@ -161,6 +174,33 @@ class TrackerServer:
                 share.seeders = tuple(seeders)
                 self.swarm.set_fixed(share.info_hashes[0], list(seeders))
 
+    def set_open(self, torrent_id: str, open_share: bool) -> None:
+        """Open a share to clients that cannot be reached, or close it again."""
+        for share in self.shares():
+            if share.torrent_id == torrent_id:
+                share.open = open_share
+
+    def torrent_file(self, torrent_id: str) -> bytes | None:
+        """The share's .torrent exactly as served (None: not served here)."""
+        share = self._find(torrent_id)
+        return self._served_torrent(share) if share is not None else None
+
+    def announce_urls(self, share: Served) -> list[list[str]]:
+        """The share's trackers in tiers: its own onions, then the other trackers (mirrors,
+        or a mirror's source) that announce replies name."""
+        own = list(dict.fromkeys(onion for onion, _ in share.seeders))
+        others = self._trackers(share.torrent_id) if self._trackers else []
+        return [[metafile.announce_url(o, share.token) for o in own],
+                [metafile.announce_url(o, share.token) for o in others
+                 if o not in own][:core.MAX_TRACKERS]]
+
+    def _served_torrent(self, share: Served) -> bytes:
+        try:
+            return metafile.with_trackers(share.torrent, self.announce_urls(share))
+        except ValueError as exc:  # a stored .torrent libtorrent took: not seen so far
+            log.warning("serving %s's .torrent without trackers: %s", share.torrent_id[:16], exc)
+            return share.torrent
+
     async def withdraw(self, torrent_id: str) -> None:
         """Stop serving a share: its swarm is forgotten, its own listeners close."""
         for port, shares in list(self._by_port.items()):
@@ -185,7 +225,8 @@ class TrackerServer:
         share = self._share(request)
         if share is None:
             return _not_found()
-        return web.Response(body=share.torrent, content_type="application/x-bittorrent")
+        return web.Response(body=self._served_torrent(share),
+                            content_type="application/x-bittorrent")
 
     async def _announce(self, request: web.Request) -> web.Response:
         share = self._share(request)
@@ -195,8 +236,12 @@ class TrackerServer:
             announce = core.parse_announce(request.rel_url.raw_query_string)
         except core.AnnounceError as exc:
             return self._bencoded(core.failure(str(exc)))
-        if announce.info_hash not in share.info_hashes:
+        if announce.info_hash not in share.info_hashes + share.aliases:
             return self._bencoded(core.failure("unknown info_hash"))
+        try:
+            core.admit(announce, share.open)
+        except core.AnnounceError as exc:
+            return self._bencoded(core.failure(str(exc)))
         key = share.info_hashes[0]
         announce = dataclasses.replace(announce, info_hash=key)
         now = self._clock()

@@ -2,7 +2,9 @@
 
 :class:`Swarm` is the in-memory peer list behind the tracker (callers pass ``now``): it
 expires silent peers, caps each torrent's list, binds each entry to the peer_id that
-announced it, and merges what other trackers of the same share (mirrors) saw.
+announced it, and merges what other trackers of the same share (mirrors) saw. Clients that
+cannot be reached (an open share's standard clients) are kept apart, by peer_id, only to be
+counted: they are never listed, saved or passed on.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Swarm:
         self.max_peers = max_peers
         self._peers: dict[bytes, dict[tuple[str, int], _Entry]] = {}
         self._fixed: dict[bytes, list[tuple[str, int]]] = {}
+        #: unreachable clients per torrent: peer_id -> last seen, stalest first
+        self._unreachable: dict[bytes, dict[bytes, float]] = {}
 
     def set_fixed(self, info_hash: bytes, peers: list[tuple[str, int]]) -> None:
         self._fixed[info_hash] = list(peers)
@@ -57,19 +61,25 @@ class Swarm:
     def drop(self, info_hash: bytes) -> None:
         self._peers.pop(info_hash, None)
         self._fixed.pop(info_hash, None)
+        self._unreachable.pop(info_hash, None)
 
     def announce(self, a: Announce, now: float) -> list[tuple[str, int]]:
         """Record ``a`` (see :meth:`record`) and return up to ``a.numwant`` other peers,
         fixed seeders first.
 
         An observer (no onion) is not recorded and is given seeders only: it wants pieces
-        and passes none on (a release not verified yet), so it talks to no leecher.
+        and passes none on (a release not verified yet), so it talks to no leecher. An
+        unreachable client is counted, never listed, and given every peer, seeders first
+        (the share must admit it: see :func:`.core.admit`).
         """
         self.record(a, now)
         return self.listed(a, now)
 
     def listed(self, a: Announce, now: float) -> list[tuple[str, int]]:
-        """The peers to hand the announcer of ``a``: never itself; seeders to an observer."""
+        """The peers to hand the announcer of ``a``: never itself; seeders to an observer;
+        seeders first to an unreachable client (it can only dial, so it wants those most)."""
+        if a.unreachable:
+            return self.peers(a.info_hash, now, seeds_first=True)[: a.numwant]
         if not a.onion:
             return self.peers(a.info_hash, now, seeds_only=True)[: a.numwant]
         return self.peers(a.info_hash, now, exclude=a.onion)[: a.numwant]
@@ -79,8 +89,12 @@ class Swarm:
         or passing on to mirrors).
 
         An observer changes nothing; nor does an announce for an entry that belongs to
-        another peer_id or to another tracker, nor a ``stopped`` for an unknown peer.
+        another peer_id or to another tracker, nor a ``stopped`` for an unknown peer. An
+        unreachable client is only counted (see :meth:`counts`): False.
         """
+        if a.unreachable:
+            self._count_unreachable(a, now)
+            return False
         if not a.onion or a.left < 0:
             return False
         key = (a.onion, a.port)
@@ -102,13 +116,39 @@ class Swarm:
         return True
 
     def peers(self, info_hash: bytes, now: float, exclude: str = "",
-              seeds_only: bool = False) -> list[tuple[str, int]]:
+              seeds_only: bool = False, seeds_first: bool = False) -> list[tuple[str, int]]:
+        """Listed peers: the fixed seeders, then announced peers (freshest last).
+
+        :param seeds_only: leave out announced peers with bytes left
+        :param seeds_first: announced seeders before announced leechers
+        """
         live = self._expire(info_hash, now)
         out = [p for p in self._fixed.get(info_hash, []) if p[0] != exclude]
         fixed = set(out)
-        out += [k for k, e in live.items() if k[0] != exclude and k not in fixed
+        rest = [(k, e.left) for k, e in live.items() if k[0] != exclude and k not in fixed
                 and not (seeds_only and e.left > 0)]
-        return out
+        if seeds_first:
+            rest.sort(key=lambda kl: kl[1] > 0)  # stable: seeders, then leechers
+        return out + [k for k, _ in rest]
+
+    def _count_unreachable(self, a: Announce, now: float) -> None:
+        """Remember (or forget, on ``stopped``) an unreachable client, for counting only."""
+        clients = self._unreachable_live(a.info_hash, now)
+        clients.pop(a.peer_id, None)  # re-inserted at the end: the freshest
+        if a.event != "stopped":
+            while len(clients) >= self.max_peers:
+                del clients[next(iter(clients))]
+            clients[a.peer_id] = now
+        if clients:
+            self._unreachable[a.info_hash] = clients
+        else:
+            self._unreachable.pop(a.info_hash, None)
+
+    def _unreachable_live(self, info_hash: bytes, now: float) -> dict[bytes, float]:
+        clients = self._unreachable.get(info_hash, {})
+        while clients and now - next(iter(clients.values())) > self.ttl:
+            del clients[next(iter(clients))]
+        return clients
 
     def _expire(self, info_hash: bytes, now: float) -> dict[tuple[str, int], _Entry]:
         live = self._peers.get(info_hash, {})
@@ -194,7 +234,13 @@ class Swarm:
         return len(self._peers.get(info_hash, {}))
 
     def counts(self, info_hash: bytes) -> tuple[int, int]:
-        """(complete, incomplete) counts, fixed seeders included."""
+        """(complete, incomplete) counts, fixed seeders included; every unreachable client
+        counts as incomplete (nobody can fetch a piece from it)."""
         live = self._peers.get(info_hash, {}).values()
         seeds = sum(1 for e in live if e.left == 0) + len(self._fixed.get(info_hash, []))
-        return seeds, sum(1 for e in live if e.left > 0)
+        unreachable = len(self._unreachable.get(info_hash, {}))
+        return seeds, sum(1 for e in live if e.left > 0) + unreachable
+
+    def unreachable(self, info_hash: bytes, now: float) -> int:
+        """How many unreachable clients announced within the expiry."""
+        return len(self._unreachable_live(info_hash, now))

@@ -40,7 +40,8 @@ def test_valid_announce_parses():
     ({"ip": "10.0.0.1"}, "onion"),
     ({"ip": "192.168.1.1"}, "onion"),
     ({"ip": "example.com"}, "onion"),
-    ({"ip": None}, "onion"),
+    ({"ip": ""}, "onion"),
+    ({"ip": None, "port": 0}, "port"),
     ({"ip": ONION[:-1] + ("a" if ONION[-1] != "a" else "b") + ".onion"}, "onion"),
     ({"event": "exploded"}, "event"),
     ({"left": "-5"}, "left"),
@@ -116,8 +117,10 @@ def test_an_observer_gets_peers_and_is_never_listed():
     swarm.announce(core.parse_announce(query(left=0)), now=1.0)
     assert swarm.announce(observer, now=2.0) == [(ONION, 6881)]
     assert swarm.size(b"\xaa" * 20) == 1
-    with pytest.raises(core.AnnounceError, match="onion"):
-        core.parse_announce(query(ip=None))
+    core.admit(observer, open_share=False)  # a closed share answers observers too
+    # a port but no onion is a client nobody can dial: a closed share refuses it
+    with pytest.raises(core.AnnounceError, match="admits obt nodes only"):
+        core.admit(core.parse_announce(query(ip=None)), open_share=False)
 
 
 def test_an_observer_is_given_seeders_only():
