@@ -98,6 +98,7 @@ class ControlOps:
             "onions": len(self.parts.store.onions()),
             "torrents": len(self.parts.store.torrents()),
             "bridges": self.parts.bridges.usage(),
+            **self.health(),
         }
 
     async def op_relay_status(self) -> dict:
@@ -218,6 +219,7 @@ class ControlOps:
         out["announce_error"] = self.parts.announce_errors.get(row.id)
         if row.role == "download":
             out["trackers"] = self.parts.store.trackers(row.id)
+            out["reason"] = self.reasons.get(row.id)
         return out
 
 

@@ -17,14 +17,11 @@ download without verified progress says why in :attr:`Node.reasons`, is called s
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import dataclasses
 import fcntl
 import logging
 import os
 import time
-from collections.abc import Hashable, Iterable
 from pathlib import Path
 
 import psutil
@@ -35,6 +32,7 @@ from .api import ControlOps
 from .control import ControlServer, ops_validator
 from .engine.session import Engine, Event
 from .errors import NodeError, ObtError
+from .liveness import LagMeter, Liveness
 from .multiplex.bridge import Bridges
 from .relay.core import rate_cap
 from .relay.driver import RatioSettings, Relay
@@ -64,8 +62,6 @@ WATCH_INTERVAL = 2.0
 #: a path holding a connection whose peer sent nothing for this long is dead; libtorrent
 #: (``peer_timeout`` 20 s) sends a keep-alive after 10 s of quiet, so a live peer never is
 SILENCE_WINDOW = 30.0
-#: a download without progress for this long says why in ``obt list``
-REASON_AFTER = 10.0
 #: on a clean stop, seconds the bridges get to pass libtorrent's hang-ups on to Tor
 DRAIN_TIMEOUT = 3.0
 #: torrents restored at once at start-up (each waits for its onions' first publication)
@@ -336,13 +332,10 @@ class Node(ControlOps):
         bridges = self.parts.bridges
         paths = bridges.counters()
         dead = self.liveness.silent_paths(now, ((_path_key(p), p.down, p.active) for p in paths))
-        # until multiplex/bridge.py has Bridges.close_connections, libtorrent's peer_timeout
-        # is all that closes a silent connection (remove this check once it has)
-        close = getattr(bridges, "close_connections", None)
         for path in paths:
-            if _path_key(path) not in dead or close is None:
+            if _path_key(path) not in dead:
                 continue
-            closed = await close(path)
+            closed = await bridges.close_connections(path)
             if closed:
                 self.silent_closed += closed
                 self.liveness.closed(path.torrent_id, closed)
@@ -451,143 +444,6 @@ def _path_key(path) -> tuple:
 
 def _connections(bridges) -> int:
     return sum(p.active for p in bridges.counters())
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """What :meth:`Liveness.look` makes of a download.
-
-    :param stalled: no verified progress for the stall timeout
-    :param kick: announce and dial again now (lost its last peer, or stalled)
-    :param reason: why it is not moving, for ``obt list``; None while it moves
-    """
-
-    stalled: bool
-    kick: bool
-    reason: str | None
-
-
-@dataclasses.dataclass
-class _Progress:
-    done: int
-    since: float  # when ``done`` last grew
-    connected: int = 0
-    lost: int = 0  # peers gone since ``since``
-    closed: int = 0  # silent connections we closed since ``since``
-    kicked: float = float("-inf")
-
-
-class Liveness:
-    """Which paths are dead and why downloads are not moving. Pure: the caller passes the
-    time and the counters and acts on the answers.
-
-    :param silence: seconds a path holding a connection may go without a byte from its peer
-    :param stall: seconds without verified progress before a download is stalled
-    :param reason_after: seconds without progress before a download says so
-    """
-
-    def __init__(self, silence: float, stall: float, reason_after: float = REASON_AFTER) -> None:
-        self.silence = silence
-        self.stall = stall
-        self.reason_after = min(reason_after, stall)  # a stalled download always says why
-        #: announce and dial again at most this often (an announce may take minutes)
-        self.kick_every = max(stall, silence)
-        self._paths: dict[Hashable, tuple[int, float | None]] = {}
-        self._downloads: dict[str, _Progress] = {}
-
-    def silent_paths(self, now: float, paths: Iterable[tuple[Hashable, int, int]]) -> set:
-        """The keys of the paths to close now.
-
-        :param paths: ``(key, bytes received so far, open connections)`` of every path;
-            paths not given are forgotten
-        """
-        seen, dead = {}, set()
-        for key, down, active in paths:
-            last = self._paths.get(key)
-            if not active:
-                seen[key] = (down, None)  # nothing to judge; the clock starts with a connection
-            elif last is None or last[1] is None or last[0] != down:
-                seen[key] = (down, now)
-            elif now - last[1] >= self.silence:
-                dead.add(key)
-                seen[key] = (down, now)  # judged again only after another full window
-            else:
-                seen[key] = last
-        self._paths = seen
-        return dead
-
-    def closed(self, torrent_id: str, count: int) -> None:
-        """``count`` silent connections of the torrent were closed."""
-        progress = self._downloads.get(torrent_id)
-        if progress is not None:
-            progress.closed += count
-
-    def look(self, now: float, torrent_id: str, done: int, connected: int) -> Verdict:
-        """Take a download's verified bytes and connected peers; say what to do."""
-        p = self._downloads.get(torrent_id)
-        if p is None:
-            p = self._downloads[torrent_id] = _Progress(done, now)
-        elif done > p.done:
-            p.done, p.since, p.lost, p.closed = done, now, 0, 0
-        else:
-            p.done = done  # a piece that failed its hash check is no progress
-        lost_all = connected == 0 and p.connected > 0
-        p.lost += max(0, p.connected - connected)
-        p.connected = connected
-        idle = now - p.since
-        stalled = idle >= self.stall
-        kick = (lost_all or stalled) and now - p.kicked >= self.kick_every
-        if kick:
-            p.kicked = now
-        return Verdict(stalled, kick, self._reason(p, idle, connected))
-
-    def _reason(self, p: _Progress, idle: float, connected: int) -> str | None:
-        parts = []
-        if idle >= self.reason_after:
-            parts.append(f"no data from any peer for {idle:.0f} s")
-        if p.lost:
-            parts.append(f"{p.lost} peer{'s' if p.lost != 1 else ''} lost")
-        if p.closed:
-            parts.append(f"{p.closed} silent connection{'s' if p.closed != 1 else ''} closed")
-        if connected == 0:
-            parts.append("no peer connected")
-        return "; ".join(parts) or None
-
-    def forget(self, torrent_id: str) -> None:
-        self._downloads.pop(torrent_id, None)
-
-    def keep(self, torrent_ids: set[str]) -> None:
-        """Forget every download not among ``torrent_ids`` (removed torrents)."""
-        for gone in set(self._downloads) - torrent_ids:
-            del self._downloads[gone]
-
-
-class LagMeter:
-    """The event loop's worst lateness, since start and over a sliding window (pure).
-
-    :param window: seconds the recent maximum looks back
-    """
-
-    def __init__(self, window: float) -> None:
-        self.window = window
-        self.max = 0.0
-        self._recent: collections.deque[tuple[float, float]] = collections.deque()
-
-    def record(self, now: float, lag: float) -> None:
-        self.max = max(self.max, lag)
-        recent = self._recent
-        while recent and recent[-1][1] <= lag:  # a smaller, older lag is never the maximum
-            recent.pop()
-        recent.append((now, lag))
-        self._expire(now)
-
-    def recent(self, now: float) -> float:
-        self._expire(now)
-        return self._recent[0][1] if self._recent else 0.0
-
-    def _expire(self, now: float) -> None:
-        while self._recent and self._recent[0][0] < now - self.window:
-            self._recent.popleft()
 
 
 def _disk_full(path: Path) -> bool:

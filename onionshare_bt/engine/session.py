@@ -88,7 +88,16 @@ def settings(listen_host: str = "127.0.0.1", socks: tuple[str, int] | None = Non
         "send_buffer_watermark": 1024 * 1024,
         "peer_connect_timeout": 60,
         "handshake_timeout": 60,
-        "inactivity_timeout": 600,
+        # liveness: a peer that sends nothing for 20 s is gone (a Tor circuit that died
+        # without a word, a frozen node). libtorrent sends a keep-alive after half this of
+        # quiet, so a live peer never is; in 2.1 the same clock also bounds the wait for a
+        # peer's handshake, which makes handshake_timeout moot
+        "peer_timeout": 20,
+        # a request unanswered this long is sent to another peer (the peer is snubbed);
+        # above request_queue_time, the wait a full queue means on a busy circuit
+        "request_timeout": 30,
+        # peers neither side is interested in are dropped after this once slots run short
+        "inactivity_timeout": 120,
         "auto_manage_startup": 5,
         "active_downloads": -1,
         "active_seeds": -1,
@@ -206,6 +215,15 @@ def _forget_network(params: lt.add_torrent_params) -> None:
     params.banned_peers = []
 
 
+def global_class_filter() -> lt.ip_filter:
+    """A peer class filter that puts every address, loopback included, in the global class."""
+    flt = lt.ip_filter()
+    flt.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    flt.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                 1 << lt.session.global_peer_class_id)
+    return flt
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     """One libtorrent alert, copied into plain fields."""
@@ -278,6 +296,10 @@ class Engine:
         ses.add_extension("ut_metadata")
         ses.add_extension("smart_ban")
         ses.set_ip_filter(bridge_filter() if self._bridged else loopback_filter())
+        # every peer reaches us from loopback (the bridges), which libtorrent puts in its
+        # unlimited "local" peer class: put everyone in the global class instead, or the
+        # ratio gate's download rate limit would limit nothing
+        ses.set_peer_class_filter(global_class_filter())
         self._sock_r, self._sock_w = socket.socketpair()
         self._sock_r.setblocking(False)
         self._sock_w.setblocking(False)

@@ -62,6 +62,14 @@ log = logging.getLogger(__name__)
 Dial = Callable[[str, int, str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 CHUNK = 64 * 1024
 HANDSHAKE_TIMEOUT = 60.0
+#: a spliced connection whose peer sends nothing for this long while we wait for it is
+#: dead (libtorrent with the node's ``peer_timeout`` of 20 s sends a keep-alive after 10 s
+#: of quiet); time spent waiting for libtorrent to read does not count
+REMOTE_IDLE_TIMEOUT = 60.0
+#: when one direction of a connection ends, the other direction, and the closing of both
+#: sockets, get this long; then both are cut (a peer that reads nothing never lets a close
+#: finish, and a pump waiting for it would never see libtorrent hang up)
+LINGER = 5.0
 #: libtorrent is local and writes its handshake at once
 ENGINE_HANDSHAKE_TIMEOUT = 10.0
 
@@ -330,9 +338,13 @@ class Bridges:
 
         rename = HandshakeRename(alias) if alias is not None else None
 
-        async def pump(reader, writer, field, wire):
+        async def pump(reader, writer, field, wire, idle):
             try:
-                while data := await reader.read(CHUNK):
+                while True:
+                    async with asyncio.timeout(idle):  # None: no limit
+                        data = await reader.read(CHUNK)
+                    if not data:
+                        break
                     setattr(counters, field, getattr(counters, field) + len(data))
                     if rename is not None and field == "up":
                         data = rename.feed(data)
@@ -342,17 +354,31 @@ class Bridges:
                         await writer.drain()
             except WireError as exc:
                 counters.last_error = str(exc)
+            except TimeoutError:
+                counters.last_error = f"nothing from the peer for {idle:.0f} s"
             except (ConnectionError, OSError):
                 pass
             finally:
                 with contextlib.suppress(OSError, RuntimeError):
                     writer.close()
 
+        pumps = [
+            asyncio.ensure_future(
+                pump(remote_r, lt_w, "down", filters[0], REMOTE_IDLE_TIMEOUT)),
+            asyncio.ensure_future(pump(lt_r, remote_w, "up", filters[1], None)),
+        ]
         try:
-            await asyncio.gather(
-                pump(remote_r, lt_w, "down", filters[0]), pump(lt_r, remote_w, "up", filters[1])
-            )
+            _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            if pending:
+                await asyncio.wait(pending, timeout=LINGER)
+            await asyncio.wait([asyncio.ensure_future(_closed(w)) for w in (remote_w, lt_w)],
+                               timeout=LINGER)
         finally:
+            for task in pumps:
+                task.cancel()
+            for writer in (remote_w, lt_w):
+                writer.transport.abort()
+            await asyncio.gather(*pumps, return_exceptions=True)
             counters.active -= 1
             self._stats["rewritten"] += sum(f.rewritten for f in filters)
             self._stats["dropped"] += sum(f.dropped for f in filters)
@@ -411,6 +437,16 @@ class Bridges:
         self._known.pop(torrent_id, None)
         await self._cancel([t for t, p in self._tasks.items() if p.torrent_id == torrent_id])
 
+    async def close_connections(self, path: PathCounters) -> int:
+        """Close every connection of one path now; its listener stays open, so libtorrent
+        (or the peer) may connect again. For a path whose peer fell silent.
+
+        :returns: how many connections were closed
+        """
+        tasks = [t for t, p in self._tasks.items() if p is path]
+        await self._cancel(tasks)
+        return len(tasks)
+
     async def _cancel(self, tasks: list[asyncio.Task]) -> None:
         for task in tasks:
             task.cancel()
@@ -434,3 +470,9 @@ class Bridges:
             server.close()
         self._servers.clear()
         await self._cancel(list(self._tasks))
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Wait until a closing writer's socket is closed (errors mean it is)."""
+    with contextlib.suppress(OSError, RuntimeError):
+        await writer.wait_closed()

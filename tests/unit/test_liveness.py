@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from onionshare_bt.node import LagMeter, Liveness
+from onionshare_bt.liveness import LagMeter, Liveness
 
 SILENCE, STALL = 30.0, 120.0
 
