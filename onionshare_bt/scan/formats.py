@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 from . import audio, images, office, pdf
@@ -18,7 +20,7 @@ from .core import FileReport, sorted_findings
 #: images are read whole; a larger one is reported as not checked
 MAX_IMAGE = 512 * 1024 * 1024
 _IMAGE_ERRORS = (images.Malformed, ValueError, SyntaxError, OSError, KeyError, IndexError,
-                 TypeError, EOFError)
+                 TypeError, EOFError, struct.error, zlib.error)
 _OFFICE_EXT = {".docx", ".docm", ".dotx", ".xlsx", ".xlsm", ".xltx", ".pptx", ".pptm",
                ".potx", ".odt", ".ods", ".odp", ".odg", ".odf", ".ott", ".ots", ".otp"}
 #: formats that often carry metadata and that obt does not read

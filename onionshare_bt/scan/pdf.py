@@ -63,7 +63,7 @@ def findings(source) -> list[Finding]:
             if "/Metadata" in obj and isinstance(obj.get("/Metadata"), pikepdf.Stream):
                 try:
                     out += xmp.findings(obj.Metadata.read_bytes(), "PDF XMP")
-                except (pikepdf.PdfError, ValueError):
+                except (pikepdf.PdfError, ValueError, SyntaxError):  # lxml's too
                     out.append(finding("PDF XMP:stream", "unreadable metadata stream"))
             if "/PieceInfo" in obj:
                 out.append(finding("PDF:PieceInfo", "private data of the program that made "

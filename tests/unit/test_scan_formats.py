@@ -347,3 +347,35 @@ def test_a_symlink_is_never_read(tmp_path, samples):
     link.symlink_to(samples["jpeg"])
     with pytest.raises(OSError):
         scan_file(link, "link.jpg", 1)
+
+
+def test_broken_metadata_inside_a_valid_file_is_reported_never_raised(tmp_path):
+    import zlib as _zlib
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.Root.Metadata = pdf.make_stream(b"<x:xmpmeta><not xml")
+    pdf.save(tmp_path / "bad-xmp.pdf", fix_metadata_version=False)
+    report = scan_file(tmp_path / "bad-xmp.pdf", "bad-xmp.pdf", 1)
+    assert [f.value for f in report.findings] == ["unreadable metadata stream"]
+    out = tmp_path / "clean.pdf"
+    clean_file(tmp_path / "bad-xmp.pdf", out)
+    assert scan_file(out, "clean.pdf", 1).findings == ()
+
+    png = (tmp_path / "x.png")
+    make_png(png)
+    data = png.read_bytes()
+    body = b"zTXtKey\x00\x00" + b"not zlib"
+    bad = data[:33] + len(body[4:]).to_bytes(4, "big") + body + _zlib.crc32(body).to_bytes(
+        4, "big") + data[33:]
+    png.write_bytes(bad)
+    report = scan_file(png, "x.png", len(bad))
+    assert report.findings == () and "could not read it as PNG" in report.note
+
+    jpg = tmp_path / "x.jpg"
+    junk = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + bytes(10)
+    jpg.write_bytes(b"\xff\xd8\xff\xe1" + (len(junk) + 2).to_bytes(2, "big") + junk
+                    + b"\xff\xd9")
+    scan_file(jpg, "x.jpg", 1)  # whatever Pillow makes of it: no exception
