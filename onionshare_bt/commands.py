@@ -385,8 +385,8 @@ async def _open_share(cfg, torrent_id: str | None, mode: str | None, open_share:
         info["public_uri"] = published.get("public_uri")
     if open_share:
         _err(open_recipe(info["uri"], None))
-    text = f"{shown(info['name'])}: {'open to standard clients' if open_share else 'obt nodes only'}"
-    emit(info, as_json, text)
+    admits = "open to standard clients" if open_share else "obt nodes only"
+    emit(info, as_json, f"{shown(info['name'])}: {admits}")
 
 
 async def trust_graph(state, as_json: bool) -> None:

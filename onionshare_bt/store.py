@@ -1,8 +1,9 @@
 """The node's state: one SQLite database (WAL) in the node's home, file mode 0600.
 
 Tables: ``torrents`` (shares and downloads; a share is *open* when its sharer let
-standard BitTorrent clients in, see :mod:`onionshare_bt.tracker.core`), ``onions`` (onion service keys; they never
-leave this file and never reach a log), ``meta`` (schema version), ``tracker_peers`` (only
+standard BitTorrent clients in, see :mod:`onionshare_bt.tracker.core`), ``onions`` (onion
+service keys; they never leave this file and never reach a log), ``meta`` (schema
+version; older databases are upgraded when opened), ``tracker_peers`` (only
 the live peers a restart needs: pruned on every write, see :meth:`Store.record_peers`), and
 trust, catalogue, ledger, mirror and release tables. Every change is one transaction. The
 store is synchronous: each call is a few small statements, cheap enough to run on the event
