@@ -65,6 +65,12 @@ class ControlOps:
             "engine_peers": [p.__dict__ for p in peers],
         }
 
+    async def op_play(self, id: str, file: str | None = None) -> dict:
+        """A loopback URL for one file of a torrent, served while it downloads."""
+        row = self._find(id)
+        played = self.stream.play(row.id, file, complete=_complete(row))
+        return {"id": row.id, "name": row.name, "state": row.state, **played}
+
     async def op_unshare(self, id: str, onion: str | None = None) -> dict:
         row = self._find(id)
         if row.role != "share":
@@ -72,11 +78,13 @@ class ControlOps:
         if onion:
             return await torrents.withdraw_onion(self.parts, row, onion)
         result = await torrents.remove(self.parts, row, delete_data=False)
+        self.stream.forget(row.id)
         self.origin.catalogue_changed()
         return result
 
     async def op_remove(self, id: str, delete_data: bool = False) -> dict:
         result = await torrents.remove(self.parts, self._find(id), delete_data)
+        self.stream.forget(result["id"])
         self.origin.catalogue_changed()
         return result
 
@@ -216,6 +224,8 @@ class ControlOps:
                 out["state"] = "stalled"
             elif row.state == "downloading" and st.connected == 0:
                 out["state"] = "waiting for peers"
+            if row.role == "download":  # obt play: what plays, and how far ahead of readers
+                out["stream"] = self.stream.describe(row.id, complete=_complete(row))
         out["announce_error"] = self.parts.announce_errors.get(row.id)
         if row.role == "download":
             out["trackers"] = self.parts.store.trackers(row.id)
@@ -223,3 +233,6 @@ class ControlOps:
         return out
 
 
+def _complete(row) -> bool:
+    """The torrent holds every piece (a share, or a download moved into place)."""
+    return row.role == "share" or row.state == "complete"

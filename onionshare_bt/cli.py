@@ -157,6 +157,34 @@ async def get(state, uri, target, timeout, no_wait, pick, torrent_out, as_json):
     await run(state, uri, target, timeout, no_wait, as_json, pick=pick, torrent_out=torrent_out)
 
 
+@main.command()
+@click.argument("target", metavar="URI|ID")
+@click.argument("file", required=False)
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder to download into, for a URI not yet fetched.")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=None,
+              help="Seconds to wait for the share's onion to answer (default 120).")
+@click.option("--no-player", "--print-url", "no_player", is_flag=True,
+              help="Print the URL only; start no player.")
+@click.option("--player", metavar="COMMAND",
+              help="The player to start (default: config 'player', else mpv, vlc or ffplay "
+                   "on PATH).")
+@json_option
+@command
+async def play(state, target, file, out, timeout, no_player, player, as_json):
+    """Play a file of a download while it arrives.
+
+    Prints a URL on 127.0.0.1 (with a secret token) that serves FILE of the download ID, or
+    of the share at URI (which this starts downloading into -o when the node does not have
+    it yet), with byte ranges; the pieces a player reads are fetched first. Then starts a
+    media player on it, unless --no-player. FILE is an index, a path or a name (default: the
+    first audio or video file).
+    """
+    from .commands import play as run
+
+    await run(state, target, file, out, timeout, no_player, player, as_json)
+
+
 @main.command(name="list")
 @click.option("--peers", "peers_of", metavar="ID", help="Show one torrent's bridge paths.")
 @json_option

@@ -278,6 +278,60 @@ class _Bar:
         self._progress.stop()
 
 
+# -- play -------------------------------------------------------------------------------
+async def play(state, target: str, file: str | None, out: str, timeout, no_player: bool,
+               player: str | None, as_json: bool) -> None:
+    """Print the loopback URL of a file of a download (started first for a URI); play it."""
+    from .errors import ObtError
+    from .stream import player as players
+    from .stream.core import is_playlist
+    from .uri import parse_uri
+
+    is_uri = "://" in target or ".onion" in target
+    if is_uri and parse_uri(target).kind != "private":  # malformed: fails before any node
+        raise UsageError("obt play takes a share's private URI or the ID of a torrent")
+    cfg = await _node(state)
+    torrent_id = target
+    if is_uri:
+        args = {"uri": target, "target": os.path.abspath(out), "timeout": timeout}
+        info = await control.call(cfg.socket_path, "get", args,
+                                  timeout=(timeout or cfg.fetch_timeout) + 120)
+        torrent_id = info["id"]
+    data = await control.call(cfg.socket_path, "play", {"id": torrent_id, "file": file})
+    argv = None if no_player else players.choose(player or cfg.player)
+    if argv is not None and is_playlist(data["file"]["path"]):
+        raise UsageError(f"{shown(data['file']['path'])} is a playlist: a player would fetch "
+                         "what it names, outside Tor; obt starts no player on it",
+                         hint="Pick another file, or read it with --no-player.")
+    emit(data, as_json, data["url"])
+    if no_player:
+        return
+    if argv is None:
+        _err('no media player found (mpv, vlc, ffplay); open the URL in one, or set '
+             'player = "mpv" in config.toml')
+        return
+    _err(f"playing {shown(data['file']['path'])} with {shown(argv[0])}; the download goes "
+         "on in the node")
+    code = await players.run(players.command(argv, data["url"]))
+    if code != 0:
+        raise ObtError(f"the player exited with status {code}")
+
+
+def _stream_lines(row: dict) -> list[str]:
+    """``obt list``: a download's playable files and its readers, one line each."""
+    stream = row.get("stream") or {}
+    files = stream.get("playable", [])
+    lines = []
+    if files:
+        names = ", ".join(f"{shown(f['path'], 60)} ({_size(f['from_start'])} of "
+                          f"{_size(f['size'])} from start)" for f in files[:3])
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        lines.append(f"    playable: {names}{more}")
+    lines += [f"    reader: {shown(r['path'], 60)} at {_size(r['position'])}, "
+              f"{_size(r['ahead'])} ahead" for r in stream.get("readers", [])]
+    return lines
+
+
 # -- list / status ----------------------------------------------------------------------
 async def list_torrents(state, peers_of: str | None, as_json: bool) -> None:
     cfg = state.config
@@ -294,7 +348,7 @@ async def list_torrents(state, peers_of: str | None, as_json: bool) -> None:
     lines = [
         f"{r['id'][:16]}  {r['role']:8}  {r['state']:17} {100 * r.get('progress', 0):5.1f}%  "
         f"{r.get('peers', 0)} peers  ↓{_rate(r.get('rate_down', 0))} ↑{_rate(r.get('rate_up', 0))}"
-        f"  {shown(r['name'])}\n    {r['uri']}"
+        f"  {shown(r['name'])}\n    {r['uri']}" + "".join(f"\n{line}" for line in _stream_lines(r))
         for r in rows
     ]
     emit(rows, as_json, "\n".join(lines) or "nothing shared or downloaded yet")

@@ -45,6 +45,10 @@ class Config:
     :param announce_interval: seconds between announces we ask of peers, and make ourselves
     :param stall_timeout: seconds without payload progress before a download is called stalled
     :param open_shares: new shares admit standard BitTorrent clients (``obt share --open``)
+    :param player: the media player ``obt play`` starts (a command line); empty: the first
+        of mpv, vlc, ffplay on ``PATH``
+    :param download_rate: cap on the node's download rate in bytes/s (0: none); the ratio
+        gate may cap it lower
     """
 
     home: Path
@@ -72,6 +76,8 @@ class Config:
     #: maintainer keys (hex ed25519) releases must be signed with; tests use their own
     release_keys: tuple = ()
     open_shares: bool = False
+    player: str = ""
+    download_rate: int = 0
 
     @property
     def release_dir(self) -> Path:
@@ -143,6 +149,8 @@ _FILE_KEYS = {
     "trust_timeout": "trust_timeout",
     "release_keys": "release_keys",
     "open_shares": "open_shares",
+    "player": "player",
+    "download_rate": "download_rate",
 }
 
 
@@ -189,6 +197,11 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
         values["relay_nickname"] = _nickname(values["relay_nickname"])
     if not isinstance(values.get("open_shares", False), bool):
         raise UsageError("open_shares must be true or false")
+    if not isinstance(values.get("player", ""), str):
+        raise UsageError('player must be a command line in quotes, e.g. player = "mpv"')
+    rate = values.get("download_rate", 0)
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
+        raise UsageError("download_rate must be a number of bytes per second (0: no cap)")
     onions = int(values.get("onions", 2))
     if not 1 <= onions <= MAX_ONIONS:
         raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")

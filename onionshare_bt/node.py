@@ -42,6 +42,7 @@ from .mirror.service import MirrorService
 from .release.service import ReleaseService
 from .trust.service import TrustService
 from .store import Store
+from .stream.server import StreamService
 from .tasks import TaskRegistry
 from .tor import socks
 from .tor.client import TorClient
@@ -96,6 +97,7 @@ class Node(ControlOps):
         self.origin: Origin | None = None
         self.mirrors: MirrorService | None = None
         self.releases: ReleaseService | None = None
+        self.stream: StreamService | None = None
         self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------
@@ -153,6 +155,10 @@ class Node(ControlOps):
         self.mirrors = MirrorService(self.parts, lambda: self.trust.onion)
         self._stack.push_async_callback(self.mirrors.close)
         await self.mirrors.start()
+        # obt play: files served on 127.0.0.1 while they download; closed before the engine
+        self.stream = StreamService(engine)
+        await self.stream.start()
+        self._stack.push_async_callback(self.stream.close)
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         tasks.spawn("stall-watchdog", self._stall_watchdog())
@@ -304,7 +310,8 @@ class Node(ControlOps):
             self.relay.count_downloads({r.id: engine.status(r.id).session_down for r in downloads})
             allowance = self.relay.allowance()
             exhausted = allowance.exhausted
-            engine.limit_download(rate_cap(allowance.remaining, LEDGER_INTERVAL))
+            engine.limit_download(_lower_cap(rate_cap(allowance.remaining, LEDGER_INTERVAL),
+                                             self.config.download_rate))
             for r in downloads:
                 gate = exhausted and r.state == "downloading"
                 if gate != (r.id in self.gated):
@@ -435,6 +442,11 @@ class Node(ControlOps):
             await asyncio.wait(list(self._resume_waiters.values()), timeout=10)
 
 NO_SPACE = "No space left on device"
+
+
+def _lower_cap(*caps: int) -> int:
+    """The tightest of several rate caps, where 0 means none."""
+    return min((c for c in caps if c > 0), default=0)
 
 
 def _path_key(path) -> tuple:

@@ -38,6 +38,8 @@ _ALERTS = (
     lt.alert.category_t.error_notification
     | lt.alert.category_t.status_notification
     | lt.alert.category_t.storage_notification
+    # piece_finished_alert: wakes readers of a download in progress (onionshare_bt.stream)
+    | lt.alert.category_t.piece_progress_notification
 )
 
 
@@ -263,6 +265,29 @@ class Peer:
     seed: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class LayoutFile:
+    """One file of a torrent's layout (pad files included: zeros never on disk)."""
+
+    path: str
+    offset: int  # in the torrent's byte space
+    size: int
+    pad: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where a torrent's files lie in its pieces (libtorrent's ``file_storage``)."""
+
+    piece_length: int
+    num_pieces: int
+    total_size: int
+    files: tuple[LayoutFile, ...]
+
+    def piece_size(self, piece: int) -> int:
+        return min(self.piece_length, self.total_size - piece * self.piece_length)
+
+
 class Engine:
     """Own one libtorrent session.
 
@@ -290,6 +315,8 @@ class Engine:
         self._hashes: dict[str, tuple[bytes, ...]] = {}
         self._sock_r: socket.socket | None = None
         self._sock_w: socket.socket | None = None
+        #: called on the loop as ``listener(torrent_id, piece)`` for every verified piece
+        self.piece_listeners: list[Callable[[str, int], None]] = []
 
     async def start(self) -> None:
         ses = lt.session(settings(socks=self._socks), 0)  # 0: no default plugins (no ut_pex)
@@ -490,7 +517,56 @@ class Engine:
             )
         return out
 
+    # -- pieces, for reading a download in progress (onionshare_bt.stream) --------------
+    def layout(self, torrent_id: str) -> Layout:
+        """The torrent's files and pieces, pad files included."""
+        info = self._handles[torrent_id].torrent_file()
+        fs = info.layout()
+        files = tuple(
+            LayoutFile(fs.file_path(i), int(fs.file_offset(i)), int(fs.file_size(i)),
+                       bool(fs.file_flags(i) & fs.flag_pad_file))
+            for i in range(fs.num_files())
+        )
+        return Layout(int(info.piece_length()), int(info.num_pieces()), int(fs.total_size()),
+                      files)
+
+    def have_piece(self, torrent_id: str, piece: int) -> bool:
+        """Whether the piece is downloaded and its hash checked."""
+        return bool(self._handles[torrent_id].have_piece(piece))
+
+    def have_pieces(self, torrent_id: str) -> list[bool]:
+        """Every piece: downloaded and checked or not (one call for the whole torrent)."""
+        return list(self._handles[torrent_id].status(lt.status_flags_t.query_pieces).pieces)
+
+    def piece_hash(self, torrent_id: str, piece: int) -> bytes | None:
+        """The piece's v1 SHA-1 from the torrent's metadata; None for a v2-only torrent."""
+        info = self._handles[torrent_id].torrent_file()
+        if not info.info_hashes().has_v1():
+            return None
+        return info.hash_for_piece(piece)
+
+    def set_piece_deadline(self, torrent_id: str, piece: int, ms: int) -> None:
+        """Ask libtorrent to have the piece within ``ms`` milliseconds (time-critical)."""
+        self._handles[torrent_id].set_piece_deadline(piece, int(ms))
+
+    def reset_piece_deadline(self, torrent_id: str, piece: int) -> None:
+        self._handles[torrent_id].reset_piece_deadline(piece)
+
+    def clear_piece_deadlines(self, torrent_id: str) -> None:
+        self._handles[torrent_id].clear_piece_deadlines()
+
+    def save_path(self, torrent_id: str) -> str:
+        """Where the torrent's files are now (the staging folder, or the target once moved)."""
+        return self._handles[torrent_id].status(0).save_path
+
     # -- alerts -----------------------------------------------------------------------
+    def _piece_finished(self, torrent_id: str, piece: int) -> None:
+        for listener in list(self.piece_listeners):
+            try:
+                listener(torrent_id, piece)
+            except Exception:  # a listener bug must not kill the alert pump
+                log.exception("piece listener failed")
+
     def _drain(self) -> None:
         try:
             while self._sock_r.recv(4096):
@@ -518,6 +594,9 @@ class Engine:
     def _translate(self, alert) -> Event | None:
         tid = self._id_of(alert)
         if tid is None:
+            return None
+        if isinstance(alert, lt.piece_finished_alert):
+            self._piece_finished(tid, int(alert.piece_index))
             return None
         if isinstance(alert, lt.torrent_finished_alert):
             return Event("finished", tid)
