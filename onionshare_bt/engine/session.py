@@ -43,6 +43,9 @@ _ALERTS = (
 )
 
 
+#: ``torrent_handle::query_save_path`` (the binding names no constant for it)
+_QUERY_SAVE_PATH = 128
+
 #: the bridges' address ranges (:mod:`onionshare_bt.multiplex.core` has the same): the
 #: outbound endpoints libtorrent dials, and the sources inbound connections arrive from
 BRIDGE_OUTBOUND_NET = "127.64.0.0/10"
@@ -557,7 +560,7 @@ class Engine:
 
     def save_path(self, torrent_id: str) -> str:
         """Where the torrent's files are now (the staging folder, or the target once moved)."""
-        return self._handles[torrent_id].status(0).save_path
+        return self._handles[torrent_id].status(_QUERY_SAVE_PATH).save_path
 
     # -- alerts -----------------------------------------------------------------------
     def _piece_finished(self, torrent_id: str, piece: int) -> None:

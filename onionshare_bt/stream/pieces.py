@@ -146,17 +146,20 @@ class TorrentReader:
         :raises TorrentError: the bytes on disk never matched the piece's hash
         """
         low, high = span.bounds(piece)
+        missing = None
         for _ in range(READ_ATTEMPTS):
             base = Path(self.engine.save_path(self.torrent_id))
             try:
                 if piece in self.verified:
                     return await asyncio.to_thread(_read, base / span.path, low, high - low)
                 data = await self._verify(base, piece)
-            except FileNotFoundError:  # being moved into place: look where it is now
-                data = None
+            except FileNotFoundError as exc:  # being moved into place: look where it is now
+                data, missing = None, exc
             if data is not None:
                 return data.get(span.index, b"")
             await asyncio.sleep(RETRY)  # no event says a write reached the file: retry
+        if missing is not None:
+            raise TorrentError(f"{span.path!r} is not where the engine keeps it: {missing}")
         raise TorrentError(f"piece {piece} of {span.path!r} on disk does not match its hash")
 
     async def _verify(self, base: Path, piece: int) -> dict[int, bytes] | None:
