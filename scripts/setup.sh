@@ -31,6 +31,15 @@ if ! command -v exiftool >/dev/null 2>&1; then
     apt-get install -y -qq libimage-exiftool-perl >/dev/null
 fi
 
+# ffmpeg: the tests of obt play make audio files with it and decode what the node streams
+# (tests/tor/test_play.py, tests/integration/test_stream_http.py, bench/play.py)
+if ! command -v ffmpeg >/dev/null 2>&1; then
+    echo "setup: installing ffmpeg (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq ffmpeg >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     python3 -m venv .venv
