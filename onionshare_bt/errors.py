@@ -197,7 +197,10 @@ _KINDS: dict[str, type[ObtError]] = {}
 
 
 def _collect(cls: type[ObtError]) -> None:
-    _KINDS[cls.kind] = cls
+    # a subclass that declares no kind of its own (a module's private refinement, such as
+    # tor.socks.SocksError with its own constructor) is rebuilt as the class that does
+    if "kind" in vars(cls):
+        _KINDS[cls.kind] = cls
     for sub in cls.__subclasses__():
         _collect(sub)
 

@@ -66,11 +66,17 @@ class Parts:
 
 # -- onions -----------------------------------------------------------------------------
 async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
-    """(Re)publish a torrent's onions from stored keys; returns the published rows."""
+    """Republish a torrent's onions from stored keys; returns the published rows.
+
+    It does not wait for the descriptors' upload: the addresses exist already, tor uploads
+    them as it can, and a node restoring a hundred shares at once must not call one of them
+    failed because its tor was busy (peers and downloaders retry until it answers).
+    """
     published = []
     try:
         for row in rows:
-            published.append(await _publish_one(parts, meta, row.purpose, tracker_port, row.key))
+            published.append(await _publish_one(parts, meta, row.purpose, tracker_port, row.key,
+                                                wait=False))
     except BaseException:
         await unpublish(parts, meta.id, [r.address for r in published])
         raise
@@ -125,7 +131,7 @@ async def republish_all(parts: Parts) -> None:
     """Publish every onion again (same keys, same local ports) on a fresh tor."""
     keys = {o.address: o.key for o in parts.store.onions()}
     await asyncio.gather(*(
-        parts.tor.add_onion(ports, keys[address])
+        parts.tor.add_onion(ports, keys[address], await_publication=False)
         for address, ports in parts.onion_ports.items() if address in keys
     ))
 

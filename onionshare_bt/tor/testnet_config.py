@@ -237,7 +237,10 @@ def network_for(name: str, authorities: list[str]) -> Network:
     :param authorities: every ``DirAuthority`` value
     :returns: the :class:`Network`
     """
-    client = _joining(authorities)
+    # on one loaded machine a circuit's build time says nothing about the network: tor's
+    # learnt timeout (milliseconds on loopback) would abandon circuits that are merely slow
+    client = [*_joining(authorities), ("LearnCircuitBuildTimeout", "0"),
+              ("CircuitBuildTimeout", "60")]
     relay = [*_joining(authorities), ("AssumeReachable", "1"), ("Address", "127.0.0.1"),
              ("AddressDisableIPv6", "1")]
     return Network(name=name, client_options=tuple(client), relay_options=tuple(relay))

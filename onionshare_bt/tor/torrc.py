@@ -124,6 +124,9 @@ def client_torrc(data_dir: Path, network: Network, owner_pid: int) -> str:
         *process_options(data_dir, owner_pid),
         ("SocksPort", "127.0.0.1:auto ExtendedErrors"),
         ("ClientOnly", "1"),
+        # a node serving a hundred shares keeps two hundred onion services, each building
+        # introduction circuits; tor's default of 32 pending circuits queues their publication
+        ("MaxClientCircuitsPending", "128"),
     ]
     return render([*options, *network.client_options])
 
