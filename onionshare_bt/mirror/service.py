@@ -208,7 +208,8 @@ class MirrorService:
 
     async def _publish(self, mirror: _Mirror, key: str | None) -> tuple[str, str]:
         ports = {TRACKER_VIRTUAL_PORT: ("127.0.0.1", mirror.port)}
-        return await self.parts.tor.add_onion(ports, key)
+        # a stored mirror's address exists already: not waited for (see trust.republish)
+        return await self.parts.tor.add_onion(ports, key, await_publication=key is None)
 
     def _catalogue(self, mirror: _Mirror) -> dict:
         address = mirror.row.address

@@ -57,7 +57,10 @@ class TrustService:
     async def republish(self) -> None:
         """Publish the identity onion (again, after a tor restart) from its stored key."""
         key = self.store.meta("node.key") or None
-        self.onion, key = await self.parts.tor.add_onion(self._ports, key)
+        # an existing identity is not waited for: a node restoring many shares has its tor
+        # busy publishing them all, and the address is known already
+        self.onion, key = await self.parts.tor.add_onion(self._ports, key,
+                                                         await_publication=key is None)
         self.store.set_meta("node.key", key)
         if self.origin is not None:  # mirror credentials must name this onion
             self.origin.onion = self.onion
