@@ -27,12 +27,14 @@ QUIET = {
 }
 
 
-def choose(configured: str | None, which: Callable[[str], str | None] = shutil.which
+def choose(configured: str | None, which: Callable[[str], str | None] | None = None
            ) -> list[str] | None:
     """The player's command line without the URL; None when none is configured or found.
 
+    :param which: looks a command up on ``PATH`` (default :func:`shutil.which`)
     :raises UsageError: the configured player is not installed, or not a command line
     """
+    which = which or shutil.which
     if configured:
         try:
             argv = shlex.split(configured)
