@@ -200,8 +200,11 @@ def test_a_node_with_a_hundred_shares_restarts_and_republishes_them_all(
 
         # through another node's tor: every sampled URI answers with its own .torrent
         started = time.monotonic()
-        for tid, uri in random.Random(22).sample(sorted(uris.items()), SAMPLE):
-            code, body = seeder.fetch_torrent(uri, timeout=240)
+        sample = random.Random(22).sample(sorted(uris.items()), SAMPLE)
+        with ThreadPoolExecutor(SAMPLE) as pool:  # as many clients would, at once
+            fetched = list(pool.map(lambda item: seeder.fetch_torrent(item[1], timeout=240),
+                                    sample))
+        for (tid, uri), (code, body) in zip(sample, fetched):
             assert code == 200 and parse(body).id == tid, (uri, code)
         figures["sample_fetch_s"] = round(time.monotonic() - started, 1)
         figures["resources"] = node.json("node", "status").get("resources")
