@@ -149,20 +149,6 @@ async def test_wrong_token_and_missing_share_get_the_same_404(tmp_path):
     await tracker.close()
 
 
-def test_engine_settings_forbid_everything_off_loopback():
-    from onionshare_bt.engine.session import loopback_filter, settings
-
-    s = settings()
-    assert s["listen_interfaces"] == "127.0.0.1:0"
-    for key in ("enable_dht", "enable_lsd", "enable_upnp", "enable_natpmp",
-                "enable_outgoing_utp", "enable_incoming_utp", "seeding_outgoing_connections"):
-        assert s[key] is False, key
-    assert "LT" not in s["peer_fingerprint"] and s["handshake_client_version"] == ""
-    flt = loopback_filter()
-    assert flt.access("127.0.0.1") == 0 and flt.access("127.64.0.9") == 0
-    assert flt.access("10.0.0.1") == 1 and flt.access("8.8.8.8") == 1
-
-
 def test_created_torrent_names_no_client(tmp_path):
     meta = create(make_tree(tmp_path))
     decoded = bencodepy.decode(meta.data)
