@@ -6,7 +6,12 @@ with plain blocking sockets and can send any bytes at all. Every reply must be o
 - HTTP 200 with a bencoded dict: ``failure reason`` alone, or onion-only peers;
 - the tracker's plain 404, byte for byte the same as for a missing share;
 - a 4xx from aiohttp's own HTTP parser (garbage, request line over 8190 bytes, ...);
-- nothing, for a request the client never finished.
+- nothing, only for a request the client never finished (garbage), or a reset while the
+  client was still sending more than the server will read.
+
+A complete request says ``Connection: close`` and is read to the end of the connection: a
+complete, well-formed request that gets no reply (a tracker that drops requests, or never
+answers) fails :func:`check`.
 
 Never a 5xx, never an IP address in a 200 or 404, and afterwards the tracker still answers
 a valid announce. Announced addresses that are not exactly a v3 onion are never stored.
@@ -28,6 +33,7 @@ import urllib.parse
 
 import bencodepy
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
@@ -69,6 +75,8 @@ class Reply:
     status: int | None
     headers: dict[str, str]
     body: bytes
+    #: the server reset the connection (while we sent more than it reads, at times)
+    reset: bool = False
 
 
 class LiveTracker:
@@ -112,30 +120,33 @@ def tracker():
 
 
 # -- HTTP over raw sockets ----------------------------------------------------------------
-def exchange(port: int, data: bytes, half_close: bool = True, timeout: float = 10.0) -> Reply:
+def exchange(port: int, data: bytes, timeout: float = 10.0) -> Reply:
     """Send ``data`` as is and read what comes back until the server closes.
 
-    ``half_close`` ends our side after ``data``, so that an unfinished request does not wait
-    forever; aiohttp then drops the connection without answering, even a complete request.
-    Without it, a server still waiting for the rest after ``timeout`` is "no reply".
+    A complete request (:func:`request`) says ``Connection: close``, so the server ends the
+    connection after its response; a server that sent nothing for ``timeout`` gave no reply
+    (status None, which :func:`check` fails for a complete request). A reply cut off in the
+    middle raises. Our side is never half-closed: aiohttp drops even a complete request
+    unanswered after a half-close, which would make every reply "no reply".
     """
     chunks = []
+    reset = False
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         try:
             sock.sendall(data)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            reset = True
         try:
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
         except ConnectionResetError:
-            pass
+            reset = True
         except TimeoutError:
-            if half_close or chunks:
+            if chunks:
                 raise
-    return parse_http(b"".join(chunks))
+    reply = parse_http(b"".join(chunks))
+    reply.reset = reset
+    return reply
 
 
 def parse_http(raw: bytes) -> Reply:
@@ -151,11 +162,13 @@ def parse_http(raw: bytes) -> Reply:
     return Reply(status, headers, body)
 
 
-def request(port: int, target: bytes | str, method: bytes = b"GET", extra: bytes = b"") -> Reply:
+def request(port: int, target: bytes | str, method: bytes = b"GET", extra: bytes = b"",
+            timeout: float = 10.0) -> Reply:
+    """A complete request: the server answers, then closes (``Connection: close``)."""
     if isinstance(target, str):
         target = target.encode("ascii")
     head = method + b" " + target + b" HTTP/1.1\r\nHost: x.onion\r\nConnection: close\r\n"
-    return exchange(port, head + extra + b"\r\n", half_close=False)
+    return exchange(port, head + extra + b"\r\n", timeout=timeout)
 
 
 def query(**overrides) -> str:
@@ -169,13 +182,24 @@ def query(**overrides) -> str:
     return urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
 
 
-def announce(tracker: LiveTracker, q: str) -> Reply:
-    return request(tracker.port, f"{tracker.announce_path}?{q}")
+def announce(tracker: LiveTracker, q: str, timeout: float = 10.0) -> Reply:
+    return request(tracker.port, f"{tracker.announce_path}?{q}", timeout=timeout)
 
 
 # -- what every reply must satisfy ---------------------------------------------------------
-def check(reply: Reply) -> dict | None:
-    """Assert the universal rules; return the decoded announce reply for a 200."""
+def check(reply: Reply, *, complete: bool = True, oversized: bool = False) -> dict | None:
+    """Assert the universal rules; return the decoded announce reply for a 200.
+
+    :param complete: the request was a whole HTTP request, so it must get a whole reply;
+        False for garbage that may be unfinished, where no reply is legitimate
+    :param oversized: the request was larger than the server reads, so the server may
+        reset the connection while the client is still sending it, losing the reply
+    """
+    if complete:
+        assert reply.status is not None or (oversized and reply.reset), (
+            f"no reply to a complete request: {reply}")
+    if "content-length" in reply.headers:  # read to the end: the whole body arrived
+        assert len(reply.body) == int(reply.headers["content-length"]), reply
     assert reply.status is None or reply.status < 500, reply
     # no reply names the software or reads the clock, aiohttp's own refusals included
     assert "server" not in reply.headers and "date" not in reply.headers, reply
@@ -220,6 +244,40 @@ def assert_alive(tracker: LiveTracker) -> None:
 
 def reason(data: dict) -> str:
     return data[b"failure reason"].decode()
+
+
+# -- check() fails a tracker that does not answer ---------------------------------------------
+async def _answers_too_late(self, request):
+    await asyncio.sleep(2)  # after the client gave up (its timeout is 1 s)
+    return web.Response(text="late")
+
+
+async def _drops_the_connection(self, request):
+    request.transport.abort()
+    return web.Response(text="never sent")
+
+
+@pytest.mark.parametrize("handler", [_answers_too_late, _drops_the_connection],
+                         ids=["answers too late", "drops the connection"])
+def test_check_fails_a_complete_request_that_gets_no_reply(monkeypatch, handler):
+    monkeypatch.setattr(TrackerServer, "_announce", handler)
+    silent = LiveTracker()
+    try:
+        reply = announce(silent, query(), timeout=1)
+        assert reply.status is None
+        with pytest.raises(AssertionError, match="no reply to a complete request"):
+            check(reply)
+        with pytest.raises(AssertionError, match="no reply to a complete request"):
+            check(reply, oversized=True)  # no reset: a small request was just dropped
+        check(reply, complete=False)  # what unfinished garbage may get
+    finally:
+        silent.close()
+
+
+def test_check_fails_a_reply_cut_short():
+    with pytest.raises(AssertionError):
+        check(Reply(404, {"content-length": str(len(NOT_FOUND_BODY) + 5)},
+                    NOT_FOUND_BODY.encode()))
 
 
 # -- property tests --------------------------------------------------------------------------
@@ -320,15 +378,16 @@ def test_mutated_announces_store_only_valid_onions(tracker, broken, repeat, data
     )
 )
 def test_binary_garbage_never_gets_a_500(tracker, garbage):
-    reply = exchange(tracker.port, garbage, half_close=False, timeout=0.5)
+    # garbage may be an unfinished request: after 0.5 s of silence, no reply is legitimate
+    reply = exchange(tracker.port, garbage, timeout=0.5)
     note_event(f"status {reply.status}")
-    check(reply)
+    check(reply, complete=False)
 
 
 def test_malformed_requests_are_logged_quietly_and_without_their_bytes(tracker, caplog):
     caplog.set_level(logging.DEBUG)
     target = tracker.announce_path.encode() + b"?\xff1.2.3.4"
-    reply = exchange(tracker.port, b"GET " + target + b" HTTP/1.1\r\n\r\n", half_close=False)
+    reply = exchange(tracker.port, b"GET " + target + b" HTTP/1.1\r\n\r\n")
     assert reply.status == 400
     ours = [r for r in caplog.records if r.name.startswith("onionshare_bt")]
     assert any("malformed HTTP request" in r.getMessage() for r in ours)
@@ -340,15 +399,13 @@ def test_garbage_with_the_real_token_never_gets_a_500(tracker):
     path = tracker.announce_path.encode()
     for tail in (b"?\xff\xfe\x00", b"?" + b"%" * 50, b"\xc3\x28?a=b", b"?a=\r\nX: y", b"/../../x"):
         data = b"GET " + path + tail + b" HTTP/1.1\r\n\r\n"
-        reply = exchange(tracker.port, data, half_close=False, timeout=2)
-        check(reply)
-        assert reply.status is not None
+        check(exchange(tracker.port, data, timeout=2))
     assert_alive(tracker)
 
 
 def test_parser_refusals_carry_no_server_header(tracker):
     """aiohttp answers these itself; httpserve strips Server and Date from them too."""
-    reply = exchange(tracker.port, b"\x16\x03\x01 not http\r\n\r\n", half_close=False)
+    reply = exchange(tracker.port, b"\x16\x03\x01 not http\r\n\r\n")
     assert reply.status == 400
     assert "server" not in reply.headers and "date" not in reply.headers
     assert reply.body == b"400: Bad Request"
@@ -454,17 +511,19 @@ def test_ten_thousand_parameters(tracker):
 def test_very_long_urls(tracker, size):
     target = tracker.announce_path + "?" + query() + "&pad=" + "x" * size
     reply = request(tracker.port, target)
-    data = check(reply)
     # aiohttp refuses a request line over 8190 bytes (or resets a client still sending)
-    assert reply.status in (None, 400) or reason(data) == "query too long"
+    data = check(reply, oversized=size > 8190)
+    assert reply.status == 400 or reason(data) == "query too long" or reply.reset
     assert_alive(tracker)
 
 
 def test_ten_thousand_headers_and_a_huge_header(tracker):
     many = b"".join(b"X-%d: y\r\n" % i for i in range(10_000))
-    check(request(tracker.port, f"{tracker.announce_path}?{query()}", extra=many))
+    check(request(tracker.port, f"{tracker.announce_path}?{query()}", extra=many),
+          oversized=True)
     huge = b"X-Big: " + b"y" * 100_000 + b"\r\n"
-    check(request(tracker.port, f"{tracker.announce_path}?{query()}", extra=huge))
+    check(request(tracker.port, f"{tracker.announce_path}?{query()}", extra=huge),
+          oversized=True)
     assert_alive(tracker)
 
 
@@ -496,8 +555,8 @@ def test_a_large_body_on_the_announce_url_is_a_plain_404(tracker):
     body = os.urandom(1024 * 1024)
     extra = b"Content-Length: %d\r\n\r\n" % len(body) + body
     reply = exchange(tracker.port, b"POST " + tracker.announce_path.encode()
-                     + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + extra, half_close=False)
-    check(reply)
+                     + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + extra)
+    check(reply, oversized=True)
     assert reply.status in (None, 404)  # None: reset while we were still sending
     if reply.status == 404:
         _same_404(reply, reference)
