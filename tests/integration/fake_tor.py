@@ -10,7 +10,9 @@ target was never dialled.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import secrets
 import struct
 
 
@@ -83,3 +85,50 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         with contextlib.suppress(Exception):
             writer.close()
+
+
+class FakeTorClient:
+    """The node's tor as :class:`onionshare_bt.tor.client.TorClient` looks to the node, for
+    a node that runs without Tor: its onion services are routes of a :class:`FakeTor` SOCKS
+    port (``<address>.onion:80`` reaches what the service's virtual port 80 maps to), with
+    real ``ED25519-V3`` keys whose public halves give the addresses.
+    """
+
+    pid = 0
+
+    def __init__(self, socks: FakeTor) -> None:
+        self.socks = socks
+        self.published: dict[str, dict] = {}
+        self.closed = False
+
+    @property
+    def socks_address(self) -> tuple[str, int]:
+        return self.socks.address
+
+    def is_alive(self) -> bool:
+        return not self.closed
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def bootstrap_status(self) -> dict:
+        return {"progress": 100, "summary": "Done", "tag": "done", "warning": None}
+
+    async def relay_flags(self, fingerprint: str) -> list[str] | None:
+        return None
+
+    async def add_onion(self, ports, key=None, *, await_publication=True, timeout=60.0):
+        from onionshare_bt.trust.identity import SigningKey, expand_seed
+
+        if key is None:
+            key = "ED25519-V3:" + base64.b64encode(expand_seed(secrets.token_bytes(32))).decode()
+        address = SigningKey.from_tor(key).onion
+        self.published[address] = dict(ports)
+        if 80 in ports:
+            self.socks.routes[f"{address}.onion"] = ports[80][1]
+        return address, key
+
+    async def remove_onion(self, address: str) -> None:
+        address = address.removesuffix(".onion")
+        self.published.pop(address, None)
+        self.socks.routes.pop(f"{address}.onion", None)

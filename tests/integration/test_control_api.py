@@ -1,14 +1,20 @@
-"""The control API under hostile and broken input: a real ControlServer on a Unix socket.
+"""The control API under hostile and broken input, served by a real node.
 
-The handler is a small stand-in for the node with the same shape (``handle(op, args)``
-dispatching to ``op_<name>(**args)``), checked by :func:`control.ops_validator`. The tests
-that act as another Unix user fork a child that drops to ``nobody``; they need root.
+Each test starts a real :class:`onionshare_bt.node.Node` (its store, libtorrent engine,
+bridges, tracker, trust, release and mirror services, and its :class:`ControlServer` on a
+Unix socket) and talks to it over that socket; only tor is a stand-in
+(:class:`tests.integration.fake_tor.FakeTorClient`: onion services that are routes of a
+loopback SOCKS port). So every request reaches the node's own operations
+(:class:`onionshare_bt.api.ControlOps`) through :func:`control.ops_validator`. The tests that
+act as another Unix user fork a child that drops to ``nobody``; they need root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import json
 import os
 import pwd
@@ -21,49 +27,34 @@ from pathlib import Path
 
 import pytest
 
-from onionshare_bt import control
+from onionshare_bt import control, torrents
+from onionshare_bt import node as node_mod
+from onionshare_bt.config import Config
 from onionshare_bt.control import MAX_REQUEST, ControlServer
-from onionshare_bt.errors import ExitCode, Refused, UsageError
+from onionshare_bt.errors import ExitCode, OnionUnreachable, Refused, UsageError
+from onionshare_bt.node import Node
+from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.uri import parse_uri
+
+from .fake_tor import FakeTor, FakeTorClient
 
 
-def _helper(n: int) -> int:
-    return n
+class Running:
+    """A node started for a test, and the requests that reached its operations."""
 
+    def __init__(self, node: Node, socks: FakeTor, calls: list) -> None:
+        self.node, self.socks, self.calls = node, socks, calls
+        self.path = node.config.socket_path
 
-class Ops:
-    """What the node looks like to the control server."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict]] = []
-
-    async def handle(self, op: str, args: dict):
-        self.calls.append((op, args))
-        method = getattr(self, f"op_{op}", None)
-        if method is None:
-            raise UsageError(f"unknown control operation {op!r}")
-        return await method(**args)
-
-    async def op_echo(
-        self, text: str, times: int = 1, scale: float | None = None, loud: bool = False
-    ) -> dict:
-        return {"text": text * times, "scale": scale, "loud": loud}
-
-    async def op_deep(self, n: int) -> int:
-        return _helper(n, "one too many")  # a bug: TypeError raised inside the op
-
-    async def op_refuse(self) -> None:
-        raise Refused("no thanks")
-
-    async def op_unjson(self) -> object:
-        return {"a set": {1, 2}}
-
-    async def op_slow(self, seconds: float) -> str:
-        await asyncio.sleep(seconds)
-        return "done"
+    async def share(self, root: Path, name: str) -> dict:
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / "f.txt").write_text(f"{name}\n")
+        return await control.call(self.path, "share", {"path": str(folder)})
 
 
 @pytest.fixture
-def sock_dir():
+def home():
     # short (AF_UNIX paths are limited to 108 bytes) and traversable by other users, so
     # that only the socket's own mode keeps them out
     path = Path(tempfile.mkdtemp(prefix="obtctl", dir="/tmp"))
@@ -73,14 +64,46 @@ def sock_dir():
 
 
 @pytest.fixture
-async def served(sock_dir):
-    ops = Ops()
-    server = ControlServer(
-        sock_dir / "ctl.sock", ops.handle, validate=control.ops_validator(ops), read_timeout=0.5
-    )
-    await server.start()
-    yield server, ops
-    await server.close()
+def start_node(home, monkeypatch):
+    """Start a real node in ``home``: ``async with start_node(read_timeout=...) as running``.
+
+    Every request that reaches the node's operations is recorded in ``running.calls``.
+    """
+    for name in ("OBT_NETWORK", "OBT_TOR", "OBT_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    calls: list[tuple[str, dict]] = []
+    handle = Node.handle
+
+    async def recording(self, op, args):
+        calls.append((op, args))
+        return await handle(self, op, args)
+
+    monkeypatch.setattr(Node, "handle", recording)
+    umask = os.umask(0o022)
+    os.umask(umask)
+
+    @contextlib.asynccontextmanager
+    async def start(read_timeout: float = 0.5):
+        monkeypatch.setattr(node_mod, "ControlServer",
+                            functools.partial(ControlServer, read_timeout=read_timeout))
+        try:
+            async with FakeTor() as socks:
+                async def new_tor(self):
+                    return FakeTorClient(socks)
+
+                monkeypatch.setattr(Node, "_new_tor", new_tor)
+                async with Node(Config(home=home, relay=False)) as node:
+                    yield Running(node, socks, calls)
+        finally:
+            os.umask(umask)  # the node sets its own, for the whole process
+
+    return start
+
+
+@pytest.fixture
+async def served(start_node):
+    async with start_node() as running:
+        yield running
 
 
 async def raw(path: Path, data: bytes, timeout: float = 10.0) -> bytes:
@@ -108,27 +131,34 @@ def usage_error(reply: dict, fragment: str) -> None:
 
 
 # -- the socket itself -------------------------------------------------------------------
-async def test_socket_is_0600_owned_by_the_node_user_and_removed_on_close(sock_dir):
-    path = sock_dir / "ctl.sock"
-    victim = sock_dir / "victim"
+async def test_socket_is_0600_owned_by_the_node_user_and_removed_on_stop(start_node, home):
+    victim = home / "victim"
     victim.write_text("keep me")
-    path.symlink_to(victim)  # a planted link is replaced, never followed
-    server = ControlServer(path, Ops().handle)
-    await server.start()
-    info = path.lstat()
-    assert stat.S_ISSOCK(info.st_mode)
-    assert stat.S_IMODE(info.st_mode) == 0o600
-    assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
-    assert victim.read_text() == "keep me"
-    await server.close()
-    assert not path.exists() and victim.exists()
+    (home / "node.sock").symlink_to(victim)  # a planted link is replaced, never followed
+    async with start_node() as running:
+        info = running.path.lstat()
+        assert stat.S_ISSOCK(info.st_mode)
+        assert stat.S_IMODE(info.st_mode) == 0o600
+        assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
+        assert victim.read_text() == "keep me"
+        assert (await control.call(running.path, "status"))["pid"] == os.getpid()
+    assert not running.path.exists() and victim.exists()
 
 
-async def test_a_valid_request_round_trips(served):
-    server, ops = served
-    result = await control.call(server.path, "echo", {"text": "ab", "times": 2, "scale": 3})
-    assert result == {"text": "abab", "scale": 3, "loud": False}
-    assert ops.calls == [("echo", {"text": "ab", "times": 2, "scale": 3})]
+async def test_the_node_s_operations_round_trip(served, tmp_path):
+    node = served.node
+    info = await served.share(tmp_path, "album")
+    tid = info["infohash"]
+    assert served.calls == [("share", {"path": str(tmp_path / "album")})]
+    # the node really shares it: the engine seeds it, its tracker serves it, the store has it
+    assert node.parts.engine.has(tid) and node.parts.tracker.torrent_file(tid)
+    assert node.parts.store.torrent(tid).role == "share"
+    listed = await control.call(served.path, "list")
+    assert [(r["id"], r["role"], r["name"]) for r in listed] == [(tid, "share", "album")]
+    assert (await control.call(served.path, "torrent", {"id": tid[:12]}))["uri"] == info["uri"]
+    await control.call(served.path, "unshare", {"id": tid})
+    assert await control.call(served.path, "list") == []
+    assert not node.parts.engine.has(tid)
 
 
 # -- malformed bodies -----------------------------------------------------------------------
@@ -136,146 +166,187 @@ async def test_a_valid_request_round_trips(served):
     (b"not json\n", "not JSON"),
     (b"\xff\xfe\x00garbage\n", "not JSON"),
     (b"\n", "not JSON"),
-    (b'{"op": "echo", "args": {"text": "no newline, then EOF"}}', ""),
+    (b'{"op": "list", "args": {}}', ""),  # no newline, then EOF
     (b"[" * 100_000 + b"\n", "not JSON"),
     (b'{"a": ' * 50_000 + b"\n", "not JSON"),
-    (b'[{"op": "echo", "args": {"text": "x"}}]\n', "not a JSON object"),
+    (b'[{"op": "list", "args": {}}]\n', "not a JSON object"),
     (b"42\n", "not a JSON object"),
-    (b'"echo"\n', "not a JSON object"),
+    (b'"list"\n', "not a JSON object"),
     (b"null\n", "not a JSON object"),
     (b"{}\n", "op must be an operation name"),
     (b'{"args": {}}\n', "op must be an operation name"),
     (b'{"op": 5}\n', "op must be an operation name"),
     (b'{"op": null}\n', "op must be an operation name"),
-    (b'{"op": ["echo"]}\n', "op must be an operation name"),
+    (b'{"op": ["list"]}\n', "op must be an operation name"),
     (b'{"op": "../etc/passwd"}\n', "op must be an operation name"),
-    (b'{"op": "echo; rm"}\n', "op must be an operation name"),
+    (b'{"op": "list; rm"}\n', "op must be an operation name"),
     (b'{"op": "' + b"e" * 5000 + b'"}\n', "op must be an operation name"),
-    (b'{"op": "echo", "args": [1, 2]}\n', "args must be a JSON object"),
-    (b'{"op": "echo", "args": "text=x"}\n', "args must be a JSON object"),
-    (b'{"op": "echo", "args": null}\n', "args must be a JSON object"),
+    (b'{"op": "list", "args": [1, 2]}\n', "args must be a JSON object"),
+    (b'{"op": "list", "args": "text=x"}\n', "args must be a JSON object"),
+    (b'{"op": "list", "args": null}\n', "args must be a JSON object"),
 ])
-async def test_malformed_requests_get_a_usage_error_and_never_reach_the_handler(
+async def test_malformed_requests_get_a_usage_error_and_never_reach_the_node(
     served, body, fragment
 ):
-    server, ops = served
-    reply = await ask(server.path, body)
+    reply = await ask(served.path, body)
     if fragment:
         usage_error(reply, fragment)
-        assert ops.calls == []
+        assert served.calls == []
     else:  # a complete object without its newline is still one request
-        assert reply["ok"] is True
-    assert await control.call(server.path, "echo", {"text": "still here"})
+        assert reply == {"ok": True, "result": []}
+        assert served.calls == [("list", {})]
+    assert await control.call(served.path, "list") == []
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"text": "a", "bogus": 1}, "got an unexpected keyword argument 'bogus'"),
-    ({"text": "a", "self": 1}, "got an unexpected keyword argument 'self'"),
-    ({}, "missing a required argument: 'text'"),
-    ({"times": 2}, "missing a required argument: 'text'"),
-    ({"text": 5}, "text must be a string, not an integer"),
-    ({"text": None}, "text must be a string, not null"),
-    ({"text": ["a"]}, "text must be a string, not a list"),
-    ({"text": "a", "times": True}, "times must be an integer, not true or false"),
-    ({"text": "a", "times": 1.5}, "times must be an integer, not a number"),
-    ({"text": "a", "times": "3"}, "times must be an integer, not a string"),
-    ({"text": "a", "scale": "big"}, "scale must be a number or null, not a string"),
-    ({"text": "a", "loud": "yes"}, "loud must be true or false, not a string"),
-    ({"text": "a", "x" * 100_000: 1}, "got an unexpected keyword argument"),
+@pytest.mark.parametrize("op, args, fragment", [
+    ("share", {"path": "a", "bogus": 1}, "got an unexpected keyword argument 'bogus'"),
+    ("share", {"path": "a", "self": 1}, "got an unexpected keyword argument 'self'"),
+    ("share", {}, "missing a required argument: 'path'"),
+    ("share", {"onions": 2}, "missing a required argument: 'path'"),
+    ("share", {"path": 5}, "path must be a string, not an integer"),
+    ("share", {"path": None}, "path must be a string, not null"),
+    ("share", {"path": ["a"]}, "path must be a string, not a list"),
+    ("share", {"path": "a", "onions": True}, "onions must be an integer or null, not true or"),
+    ("share", {"path": "a", "onions": 1.5}, "onions must be an integer or null, not a number"),
+    ("share", {"path": "a", "onions": "3"}, "onions must be an integer or null, not a string"),
+    ("share", {"path": "a", "scrub": "yes"}, "scrub must be true or false, not a string"),
+    ("get", {"uri": "u", "target": "t", "timeout": "big"},
+     "timeout must be a number or null, not a string"),
+    ("search", {"terms": "one"}, "terms must be a list, not a string"),
+    ("share", {"path": "a", "x" * 100_000: 1}, "got an unexpected keyword argument"),
 ])
-async def test_bad_arguments_are_a_usage_error_for_that_op(served, args, fragment):
-    server, ops = served
-    reply = await ask(server.path, json.dumps({"op": "echo", "args": args}).encode() + b"\n")
-    usage_error(reply, "bad arguments for echo: ")
+async def test_bad_arguments_are_a_usage_error_for_that_op(served, op, args, fragment):
+    reply = await ask(served.path, json.dumps({"op": op, "args": args}).encode() + b"\n")
+    usage_error(reply, f"bad arguments for {op}: ")
     assert fragment in reply["error"]["message"]
     assert len(reply["error"]["message"]) < 300  # a huge key is not echoed back whole
-    assert ops.calls == []
+    assert served.calls == []
     with pytest.raises(UsageError) as info:
-        await control.call(server.path, "echo", args)
+        await control.call(served.path, op, args)
     assert info.value.exit_code == ExitCode.USAGE
+    assert served.node.parts.store.torrents() == []
 
 
 async def test_json_nan_and_infinity_are_typed_as_numbers(served):
-    server, ops = served
-    reply = await ask(server.path, b'{"op": "echo", "args": {"text": NaN}}\n')
-    usage_error(reply, "text must be a string, not a number")
-    reply = await ask(server.path, b'{"op": "echo", "args": {"text": "x", "scale": Infinity}}\n')
-    assert reply["ok"] is True  # JSON's NaN/Infinity are floats; the op decides
+    reply = await ask(served.path, b'{"op": "share", "args": {"path": NaN}}\n')
+    usage_error(reply, "path must be a string, not a number")
+    assert served.calls == []
+    # JSON's NaN/Infinity are floats, so the checks let them through; the op decides
+    reply = await ask(served.path,
+                      b'{"op": "get", "args": {"uri": "x", "target": "y", "timeout": Infinity}}\n')
+    assert reply["ok"] is False and reply["error"]["kind"] == "bad_uri", reply
+    assert served.calls == [("get", {"uri": "x", "target": "y", "timeout": float("inf")})]
 
 
-async def test_a_type_error_raised_inside_the_op_is_not_masked(served):
-    server, ops = served
-    reply = await ask(server.path, b'{"op": "deep", "args": {"n": 1}}\n')
+async def test_a_bug_raised_inside_an_op_is_reported_not_masked(served, monkeypatch):
+    async def buggy(*args, **kwargs):
+        return len(1, 2)  # a TypeError raised inside the op, past the argument checks
+
+    monkeypatch.setattr(torrents, "share", buggy)
+    reply = await ask(served.path, b'{"op": "share", "args": {"path": "/x"}}\n')
     assert reply["ok"] is False
     assert reply["error"]["kind"] == "node"
-    assert reply["error"]["message"].startswith("internal error in deep: ")
-    assert "positional argument" in reply["error"]["message"]
-    assert ops.calls == [("deep", {"n": 1})]
+    assert reply["error"]["message"].startswith("internal error in share: ")
+    assert "len()" in reply["error"]["message"]
+    assert served.calls == [("share", {"path": "/x"})]
+    assert await control.call(served.path, "list") == []  # and the node goes on
 
 
-async def test_errors_keep_their_kind_and_unknown_ops_are_usage_errors(served):
-    server, _ = served
-    with pytest.raises(Refused, match="no thanks"):
-        await control.call(server.path, "refuse")
+async def test_errors_keep_their_kind_and_unknown_ops_are_usage_errors(served, tmp_path):
+    with pytest.raises(UsageError, match="no single torrent matches id 'nope'"):
+        await control.call(served.path, "torrent", {"id": "nope"})
     with pytest.raises(UsageError, match="unknown control operation 'nope'"):
-        await control.call(server.path, "nope", {"anything": [1]})
+        await control.call(served.path, "nope", {"anything": [1]})
+    # another token on this node's own share onion: its tracker answers 404, a refusal
+    uri = parse_uri((await served.share(tmp_path, "album"))["uri"])
+    other = f"http://{uri.onion}.onion/private/{'x' * len(uri.token)}"
+    with pytest.raises(Refused) as info:
+        await control.call(served.path, "get", {"uri": other, "target": str(tmp_path)})
+    assert info.value.exit_code == ExitCode.REFUSED
+    assert f"{uri.onion}.onion" in served.socks.dialled
 
 
-async def test_a_reply_that_is_not_json_is_an_internal_error_not_silence(served):
-    server, _ = served
-    reply = await ask(server.path, b'{"op": "unjson"}\n')
+async def test_a_reply_that_is_not_json_is_an_internal_error_not_silence(served, monkeypatch):
+    async def unjson(*args, **kwargs):
+        return {"a set": {1, 2}}
+
+    monkeypatch.setattr(torrents, "share", unjson)
+    reply = await ask(served.path, b'{"op": "share", "args": {"path": "/x"}}\n')
     assert reply["ok"] is False and reply["error"]["kind"] == "node"
     assert "not JSON" in reply["error"]["message"]
 
 
 # -- size and time limits -------------------------------------------------------------------
 async def test_a_request_over_one_mib_is_refused(served):
-    server, ops = served
-    body = json.dumps({"op": "echo", "args": {"text": "a" * (MAX_REQUEST + 10)}}).encode()
-    usage_error(await ask(server.path, body + b"\n"), f"larger than {MAX_REQUEST} bytes")
-    usage_error(await ask(server.path, b"x" * (3 * MAX_REQUEST)), "larger than")
-    assert ops.calls == []
+    body = json.dumps({"op": "share", "args": {"path": "a" * (MAX_REQUEST + 10)}}).encode()
+    usage_error(await ask(served.path, body + b"\n"), f"larger than {MAX_REQUEST} bytes")
+    usage_error(await ask(served.path, b"x" * (3 * MAX_REQUEST)), "larger than")
+    assert served.calls == []
     # just under the limit is served
-    text = "b" * (MAX_REQUEST - 100)
-    assert (await control.call(server.path, "echo", {"text": text}))["text"] == text
+    onion = "a" * (MAX_REQUEST - 100)
+    listed = await control.call(served.path, "trust", {"action": "list", "onion": onion})
+    assert listed["trusted"] == []
+    assert [op for op, _ in served.calls] == ["trust"]
+
+
+async def _silent_server():
+    """A loopback server that accepts and never answers (an onion that hangs)."""
+    held = []
+
+    async def hold(reader, writer):
+        held.append(writer)
+        await reader.read()
+
+    return await asyncio.start_server(hold, "127.0.0.1", 0), held
 
 
 async def test_a_silent_client_is_dropped_after_the_read_timeout_and_others_are_served(served):
-    server, ops = served
     loop = asyncio.get_running_loop()
-    silent = [await asyncio.open_unix_connection(str(server.path)) for _ in range(20)]
-    half = await asyncio.open_unix_connection(str(server.path))
-    half[1].write(b'{"op": "echo", "ar')
+    silent = [await asyncio.open_unix_connection(str(served.path)) for _ in range(20)]
+    half = await asyncio.open_unix_connection(str(served.path))
+    half[1].write(b'{"op": "list", "ar')
     started = loop.time()
     # the others are answered at once while the silent ones wait
-    assert await control.call(server.path, "echo", {"text": "x"}, timeout=0.4)
+    assert await control.call(served.path, "list", timeout=0.4) == []
     assert loop.time() - started < 0.4
     for reader, writer in [*silent, half]:
         line = await asyncio.wait_for(reader.read(), 5)
         usage_error(json.loads(line), "no request within 0.5 s")
         writer.close()
     assert 0.4 <= loop.time() - started < 5
-    assert ops.calls == [("echo", {"text": "x"})]
+    assert served.calls == [("list", {})]
 
 
-async def test_many_concurrent_clients_each_get_their_own_answer(served):
-    server, ops = served
-    texts = [f"client-{i}" for i in range(300)]
-    slow = asyncio.create_task(control.call(server.path, "slow", {"seconds": 0.3}))
-    results = await asyncio.gather(*(control.call(server.path, "echo", {"text": t}) for t in texts))
-    assert [r["text"] for r in results] == texts
-    assert await slow == "done"
-    assert len(ops.calls) == 301
+async def test_many_concurrent_clients_each_get_their_own_answer(served, tmp_path):
+    ids = [(await served.share(tmp_path, f"share-{i}"))["infohash"] for i in range(3)]
+    # an onion that accepts and never answers: a get that waits out its timeout
+    server, held = await _silent_server()
+    hanging = onion_from_pubkey(b"\x05" * 32)
+    served.socks.routes[f"{hanging}.onion"] = server.sockets[0].getsockname()[1]
+    try:
+        slow = asyncio.create_task(control.call(served.path, "get", {
+            "uri": f"http://{hanging}.onion/private/{'t' * 32}", "target": str(tmp_path),
+            "timeout": 0.5}))
+        asked = [ids[i % 3] for i in range(300)]
+        results = await asyncio.gather(
+            *(control.call(served.path, "torrent", {"id": tid}) for tid in asked))
+        assert not slow.done()  # the 300 were answered while the slow one still waited
+        assert [r["id"] for r in results] == asked
+        with pytest.raises(OnionUnreachable, match="no answer"):
+            await slow
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+    assert len(served.calls) == 3 + 300 + 1
 
 
-async def test_close_with_clients_still_connected_is_prompt(sock_dir):
-    server = ControlServer(sock_dir / "ctl.sock", Ops().handle, read_timeout=30)
-    await server.start()
-    idle = [await asyncio.open_unix_connection(str(server.path)) for _ in range(10)]
-    started = time.monotonic()
-    await server.close()
+async def test_stopping_with_clients_still_connected_is_prompt(start_node):
+    async with start_node(read_timeout=30) as running:
+        idle = [await asyncio.open_unix_connection(str(running.path)) for _ in range(10)]
+        started = time.monotonic()
     assert time.monotonic() - started < 2
-    assert not server.path.exists()
+    assert not running.path.exists()
     for _, writer in idle:
         writer.close()
 
@@ -344,29 +415,27 @@ def _as_nobody(path: Path, payload: bytes) -> dict:
     return report
 
 
-REQUEST = b'{"op": "echo", "args": {"text": "from nobody"}}\n'
+REQUEST = b'{"op": "list", "args": {}}\n'
 
 
 @as_root
 async def test_another_user_is_refused_by_the_socket_mode(served):
-    server, ops = served
-    report = await asyncio.to_thread(_as_nobody, server.path, REQUEST)
+    report = await asyncio.to_thread(_as_nobody, served.path, REQUEST)
     assert report["mode"] == 0o600
     assert report["connect_errno"] == errno.EACCES
-    assert ops.calls == []
+    assert served.calls == []
 
 
 @as_root
 async def test_another_user_is_refused_by_peer_credentials_if_the_socket_is_opened_up(served):
-    server, ops = served
-    server.path.chmod(0o666)  # as if the mode had been lost: SO_PEERCRED still says no
-    report = await asyncio.to_thread(_as_nobody, server.path, REQUEST)
+    served.path.chmod(0o666)  # as if the mode had been lost: SO_PEERCRED still says no
+    report = await asyncio.to_thread(_as_nobody, served.path, REQUEST)
     assert "connect_errno" not in report and "recv_errno" not in report, report
     reply = json.loads(report["reply"])
     assert reply["ok"] is False
     assert reply["error"]["kind"] == "node"
     assert reply["error"]["message"] == "permission denied: another user's request"
-    assert ops.calls == []
+    assert served.calls == []
     # and the node's own user is still served
-    assert await control.call(server.path, "echo", {"text": "me"}) == {
-        "text": "me", "scale": None, "loud": False}
+    assert await control.call(served.path, "list") == []
+    assert served.calls == [("list", {})]
