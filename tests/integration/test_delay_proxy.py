@@ -17,6 +17,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def connect_once_listening(port: int, timeout: float = 5.0):
+    """Connect to 127.0.0.1:``port`` as soon as something listens there."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            assert loop.time() < deadline, f"nothing listens on {port}"
+            await asyncio.sleep(0.01)
+
+
 async def test_round_trip_is_delayed_twice_and_bytes_arrive_in_order():
     async def echo(reader, writer):
         while data := await reader.read(65536):
@@ -29,9 +41,8 @@ async def test_round_trip_is_delayed_twice_and_bytes_arrive_in_order():
     listen = free_port()
     stop = asyncio.Event()
     proxy = asyncio.create_task(serve({listen: target}, 0.05, stop))
-    await asyncio.sleep(0.2)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", listen)
+        reader, writer = await connect_once_listening(listen)
         loop = asyncio.get_running_loop()
         started = loop.time()
         writer.write(b"ping")

@@ -14,6 +14,7 @@ import warnings
 
 import bencodepy
 import libtorrent as lt
+import aiohttp
 from aiohttp import web
 
 from onionshare_bt.engine.metainfo import parse
@@ -56,6 +57,21 @@ class Sinks:
         self.udp_port = self._udp.get_extra_info("sockname")[1]
         self._socks = await asyncio.start_server(self._socks_request, "127.0.0.1", 0)
         self.socks_port = self._socks.sockets[0].getsockname()[1]
+
+    async def settled(self) -> None:
+        """Return once a marker sent now to each sink has been counted (and uncount it)."""
+        udp, http = self.udp, len(self.http)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=("127.0.0.1", self.udp_port))
+        transport.sendto(b"marker")
+        transport.close()
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{self.http_port}/marker") as resp:
+                await resp.read()
+        await wait_for(lambda: self.udp > udp and "/marker" in self.http[http:], 10)
+        self.udp -= 1
+        self.http.remove("/marker")
 
     async def _socks_request(self, reader, writer):
         try:
@@ -111,7 +127,13 @@ async def plain_session_hits(data: bytes, save_path, sinks: Sinks) -> None:
         ses.pause()
         for handle in ses.get_torrents():
             ses.remove_torrent(handle)
-    await asyncio.sleep(1)
+    # the control stops for good before the sinks are reset: libtorrent's destructor returns
+    # once its network thread has ended (its last "stopped" announces sent), and a marker
+    # sent after that to each sink is counted after whatever the control had sent them
+    box = [ses]
+    del ses
+    await asyncio.to_thread(box.clear)
+    await sinks.settled()
 
 
 def assert_bare(engine: Engine, original: bytes) -> None:
@@ -164,7 +186,7 @@ async def test_hostile_torrent_names_reach_nothing(tmp_path):
             return leecher.status(meta.id).progress >= 1.0
 
         await wait_for(done, 60)  # downloading, then seeding: a bounded wait with both active
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # seeding: nothing may reach a sink meanwhile (none expected)
         got, want = (tmp_path / d / "f.bin" for d in ("dest", "src"))
         assert got.read_bytes() == want.read_bytes()
         assert set(watched) == {0} and sinks.total() == 0, (sinks.http, sinks.udp, sinks.socks)
@@ -198,7 +220,7 @@ async def test_resume_data_brings_back_no_tracker_web_seed_or_peer(tmp_path):
         (tmp_path / "dest").mkdir()
         engine.add(meta, tmp_path / "dest", resume=resume)
         assert_bare(engine, meta.data)
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # libtorrent would have tried them by now (nothing expected)
         assert sinks.total() == 0 and engine.status(meta.id).peers == 0
     finally:
         await engine.close()

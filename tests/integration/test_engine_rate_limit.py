@@ -30,7 +30,7 @@ async def _fetched_under_limit(tmp_path, limit: int, seconds: float) -> int:
         while leecher.status(meta.id).total_done == 0:  # first, the transfer starts
             assert loop.time() < deadline, "no byte arrived at all"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds)  # the rate over this window is what is measured
         return leecher.status(meta.id).total_done
     finally:
         await seeder.close()

@@ -278,7 +278,7 @@ class Parts:
         async def restore(parts, row):
             rec.restoring += 1
             rec.restoring_max = max(rec.restoring_max, rec.restoring)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # a restore takes a while: the overlap is what is counted
             rec.restoring -= 1
             rec.log.append(f"restore:{row.id[:4]}")
 

@@ -90,7 +90,7 @@ class FakeNode(soak.SoakNode):
                 "size": 1}, 0.0
 
     async def fetch(self, uri, infohash, size, out, timeout, watch=None):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a fetch takes a while (the soak runs them side by side)
         return {"rate": 1.0, "wall_s": 0.05}
 
     async def cli(self, *args, timeout=0):

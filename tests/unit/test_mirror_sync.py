@@ -387,7 +387,7 @@ async def test_feed_wait_wakes_on_add_from_another_task():
     feed = mcore.Feed()
 
     async def later():
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # while the wait below is under way: what is tested
         feed.add("", U(1), now=0)
 
     task = asyncio.create_task(later())
@@ -532,7 +532,7 @@ async def test_long_poll_wakes_on_announce(origin_env):
     assert first.full
 
     async def later():
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # while the long poll below waits: what is tested
         origin.announced(IH, onion(3), 80, 0)
         origin.announced(IH2, onion(4), 80, 0)  # private: not in the feed
 
@@ -563,7 +563,7 @@ async def test_long_poll_ignores_the_mirrors_own_pushes(origin_env):
     wait = 0.6
 
     async def push():
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # while the long poll below waits: what is tested
         own = parsed(await origin.sync(request(epoch=epoch, since=seq, peers=[
             mcore.Update(IH, onion(8), 80, 0, 0.0)]), NODE))
         assert own.peers == ()
