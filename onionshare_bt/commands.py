@@ -11,6 +11,7 @@ from pathlib import Path
 from . import control, daemon
 from .errors import NodeNotRunning, Timeout, TorrentError, UsageError
 from .output import emit, shown
+from .text import size_text as _size
 from .output import err as _err
 
 
@@ -580,12 +581,6 @@ async def _follow_release(state, cfg, release: dict, timeout: float | None,
 
 
 # -- relay / ratio ----------------------------------------------------------------------
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""
 
 
 async def relay_status(state, as_json: bool) -> None:

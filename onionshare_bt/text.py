@@ -43,3 +43,12 @@ def safe_text(text: str, limit: int) -> str:
 def has_unsafe(text: str) -> bool:
     """Tell whether ``text`` holds a character :func:`safe_text` would remove."""
     return _UNSAFE.search(text) is not None
+
+
+def size_text(n: float) -> str:
+    """A byte count for people: ``512 B``, ``65.5 kB``, ``24.0 MB`` (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""

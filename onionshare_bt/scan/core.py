@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import re
 
-from ..text import safe_text
+from ..text import safe_text, size_text
 
 #: longest value shown for one field (text and JSON alike: a finding names, it does not copy)
 VALUE_LIMIT = 80
@@ -176,12 +176,6 @@ def sorted_findings(findings) -> tuple[Finding, ...]:
 
 
 # -- rendering --------------------------------------------------------------------------
-def size_text(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""
 
 
 def render(report: Report, *, max_fields: int = 12, max_names: int = 10) -> list[str]:

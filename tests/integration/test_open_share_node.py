@@ -9,7 +9,6 @@ onions; every inbound bridge answers the info-hash aria2 < 1.37 computes, with t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import urllib.parse
 
@@ -24,27 +23,9 @@ from onionshare_bt.multiplex.bridge import Bridges
 from onionshare_bt.multiplex.core import PROTOCOL
 from onionshare_bt.store import Store
 from onionshare_bt.tasks import TaskRegistry
-from onionshare_bt.tor.onion import onion_from_pubkey
 from onionshare_bt.tracker import core, metafile
 from onionshare_bt.tracker.server import TrackerServer
-
-
-class Onions:
-    """Onion services as a share needs them: an address per key, no network."""
-
-    socks_address = ("127.0.0.1", 9)
-
-    def __init__(self) -> None:
-        self.published: dict[str, dict] = {}
-
-    async def add_onion(self, ports, key=None, *, await_publication=True, timeout=60.0):
-        key = key or secrets.token_hex(32)
-        address = onion_from_pubkey(hashlib.sha256(key.encode()).digest())
-        self.published[address] = ports
-        return address, key
-
-    async def remove_onion(self, address: str) -> None:
-        self.published.pop(address.removesuffix(".onion"), None)
+from tests.integration.onions import FakeOnions as Onions
 
 
 async def make_parts(home, onions: Onions, **settings) -> torrents.Parts:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -24,27 +23,9 @@ from onionshare_bt.multiplex.bridge import Bridges
 from onionshare_bt.scan import scan_path
 from onionshare_bt.store import Store
 from onionshare_bt.tasks import TaskRegistry
-from onionshare_bt.tor.onion import onion_from_pubkey
 from onionshare_bt.tracker.server import TrackerServer
+from tests.integration.onions import FakeOnions
 from tests.unit.test_scan_formats import exiftool, make_samples, planted_in
-
-
-class FakeOnions:
-    """Onion services as the share needs them: an address per call, no network."""
-
-    socks_address = ("127.0.0.1", 9)
-
-    def __init__(self) -> None:
-        self.published: dict[str, dict] = {}
-
-    async def add_onion(self, ports, key=None, *, await_publication=True, timeout=60.0):
-        key = key or secrets.token_hex(32)
-        address = onion_from_pubkey(hashlib.sha256(key.encode()).digest())
-        self.published[address] = ports
-        return address, key
-
-    async def remove_onion(self, address: str) -> None:
-        self.published.pop(address.removesuffix(".onion"), None)
 
 
 def digests(root: Path) -> dict[str, str]:
