@@ -31,7 +31,7 @@ ARIA2_FLAGS = ["--async-dns=false", "--disable-ipv6=true", "--interface=127.0.0.
 async def test_aria2c_fetches_a_hybrid_share_through_the_bridge(tmp_path, engines):
     aria2c = shutil.which("aria2c")
     if aria2c is None:
-        pytest.skip("aria2c is not installed (scripts/setup.sh installs it)")
+        pytest.fail("aria2c is not installed: scripts/setup.sh installs it")
     seeder, _ = engines
     src = make_tree(tmp_path / "src")
     meta = await asyncio.to_thread(create, src)

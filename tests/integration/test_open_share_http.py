@@ -123,7 +123,7 @@ async def test_the_info_hash_aria2_computes_names_the_same_swarm(tracker, meta):
 def test_aria2c_lists_the_files_and_the_onion_trackers(tmp_path, meta):
     aria2c = shutil.which("aria2c")
     if aria2c is None:
-        pytest.skip("aria2c is not installed (scripts/setup.sh installs it)")
+        pytest.fail("aria2c is not installed: scripts/setup.sh installs it")
     urls = [[metafile.announce_url(o, TOKEN) for o in OWN]]
     path = tmp_path / "share.torrent"
     path.write_bytes(metafile.with_trackers(meta.data, urls))
