@@ -6,7 +6,8 @@ to every tor-to-tor link) and each K (onions per share and per download), run by
 - **play**: a seeder shares a fresh 128 kbit/s Ogg/Opus file (constant bit rate); a fresh
   node runs ``obt play URI --no-player``; ffmpeg decodes the first second from the URL it
   prints. Times: to the URL, and to the first decodable second (ffmpeg done, PCM checked
-  against the source's). Then a real-time reader plays the file at 1x from byte 0 for
+  against the source's), and for reference to the first payload byte (connection set-up
+  over Tor). Then a real-time reader plays the file at 1x from byte 0 for
   ``--play-seconds``: it starts with what it has, and each time the bytes it received fall
   behind its playhead it stalls (counted) until it holds ``REBUFFER`` s ahead again.
 - **whole**: the same kind of file, a fresh share and node, ``obt get URI`` (the whole file,
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
+from onionshare_bt.errors import ObtError
 from onionshare_bt.tor.testnet import Testnet
 
 from .procs import BenchError, Cleanup, ObtNode, log, obt_command, run
@@ -99,6 +101,19 @@ async def first_second(source: str) -> bytes:
     if proc.returncode != 0 or len(out) != 96_000:
         raise BenchError(f"ffmpeg failed ({proc.returncode}): {err.decode()[-300:]}")
     return out
+
+
+async def first_payload(node: ObtNode, infohash: str) -> float:
+    """The loop time at which the node's download first holds a payload byte."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            row = await node.call("torrent", {"id": infohash})
+        except ObtError:
+            row = None  # not added yet
+        if row and row.get("payload_down", 0) > 0:
+            return loop.time()
+        await asyncio.sleep(0.05)
 
 
 # -- the real-time reader ---------------------------------------------------------------------
@@ -217,15 +232,20 @@ class PlayCondition:
                     size: int) -> dict:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        data = json.loads(await run([*obt_command(), "play", info["uri"], "-o", str(out),
-                                     "--no-player", "--json"], node.env, timeout=600))
-        url_s = loop.time() - started
-        got = await first_second(data["url"])
-        first_s = loop.time() - started
+        watch = asyncio.ensure_future(first_payload(node, info["infohash"]))
+        try:
+            data = json.loads(await run([*obt_command(), "play", info["uri"], "-o", str(out),
+                                         "--no-player", "--json"], node.env, timeout=600))
+            url_s = loop.time() - started
+            got = await first_second(data["url"])
+            first_s = loop.time() - started
+            first_byte = await asyncio.wait_for(watch, 60) - started
+        finally:
+            watch.cancel()
         if got != expected:
             raise BenchError("the first second decoded from the URL differs from the source")
         row = await node.call("torrent", {"id": info["infohash"]})
-        result = {"url_s": url_s, "first_second_s": first_s,
+        result = {"url_s": url_s, "first_byte_s": first_byte, "first_second_s": first_s,
                   "progress_at_first_second": row.get("progress", 0.0)}
         result.update(await realtime(data["url"], self.args.play_seconds, size))
         return result
@@ -256,6 +276,7 @@ def _stat(samples: list[dict], key: str) -> str:
 
 ROWS = (
     ("`obt play URI` until it prints the URL, s", "play", "url_s"),
+    ("`obt play URI` until the first payload byte arrives, s", "play", "first_byte_s"),
     ("`obt play URI` until ffmpeg decoded the first second, s", "play", "first_second_s"),
     ("download progress at that moment", "play", "progress_at_first_second"),
     ("`obt get URI` (whole file) until complete, s", "whole", "complete_s"),
