@@ -295,26 +295,8 @@ async def test_a_peer_sees_no_client_name_and_the_rate_cap_holds(node_engine, tm
 
 
 # -- the probes can fail ---------------------------------------------------------------------
-@pytest.mark.parametrize("key, value", [
-    ("enable_dht", True), ("enable_lsd", True), ("enable_upnp", True), ("enable_natpmp", True),
-    ("enable_outgoing_utp", True), ("enable_incoming_utp", True), ("anonymous_mode", False),
-    ("proxy_peer_connections", True), ("proxy_tracker_connections", False),
-    ("proxy_hostnames", False), ("proxy_type", int(lt.proxy_type_t.none)),
-    ("peer_fingerprint", "-LT2110-"), ("user_agent", "libtorrent/2.1.1.0"),
-    ("listen_interfaces", "0.0.0.0:0"),
-])
-async def test_a_setting_changed_on_the_live_session_is_found(node_engine, key, value):
-    engine, socks = node_engine
-    engine.session.apply_settings({key: value})
-    problems = live_problems(engine, socks.address)
-    assert any(p.startswith(f"{key} is ") for p in problems), problems
-
-
-async def test_lsd_is_found_in_the_sockets_too(node_engine):
-    engine, _ = node_engine
-    engine.session.apply_settings({"enable_lsd": True})
-    found = await wait_for(lambda: socket_problems(engine), 5, "LSD's socket")
-    assert found == ["socket bound to 0.0.0.0:6771"]
+# (the probes that turn DHT, LSD, UPnP, NAT-PMP or a wildcard listener on make the session
+# reach out: they live in test_engine_live_session_probes.py, which leaks on purpose)
 
 
 async def test_a_loopback_wide_ip_filter_is_found_and_dials_tors_port(node_engine, wanted,
