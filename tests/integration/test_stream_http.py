@@ -137,7 +137,7 @@ async def test_a_read_near_the_end_comes_long_before_the_download_would(swarm):
         assert await resp.read() == data[BIG - 300_000:BIG - 199_999]
     took = loop.time() - started
     assert progress(s) < 0.5, "the deadlines brought the range in, not the whole download"
-    assert took < BIG / RATE / 2  # the whole file would take BIG / RATE
+    assert took < BIG / RATE / 3
 
 
 async def test_whole_file_head_and_types(swarm):
