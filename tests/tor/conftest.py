@@ -22,28 +22,85 @@ CLI_TIMEOUT = 300
 RELAYS = 4
 
 
+# -- story modules: stop at the first failed step, and name it ---------------------------
+#: the first failed step of an ``incremental`` module, kept on the module
+FAILED_STEP = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "incremental: the module's tests are the steps of one story, each "
+        "relying on the ones before: once a step fails, every later step fails at once, "
+        "naming it, without running")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and item.get_closest_marker("incremental") is not None:
+        module = item.getparent(pytest.Module)
+        if FAILED_STEP not in module.stash:
+            phase = "" if report.when == "call" else f" (in {report.when})"
+            module.stash[FAILED_STEP] = f"{item.name}{phase}"
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    """A step after a failed one fails here instead of running: reported as a failure (a
+    skip or xfail would hide it) that names the step that broke the story."""
+    if item.get_closest_marker("incremental") is None:
+        return
+    failed = item.getparent(pytest.Module).stash.get(FAILED_STEP, None)
+    if failed is not None:
+        pytest.fail(f"previous step {failed} failed; not run", pytrace=False)
+
+
 @pytest.fixture(scope="session")
-def session_net(tmp_path_factory, sinkhole) -> Testnet:
+def session_net(request, tmp_path_factory, sinkhole) -> Testnet:
     """The session's one private network; stopped at the end, leaving no process behind.
 
     It runs inside the sinkhole namespace (``bash test.sh``), so that every Tor-tier module's
-    leak check covers the network, the nodes and their tors.
+    leak check covers the network, the nodes and their tors. If it cannot run or does not
+    come up, the test that asked for it reports why and the session stops there: one
+    message, instead of the same error for every test of the tier.
     """
-    if sinkhole is None and not os.environ.get("OBT_ALLOW_NO_SINKHOLE"):
-        pytest.fail("the Tor tier runs inside the sinkhole namespace: run it with "
-                    "`bash test.sh [pytest args]` (scripts/sinkhole.sh), or set "
-                    "OBT_ALLOW_NO_SINKHOLE=1 to run it without the leak check", pytrace=False)
-    net = Testnet(tmp_path_factory.mktemp("testnet"), base_port=BASE_PORT, relays=RELAYS)
-    started = time.monotonic()
+    net = None
     try:
+        if sinkhole is None and not os.environ.get("OBT_ALLOW_NO_SINKHOLE"):
+            pytest.fail("the Tor tier runs inside the sinkhole namespace: run it with "
+                        "`bash test.sh [pytest args]` (scripts/sinkhole.sh), or set "
+                        "OBT_ALLOW_NO_SINKHOLE=1 to run it without the leak check",
+                        pytrace=False)
+        net = Testnet(tmp_path_factory.mktemp("testnet"), base_port=BASE_PORT, relays=RELAYS)
+        started = time.monotonic()
         net.up(timeout=90)
         net.up_seconds = time.monotonic() - started
+    except BaseException as exc:
+        try:
+            left = _stop(net)
+        except Exception as cleanup:  # the cause stays the message
+            left = [f"unknown: {cleanup}"]
+        request.session.shouldfail = (
+            "the private Tor network did not start, so the Tor tier stops here: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            + (f" (and tor processes {left} are still running)" if left else ""))
+        raise
+    try:
         yield net
     finally:
-        pids = [p["pid"] for p in net.status()["processes"]]
-        net.down()
+        left = _stop(net)
         assert not net.status()["up"] and not net.state_file.exists()
-        assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        assert not left, f"tor processes {left} outlived the network"
+
+
+def _stop(net: Testnet | None) -> list[int]:
+    """Stop ``net`` (if it was made); the pids of its processes still running after."""
+    if net is None:
+        return []
+    pids = [p["pid"] for p in net.status()["processes"]]
+    net.down()
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
 @pytest.fixture(scope="session")

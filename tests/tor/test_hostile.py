@@ -121,7 +121,7 @@ def test_a_torrent_naming_clearnet_trackers_and_seeds_makes_no_packet(
     # on every restart too: the node re-adds the torrent from the bytes it stored
     node_b.stop()
     node_b.start()
-    time.sleep(SETTLE)
+    time.sleep(SETTLE)  # restored and seeding: a leak would show by now (none expected)
     assert_no_leak(sinkhole, mark, "restoring a hostile .torrent after a restart")
     assert sha256_tree(out / src.name) == sha256_tree(src)
     assert_node_answers(node_b)
@@ -209,7 +209,7 @@ def test_hostile_tracker_replies_are_refused_with_a_clear_message(
         if expected[mode] is not None:
             assert row["announce_error"] and "\x1b" not in row["announce_error"], row
         assert row["state"] in ("downloading", "stalled", "waiting for peers"), row
-    time.sleep(SETTLE)
+    time.sleep(SETTLE)  # announcing on: a leak would show by now (none expected)
     assert_no_leak(sinkhole, mark, "taking hostile tracker replies")
     assert_node_answers(node_b)
     # the cookie came back to nobody: not to its own onion, not to the other onion
@@ -391,7 +391,7 @@ def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
         assert sha256_tree(out / src.name) == sha256_tree(src)
         assert peer.connections >= 1, "the hostile peer was never dialled: it proved nothing"
         assert peer.holepunch_sent >= 1
-        time.sleep(SETTLE / 2)
+        time.sleep(SETTLE / 2)  # a dial would come within milliseconds (none expected)
         assert listener.accepted == 0, "a ut_holepunch message made the engine dial"
     finally:
         listener.close()

@@ -23,6 +23,9 @@ from onionshare_bt.uri import ShareURI, parse_uri
 from .conftest import Node
 from .test_share_get import digests
 
+#: one story: each step relies on the ones before (see conftest.py)
+pytestmark = pytest.mark.incremental
+
 #: the issue's bound for a peer to cross from one tracker to the other
 SYNC_BOUND = 5.0
 

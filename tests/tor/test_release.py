@@ -26,6 +26,9 @@ from onionshare_bt.uri import parse_uri
 
 from .conftest import Node
 
+#: one story: each step relies on the ones before (see conftest.py)
+pytestmark = pytest.mark.incremental
+
 
 def build(root, version: str, marker) -> list:
     """An sdist and a wheel that would write ``marker`` if anything ran them."""

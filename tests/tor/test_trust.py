@@ -14,6 +14,9 @@ import pytest
 from .conftest import Node
 from .test_share_get import UNSERVED, digests
 
+#: one story: each step relies on the ones before (see conftest.py)
+pytestmark = pytest.mark.incremental
+
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, testnet):
