@@ -17,6 +17,9 @@ import pytest
 from .conftest import Node
 from .test_share_get import digests
 
+#: one story: each step relies on the ones before (see conftest.py)
+pytestmark = pytest.mark.incremental
+
 SIZE_MB = 40
 #: BitTorrent framing on top of payload: 13 bytes per 16 KiB block, plus handshakes
 #: and bitfields; 1 % + 64 KiB is far above it and far below one more piece of slack
@@ -31,6 +34,15 @@ def wait_until(fn, timeout: float, what: str, step: float = 0.25, show=None):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}: {show and show()}"
         time.sleep(step)
+
+
+def settled(read, pause: float = 1.0) -> tuple | None:
+    """``(read(),)`` if two reads ``pause`` apart agree and are not None (else None): for a
+    value that grows while something works on it, such as a check of what is on disk."""
+    before = read()
+    time.sleep(pause)
+    after = read()
+    return (after,) if after is not None and after == before else None
 
 
 def row(node: Node, torrent_id: str) -> dict | None:
@@ -91,8 +103,9 @@ def test_interrupted_download_resumes_after_kill_9_and_seeder_restart(story):
     leecher.start()
     r = wait_until(lambda: row(leecher, tid), 30, "the download to be restored")
     assert r["state"] in ("waiting for peers", "stalled", "downloading")
-    time.sleep(3)  # let the restored torrent finish checking what is on disk
-    kept = row(leecher, tid)["done"]
+    # the restored torrent checks what is on disk; with no peer, nothing else adds to it
+    (kept,) = wait_until(lambda: settled(lambda: (row(leecher, tid) or {}).get("done")), 60,
+                         "the check of what survived on disk")
     assert kept >= 0.25 * size, f"only {kept} of {size} bytes survived the kill"
     assert kept < size
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import struct
-import time
 import urllib.parse
 
 import bencodepy
@@ -171,7 +170,8 @@ def test_two_downloads_of_one_downloader_show_nothing_node_constant(
         assert proc.returncode == 0, proc.stderr + node.log()
         row = next(r for r in node.json("list") if r["id"] == shares[share]["infohash"])
         onions[name] = (row["onions"][0].removesuffix(".onion"), share)
-    time.sleep(2)  # the seed-back onions were published without waiting for their upload
+    # the seed-back onions were published without waiting for their upload: the probe's
+    # dial retries "descriptor not found" (socks.TRANSIENT) for up to 90 s
     records = {name: _probe(adversary, onion, bytes.fromhex(shares[share]["infohash"]), None)
                for name, (onion, share) in onions.items()}
     _check(records, "B-X", "B-Y", "A-Y")
