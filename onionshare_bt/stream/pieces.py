@@ -28,8 +28,9 @@ POLL = 1.0
 #: seconds a reader waits for one piece before it gives up
 PIECE_TIMEOUT = 600.0
 #: tries (``RETRY`` seconds apart) to read a piece whose bytes on disk do not hash right yet
-#: or whose file is being moved from the staging folder to the target
-READ_ATTEMPTS = 50
+#: (libtorrent checks a piece's hash from memory; its disk threads may write it later on a
+#: busy machine) or whose file is being moved from the staging folder to the target
+READ_ATTEMPTS = 300
 RETRY = 0.1
 
 
@@ -157,6 +158,8 @@ class TorrentReader:
                 data, missing = None, exc
             if data is not None:
                 return data.get(span.index, b"")
+            log.debug("piece %d of %s is not on disk yet (%s)", piece, self.torrent_id[:16],
+                      "file missing" if missing else "hash differs")
             await asyncio.sleep(RETRY)  # no event says a write reached the file: retry
         if missing is not None:
             raise TorrentError(f"{span.path!r} is not where the engine keeps it: {missing}")
