@@ -45,6 +45,8 @@ _ALERTS = (
 
 #: ``torrent_handle::query_save_path`` (the binding names no constant for it)
 _QUERY_SAVE_PATH = 128
+#: libtorrent's ``default_priority`` for a piece
+_DEFAULT_PRIORITY = 4
 
 #: the bridges' address ranges (:mod:`onionshare_bt.multiplex.core` has the same): the
 #: outbound endpoints libtorrent dials, and the sources inbound connections arrive from
@@ -548,15 +550,32 @@ class Engine:
             return None
         return info.hash_for_piece(piece)
 
-    def set_piece_deadline(self, torrent_id: str, piece: int, ms: int) -> None:
-        """Ask libtorrent to have the piece within ``ms`` milliseconds (time-critical)."""
-        self._handles[torrent_id].set_piece_deadline(piece, int(ms))
+    def set_piece_deadline(self, torrent_id: str, piece: int, ms: int,
+                           priority: int = 7) -> None:
+        """Ask libtorrent to have the piece within ``ms`` milliseconds (time-critical).
+
+        libtorrent gives such a piece the top priority (7) in its ordinary picker as well;
+        ``priority`` (1-7) puts it lower there, behind more urgent pieces.
+        """
+        handle = self._handles[torrent_id]
+        handle.set_piece_deadline(piece, int(ms))
+        if priority != 7:
+            handle.piece_priority(piece, priority)
 
     def reset_piece_deadline(self, torrent_id: str, piece: int) -> None:
-        self._handles[torrent_id].reset_piece_deadline(piece)
+        """Withdraw the piece's deadline; it goes back to the default priority (libtorrent
+        would leave it at 1, the lowest)."""
+        handle = self._handles[torrent_id]
+        handle.reset_piece_deadline(piece)
+        handle.piece_priority(piece, _DEFAULT_PRIORITY)
 
-    def clear_piece_deadlines(self, torrent_id: str) -> None:
-        self._handles[torrent_id].clear_piece_deadlines()
+    def clear_piece_deadlines(self, torrent_id: str, pieces=()) -> None:
+        """Withdraw every deadline of the torrent; ``pieces`` go back to the default
+        priority."""
+        handle = self._handles[torrent_id]
+        handle.clear_piece_deadlines()
+        for piece in pieces:
+            handle.piece_priority(piece, _DEFAULT_PRIORITY)
 
     def save_path(self, torrent_id: str) -> str:
         """Where the torrent's files are now (the staging folder, or the target once moved)."""

@@ -22,8 +22,13 @@ WINDOW_BYTES = 4 * 1024 * 1024
 MIN_WINDOW_PIECES = 4
 MAX_WINDOW_PIECES = 256
 #: bytes at a file's head and tail wanted first: players read the header, then seek to the
-#: end (MP3's ID3v1 tag, Ogg's last page for the duration, an MP4's ``moov`` box)
-EDGE_BYTES = 256 * 1024
+#: end (MP3's ID3v1 tag, Ogg's last page for the duration; a large MP4 ``moov`` box is
+#: read by a reader of its own, whose window covers it)
+EDGE_BYTES = 64 * 1024
+#: what is due this soon (in bytes at the planned rate) gets the top priority in
+#: libtorrent's ordinary picker too (7); the rest of a window comes after it (6). Every
+#: deadline piece would get 7, so that a whole window raced the bytes a player waits for.
+URGENT_BYTES = 256 * 1024
 #: the download rate (bytes/s) deadlines are spaced for when nothing better is known
 ASSUMED_RATE = 1_000_000
 
@@ -171,6 +176,12 @@ def contiguous(span: Span, position: int, have: Callable[[int], bool]) -> int:
 def step_ms(piece_length: int, rate: float = ASSUMED_RATE) -> int:
     """Milliseconds one piece takes at ``rate`` bytes/s: the spacing of deadlines."""
     return max(1, round(piece_length * 1000 / max(rate, 1.0)))
+
+
+def priority(ms: int, step: int, piece_length: int) -> int:
+    """The picker priority of a piece due in ``ms`` (see :data:`URGENT_BYTES`)."""
+    urgent = max(1, -(-URGENT_BYTES // piece_length))
+    return 7 if ms < urgent * step else 6
 
 
 @dataclasses.dataclass

@@ -2,7 +2,9 @@
 
 :class:`TorrentReader` applies the :class:`~.core.Planner`'s wishes to libtorrent as piece
 deadlines (``set_piece_deadline``; ``reset_piece_deadline`` for what nobody wants any more,
-``clear_piece_deadlines`` once the last reader is gone), waits for a piece until
+``clear_piece_deadlines`` once the last reader is gone; libtorrent would leave such pieces
+at its lowest priority, the engine gives them the default back; within a window only what
+is due soon keeps the top priority, see :func:`~.core.priority`), waits for a piece until
 ``have_piece`` holds (woken by the engine's piece-finished alerts, polling as a backstop),
 and only then reads the piece from the file on disk. The first read of each piece checks its
 v1 SHA-1 against the torrent's metadata: libtorrent may report a piece verified before its
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import TorrentError
-from .core import ASSUMED_RATE, Planner, Slice, Span, piece_slices, step_ms
+from .core import ASSUMED_RATE, Planner, Slice, Span, piece_slices, priority, step_ms
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +87,10 @@ class TorrentReader:
         self.planner.close(reader)
         self._planned_head.pop(reader, None)
         if not self.planner.readers():
-            self.deadlines = {}
             if self.engine.has(self.torrent_id):
-                self.engine.clear_piece_deadlines(self.torrent_id)
+                self.engine.clear_piece_deadlines(
+                    self.torrent_id, [p for p in self.deadlines if not self._have(p)])
+            self.deadlines = {}
         else:
             self.replan()
 
@@ -95,14 +98,14 @@ class TorrentReader:
         """Give libtorrent the deadlines the readers want now; withdraw the others."""
         if not self.engine.has(self.torrent_id):
             return
-        tid = self.torrent_id
-        have = self._have
-        wanted = self.planner.wanted(have, step_ms(self.layout.piece_length, ASSUMED_RATE))
+        tid, have, length = self.torrent_id, self._have, self.layout.piece_length
+        step = step_ms(length, ASSUMED_RATE)
+        wanted = self.planner.wanted(have, step)
         for piece in self.deadlines.keys() - wanted.keys():
             if not have(piece):
                 self.engine.reset_piece_deadline(tid, piece)
         for piece, ms in sorted(wanted.items(), key=lambda item: item[1]):
-            self.engine.set_piece_deadline(tid, piece, ms)
+            self.engine.set_piece_deadline(tid, piece, ms, priority(ms, step, length))
         self.deadlines = wanted
 
     def _have(self, piece: int) -> bool:

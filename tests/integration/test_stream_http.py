@@ -137,7 +137,7 @@ async def test_a_read_near_the_end_comes_long_before_the_download_would(swarm):
         assert await resp.read() == data[BIG - 300_000:BIG - 199_999]
     took = loop.time() - started
     assert progress(s) < 0.5, "the deadlines brought the range in, not the whole download"
-    assert took < BIG / RATE / 3
+    assert took < BIG / RATE / 2  # the whole file would take BIG / RATE
 
 
 async def test_whole_file_head_and_types(swarm):
@@ -215,8 +215,13 @@ async def test_a_reader_that_leaves_releases_its_deadlines(swarm, monkeypatch):
     assert any(c[0] == "set_piece_deadline" and c[1] == big.piece_at(start) for c in calls)
     resp.close()  # the player goes away
     await wait_for(lambda: not s.stream.readers(tid), 10)
-    assert calls[-1] == ("clear_piece_deadlines",)
+    assert calls[-1][0] == "clear_piece_deadlines" and calls[-1][1]
     assert s.stream._reader(tid).deadlines == {}
+    # libtorrent leaves a piece whose deadline goes at priority 1; the engine restores 4
+    await asyncio.sleep(0.2)
+    priorities = s.leecher._handles[tid].get_piece_priorities()
+    held = s.leecher.have_pieces(tid)
+    assert {p for p, h in zip(priorities, held) if not h} == {4}
 
 
 async def test_two_readers_at_once_each_get_their_bytes(swarm):

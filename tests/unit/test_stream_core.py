@@ -171,6 +171,14 @@ def test_window_size_in_pieces_is_capped_both_ways():
     assert step_ms(1_000_000, 1_000_000) == 1000 and step_ms(1, 10**9) == 1
 
 
+def test_priority_is_top_only_for_what_is_due_within_256_kib():
+    from onionshare_bt.stream.core import priority
+
+    step = step_ms(32 * 1024)
+    assert [priority(k * step, step, 32 * 1024) for k in (0, 7, 8, 100)] == [7, 7, 6, 6]
+    assert priority(0, 4000, 4 * 1024 * 1024) == 7 and priority(4000, 4000, 4 << 20) == 6
+
+
 def test_a_reader_past_the_end_wants_only_the_edges():
     span = Span(0, "a", 0, 10 * 1024, 1024)
     planner = Planner(window=4096, edge=1024)

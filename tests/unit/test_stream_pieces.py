@@ -40,6 +40,8 @@ class FakeEngine:
         self._layout = Layout(piece_length, -(-offset // piece_length), offset, tuple(entries))
         self.held: set[int] = set()
         self.calls: list[tuple] = []
+        self.priorities: dict[int, int] = {}
+        self.cleared: list[int] = []
         self.piece_listeners: list = []
         self.present = True
         for entry in entries:
@@ -64,14 +66,18 @@ class FakeEngine:
         start = piece * self.piece_length
         return hashlib.sha1(self.blob[start:start + self._layout.piece_size(piece)]).digest()
 
-    def set_piece_deadline(self, tid, piece, ms):
+    def set_piece_deadline(self, tid, piece, ms, priority=7):
         self.calls.append(("set", piece, ms))
+        self.priorities[piece] = priority
 
     def reset_piece_deadline(self, tid, piece):
         self.calls.append(("reset", piece))
+        self.priorities.pop(piece, None)
 
-    def clear_piece_deadlines(self, tid):
+    def clear_piece_deadlines(self, tid, pieces=()):
         self.calls.append(("clear",))
+        self.cleared = list(pieces)
+        self.priorities.clear()
 
     def save_path(self, tid):
         return str(self.root)
@@ -118,8 +124,19 @@ async def test_a_reader_sets_deadlines_and_the_last_to_go_clears_them(engine):
     reader.close(other)
     assert {c[1] for c in engine.calls if c[0] == "reset"} == {11, 12, 13, 14, 15}
     engine.calls.clear()
+    engine.held.add(9)
     reader.close(rid)
     assert engine.calls == [("clear",)] and reader.deadlines == {}
+    assert sorted(engine.cleared) == [0, 1, 2, 3, 10]  # back to the default priority
+
+
+async def test_only_what_is_due_soon_keeps_the_top_priority(tmp_path):
+    engine = FakeEngine(tmp_path, {"t/big.bin": bytes(2 * 1024 * 1024)}, 16 * 1024)
+    reader = TorrentReader(engine, TID, Planner(window=1024 * 1024, edge=16 * 1024))
+    reader.open(reader.spans[0], 0)
+    top = sorted(p for p, prio in engine.priorities.items() if prio == 7)
+    assert top == list(range(16)) + [127]  # 256 KiB from the start, and the tail
+    assert {engine.priorities[p] for p in range(16, 64)} == {6}
 
 
 async def test_a_moving_reader_replans_per_quarter_window_not_per_piece(engine):
