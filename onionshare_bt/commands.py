@@ -311,11 +311,28 @@ async def play(state, target: str, file: str | None, out: str, timeout, no_playe
         _err('no media player found (mpv, vlc, ffplay); open the URL in one, or set '
              'player = "mpv" in config.toml')
         return
+    refused = await _refused(data["url"])
+    if refused:
+        raise UsageError(f"{shown(data['file']['path'])}: {refused}; obt starts no player on it",
+                         hint="Pick another file (obt play ID FILE).")
     _err(f"playing {shown(data['file']['path'])} with {shown(argv[0])}; the download goes "
          "on in the node")
     code = await players.run(players.command(argv, data["url"]))
     if code != 0:
         raise ObtError(f"the player exited with status {code}")
+
+
+async def _refused(url: str) -> str | None:
+    """Why the node's media server refuses a file (its first bytes read as a playlist or as
+    text: see :func:`onionshare_bt.stream.core.vet`), or None; waits for those bytes."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+        async with http.get(url, headers={"Range": "bytes=0-0"}) as resp:
+            if resp.status != 403:
+                return None
+            text = (await resp.text()).strip()
+    return text.removeprefix("obt does not serve this file: ") or "refused by the node"
 
 
 def _stream_lines(row: dict) -> list[str]:

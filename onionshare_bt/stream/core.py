@@ -324,3 +324,53 @@ def pick(paths: Sequence[tuple[int, str]], wanted: str | None) -> list[int]:
         if found:
             return found
     return []
+
+
+# -- what a file's first bytes say --------------------------------------------------------
+#: bytes of a file (after an ID3v2 tag) that :func:`vet` looks at before any of it is served
+HEAD_BYTES = 4096
+#: what makes a player fetch something else: playlists and stream descriptions (HLS, DASH,
+#: SDP, ffmpeg's concat and IMF, mpv's EDL, ASX/SMIL/XSPF/PLS/WPL, VLC's RTSPtext) and URLs.
+#: Media players and ffmpeg recognise these by content, whatever the file is called: an HLS
+#: playlist named ``song.mp3`` makes ffmpeg fetch its segments from wherever they point.
+#: Their probes read C strings, so only what comes before the first NUL byte counts.
+MARKERS = (b"#extm3u", b"#ext-x-", b"[playlist]", b"[reference]", b"ffconcat", b"c=in ip",
+           b"<mpd", b"<asx", b"<smil", b"<playlist", b"<compositionplaylist", b"<?wpl",
+           b"# mpv edl", b"edl://", b"rtsptext", b"://")
+
+
+def id3_length(first: bytes, size: int) -> int:
+    """The length of an ID3v2 tag at the start of a file (0 without one), capped at ``size``.
+
+    ffmpeg skips such a tag before it guesses a file's format, so what follows it is what
+    decides: :func:`vet` must look there too.
+    """
+    if len(first) < 10 or first[:3] != b"ID3" or any(b & 0x80 for b in first[6:10]):
+        return 0
+    length = 10 + ((first[6] << 21) | (first[7] << 14) | (first[8] << 7) | first[9])
+    if first[5] & 0x10:  # a footer follows the tag
+        length += 10
+    return min(length, size)
+
+
+def vet(head: bytes) -> str | None:
+    """Why a file whose first bytes (after any ID3v2 tag) are ``head`` is not served; None
+    when it may be.
+
+    A file is refused when it reads as text (no NUL byte in :data:`HEAD_BYTES`: every audio
+    and video container has one early; every playlist format is text) or when what comes
+    before its first NUL byte carries a :data:`MARKERS` entry. Either way a player handed it
+    could fetch what it names, outside Tor.
+    """
+    if not head:
+        return None
+    nul = head.find(b"\0")
+    if nul < 0:
+        return ("it reads as text, as playlists and stream descriptions do: a player would "
+                "fetch what it names, outside Tor")
+    prefix = head[:nul].lower()
+    for marker in MARKERS:
+        if marker in prefix:
+            return (f"it carries {marker.decode()!r}, as playlists and stream descriptions "
+                    "do: a player would fetch what it names, outside Tor")
+    return None

@@ -8,12 +8,18 @@ one byte range per request (``206`` with ``Content-Range``; ``416`` with ``bytes
 for a malformed range or one outside the file). A body is sent piece by piece as the
 download holds each (:mod:`.pieces`); the client's own pace is the back-pressure.
 
+Before any byte of a file is served its first bytes are read (after an ID3v2 tag, which
+ffmpeg skips too) and vetted (:func:`.core.vet`): a file that reads as text or carries a
+playlist's or stream description's marker gets ``403`` with the reason, whatever its name,
+because a player given it would fetch what it names, outside Tor.
+
 Nothing here touches the network beyond loopback: the socket is bound to 127.0.0.1, and the
 files served are the torrent's own, read through the engine's layout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import secrets
@@ -23,8 +29,8 @@ from aiohttp import web
 
 from .. import httpserve
 from ..errors import TorrentError, UsageError
-from .core import (RangeNotSatisfiable, contiguous, content_type, is_media, is_playlist,
-                   parse_range, pick)
+from .core import (HEAD_BYTES, RangeNotSatisfiable, contiguous, content_type, id3_length,
+                   is_media, is_playlist, parse_range, pick, vet)
 from .pieces import Gone, TorrentReader
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,9 @@ class StreamService:
         self._runner: web.AppRunner | None = None
         self._tokens: dict[str, str] = {}  # torrent id -> token
         self._readers: dict[str, TorrentReader] = {}
+        #: why a file is not served (None: it is), by torrent id and file index, once its
+        #: first bytes have come (see :func:`.core.vet`)
+        self._refused: dict[tuple[str, int], str | None] = {}
 
     # -- lifetime -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -135,7 +144,8 @@ class StreamService:
             return []
         have = have or self._have_fn(torrent_id, complete)
         return [{"index": i, "path": s.path, "size": s.size, "type": content_type(s.path),
-                 "playable": is_media(s.path) and not is_playlist(s.path),
+                 "playable": is_media(s.path) and not is_playlist(s.path)
+                 and self._refused.get((torrent_id, i)) is None,
                  "from_start": contiguous(s, 0, have)} for i, s in reader.spans.items()]
 
     def describe(self, torrent_id: str, complete: bool = False) -> dict:
@@ -161,6 +171,8 @@ class StreamService:
         """Drop a torrent's token and readers' state (it was removed)."""
         self._tokens.pop(torrent_id, None)
         self._readers.pop(torrent_id, None)
+        for key in [k for k in self._refused if k[0] == torrent_id]:
+            del self._refused[key]
 
     def _have_fn(self, torrent_id: str, complete: bool):
         if complete:
@@ -210,6 +222,16 @@ class StreamService:
         except RangeNotSatisfiable:
             return web.Response(status=416, text="416: Range Not Satisfiable",
                                 headers={"Content-Range": f"bytes */{span.size}", **COMMON})
+        try:
+            refused = await self._vet(request, reader, span)
+        except (Gone, ConnectionError, TimeoutError, TorrentError, OSError) as exc:
+            log.warning("could not read the head of a file of %s: %s", reader.torrent_id[:16],
+                        exc or type(exc).__name__)
+            return web.Response(status=503, text="503: the file's first bytes did not come",
+                                headers=COMMON)
+        if refused is not None:
+            return web.Response(status=403, text=f"obt does not serve this file: {refused}\n",
+                                headers=COMMON)
         headers = {"Accept-Ranges": "bytes", "Content-Type": content_type(span.path), **COMMON}
         if wanted is not None:
             headers["Content-Range"] = wanted.content_range(span.size)
@@ -221,9 +243,32 @@ class StreamService:
             await self._send(request, response, reader, span, start, end)
         return response
 
-    async def _send(self, request, response, reader: TorrentReader, span, start: int,
-                    end: int) -> None:
-        """Send bytes ``start`` to ``end`` of the file, each piece once the download has it."""
+    async def _vet(self, request, reader: TorrentReader, span) -> str | None:
+        """Why the file is not served (see :func:`.core.vet`), once its first bytes (after
+        an ID3v2 tag) are here; None when it is. Decided once per file."""
+        key = (reader.torrent_id, span.index)
+        if key not in self._refused:
+            first = await self._read(request, reader, span, 0, min(10, span.size) - 1)
+            start = id3_length(first, span.size)
+            head = await self._read(request, reader, span, start,
+                                    min(start + HEAD_BYTES, span.size) - 1)
+            self._refused[key] = vet(head)
+            if self._refused[key]:
+                log.warning("refused to serve a file of %s: %s", reader.torrent_id[:16],
+                            self._refused[key])
+        return self._refused[key]
+
+    async def _read(self, request, reader: TorrentReader, span, start: int, end: int) -> bytes:
+        async with contextlib.aclosing(self._chunks(request, reader, span, start, end)) as chunks:
+            return b"".join([chunk async for chunk in chunks])
+
+    async def _chunks(self, request, reader: TorrentReader, span, start: int, end: int):
+        """Bytes ``start`` to ``end`` of the file, piece by piece once the download has each.
+
+        :raises Gone: the client left, or the torrent left the engine
+        :raises TimeoutError: a piece did not come in time
+        :raises TorrentError: the file is shorter on disk than in the torrent
+        """
 
         def alive() -> bool:
             transport = request.transport
@@ -241,17 +286,28 @@ class StreamService:
                 chunk = data[position - low:end + 1 - low]
                 if not chunk:
                     raise TorrentError(f"{span.path!r} is shorter on disk than in the torrent")
-                await response.write(chunk)
+                yield chunk
                 position += len(chunk)
+        finally:
+            reader.close(rid)
+
+    async def _send(self, request, response, reader: TorrentReader, span, start: int,
+                    end: int) -> None:
+        """Send bytes ``start`` to ``end`` of the file, each piece once the download has it."""
+        sent = start
+        try:
+            async with contextlib.aclosing(self._chunks(request, reader, span, start, end)) \
+                    as chunks:
+                async for chunk in chunks:
+                    await response.write(chunk)
+                    sent += len(chunk)
             await response.write_eof()
         except (Gone, ConnectionError):
             _cut(request, response)
         except (TimeoutError, TorrentError, OSError) as exc:
             log.warning("stopped serving a file of %s at byte %d: %s", reader.torrent_id[:16],
-                        position, exc)
+                        sent, exc)
             _cut(request, response)
-        finally:
-            reader.close(rid)
 
 
 def _cut(request: web.Request, response: web.StreamResponse) -> None:

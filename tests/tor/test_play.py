@@ -235,3 +235,30 @@ def test_a_finished_download_plays_from_its_target_folder(playing):
     assert (playing.out / "album" / "01 tone.opus").read_bytes() == body
     row = row_of(node, playing.id)
     assert all(f["from_start"] == f["size"] for f in row["stream"]["playable"])
+
+
+def test_a_playlist_dressed_as_audio_starts_no_player_and_nothing_leaves(
+        node_a, playing, sinkhole, tmp_path):
+    """A hostile share: ``song.mp3`` is an HLS playlist whose segment is on a clearnet
+    address (the sinkhole's). ffprobe given it would fetch the segment outside Tor
+    (tests/integration/test_stream_hostile.py shows it with a plain server); through
+    ``obt play`` no player starts, the reason is shown, and nothing leaves."""
+    folder = tmp_path / "disguise"
+    folder.mkdir()
+    (folder / "song.mp3").write_bytes(b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n"
+                                      b"http://192.0.2.7/seg.ts\n#EXT-X-ENDLIST\n")
+    info = node_a.json("share", str(folder), "--keep-metadata")
+    mark = sinkhole.mark() if sinkhole else None
+    node = playing.node
+    proc = node.run("play", info["uri"], "-o", str(tmp_path / "out"),
+                    "--player", "ffprobe -v error")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "outside Tor" in proc.stderr and "obt starts no player on it" in proc.stderr
+    url = URL.search(proc.stdout).group(0)
+    status, _, body = fetch(url)
+    assert status == 403 and b"outside Tor" in body
+    row = next(r for r in node.json("list") if r["name"] == "disguise")
+    assert row["stream"]["playable"] == []
+    if sinkhole:
+        count, seen = sinkhole.report(mark)
+        assert count == 0, f"{count} packet(s) left the namespace: {seen}"

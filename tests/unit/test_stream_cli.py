@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from onionshare_bt import commands
 from onionshare_bt.stream import player
 from tests.unit.test_relay_notice import FakeNode, obt
 from tests.unit.test_relay_notice import home  # noqa: F401  (fixture)
@@ -33,8 +34,15 @@ def node(home):  # noqa: F811
 
 @pytest.fixture
 def players(monkeypatch):
-    """Players on PATH (none by default) and the commands obt ran."""
+    """Players on PATH (none by default) and the commands obt ran; the node's media server
+    serves every file (its refusals: ``ran.refused``)."""
     ran, installed = [], set()
+
+    async def refused(url):
+        assert url == URL
+        return getattr(ran, "refused", None)
+
+    monkeypatch.setattr(commands, "_refused", refused)
     monkeypatch.setattr(player.shutil, "which",
                         lambda name: f"/usr/bin/{name}" if name in installed else None)
 
@@ -129,3 +137,14 @@ def test_obt_list_shows_what_plays_and_how_far_ahead_of_each_reader(home):  # no
                         "album/02 tone.opus (0 B of 2.0 MB from start), album/03 tone.opus "
                         "(0 B of 2.0 MB from start) and 1 more")
     assert lines[3] == "    reader: album/01 tone.opus at 100.0 kB, 1.4 MB ahead"
+
+
+def test_no_player_is_started_on_a_file_the_node_refuses_to_serve(node, players):
+    ran, installed = players
+    installed.add("mpv")
+    ran.refused = "it reads as text, as playlists and stream descriptions do: a player would " \
+                  "fetch what it names, outside Tor"
+    result = obt("play", ID)
+    assert result.exit_code == 2 and "outside Tor" in result.stderr
+    assert "obt starts no player on it" in result.stderr
+    assert ran == [] and result.stdout == URL + "\n"

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onionshare_bt.stream.core import (ByteRange, Planner, RangeNotSatisfiable, Span,
-                                       content_type, contiguous, is_media, is_playlist,
-                                       parse_range, pick, piece_slices, step_ms)
+from onionshare_bt.stream.core import (HEAD_BYTES, ByteRange, Planner, RangeNotSatisfiable,
+                                       Span, content_type, contiguous, id3_length, is_media,
+                                       is_playlist, parse_range, pick, piece_slices, step_ms,
+                                       vet)
 
 
 # -- ranges -----------------------------------------------------------------------------------
@@ -220,3 +221,62 @@ def test_pick_without_media_takes_the_only_file_or_none():
     assert pick([(0, "a.bin")], None) == [0]
     assert pick([(0, "a.bin"), (1, "b.bin")], None) == []
     assert pick([(0, "list.m3u")], None) == [0]  # the only file; no player is started on it
+
+
+# -- what a file's first bytes say (vet) -------------------------------------------------------
+HLS = (b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://192.0.2.7/seg.ts\n"
+       b"#EXT-X-ENDLIST\n")
+
+
+def id3(body: bytes, footer: bool = False) -> bytes:
+    n = len(body)
+    size = bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
+    return b"ID3\x04\x00" + (b"\x10" if footer else b"\x00") + size + body + (
+        b"3DI" + b"\x00" * 7 if footer else b"")
+
+
+def test_id3_length_reads_the_syncsafe_size_and_the_footer():
+    tag = id3(b"\x00" * 300)
+    assert id3_length(tag + b"rest", 10_000) == len(tag) == 310
+    assert id3_length(id3(b"x" * 200, footer=True), 10_000) == 220
+    assert id3_length(b"OggS\x00\x02" + b"\x00" * 20, 10_000) == 0
+    assert id3_length(b"ID3\x04\x00\x00\x80\x00\x00\x00", 10_000) == 0  # not syncsafe
+    assert id3_length(id3(b"\x00" * 300), 50) == 50  # a tag longer than the file
+
+
+@pytest.mark.parametrize("head", [
+    HLS,
+    b"\xef\xbb\xbf" + HLS,                                  # with a BOM
+    b"ffconcat version 1.0\nfile 'http://192.0.2.7/a.mp3'\n",
+    b"[playlist]\nFile1=http://192.0.2.7/a.mp3\n",
+    b'<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011">',
+    b"v=0\r\no=- 0 0 IN IP4 192.0.2.7\r\nc=IN IP4 192.0.2.7\r\nm=audio 5004 RTP/AVP 96\r\n",
+    b"# mpv EDL v0\nhttp://192.0.2.7/a.mp3\n",
+    b"just some text\n" * 300,                              # no NUL at all: text
+    b"\xff\xfb" + b"junk without a nul " * 10 + b"\nc=IN IP4 192.0.2.7\n\x00binary",
+])
+def test_playlists_stream_descriptions_and_text_are_refused(head):
+    reason = vet(head[:HEAD_BYTES])
+    assert reason is not None and "outside Tor" in reason
+
+
+@pytest.mark.parametrize("head", [
+    b"OggS\x00\x02" + bytes(range(256)) * 4,
+    b"\xff\xfb\x90\x64\x00\x00\x00\x00" + b"\x55" * 500,  # an MPEG audio frame
+    b"fLaC\x00\x00\x00\x22" + b"\x10" * 40,
+    b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00",
+    b"RIFF\x24\x08\x00\x00WAVEfmt ",
+    # a marker after the first NUL is past where players' probes read
+    b"OggS\x00" + HLS,
+    b"",
+])
+def test_media_heads_are_served(head):
+    assert vet(head) is None
+
+
+def test_an_id3_tag_hides_nothing_behind_it():
+    """ffmpeg skips one ID3v2 tag before it guesses the format: the bytes after it count."""
+    data = id3(b"\x00" * 64) + HLS
+    start = id3_length(data[:10], len(data))
+    assert vet(data[start:start + HEAD_BYTES]) is not None
+    assert vet(data[:HEAD_BYTES]) is None  # what a check of the first bytes alone would miss
