@@ -140,6 +140,10 @@ class SoakNode(ObtNode):
         self.frozen = False
         #: (infohash, target folder) of the download it runs, if any
         self.download: tuple[str, Path] | None = None
+        #: held by whoever acts on the node (an event, a download step, a probe, a sample):
+        #: every obt client command starts the node if it is down, so a download step
+        #: racing a stop would bring a left churner back behind the soak's back
+        self.busy = asyncio.Lock()
 
     @property
     def up(self) -> bool:
@@ -457,6 +461,7 @@ class Soak:
                 and r.get("done", 0) > 0, 300, step=0.1)
             if moving is None:
                 raise BenchError("no payload byte from the victim within 300 s")
+            await victim.busy.acquire()  # released once it is back (or in finally)
             status = await victim.refresh()
             vanished = time.monotonic()
             await self._vanish(mode, status)
@@ -482,6 +487,7 @@ class Soak:
                                   stalled_reason=stalled["reason"])
             away = time.monotonic()
             await self._come_back(mode, status)
+            victim.busy.release()
             back = time.monotonic()
             record.update(away_s=round(back - vanished, 1), back_took_s=round(back - away, 1))
             before = (seen or moving).get("done", 0)
@@ -504,6 +510,8 @@ class Soak:
             record["identical"] = sha256(out / share["name"]) == self.victim_digest
         finally:
             victim.thaw()
+            if victim.busy.locked():
+                victim.busy.release()
             try:
                 await keeper.cli("remove", tid, "--delete-data")
             except FAILURES:
@@ -564,11 +572,15 @@ class Soak:
             event = self.rng.choices(list(choices), [EVENTS[e] for e in choices])[0]
             self.events[event] = self.events.get(event, 0) + 1
             node = self.rng.choice(choices[event][0])
-            log.info("churn: %s %s (pid %s)", event, node.name, node.pid)
-            try:
-                await choices[event][1](node)
-            except FAILURES as exc:
-                self._failed(f"{event} {node.name}", exc)
+            async with node.busy:
+                if not _still_feasible(event, node):  # a step in flight changed it
+                    log.info("churn: %s %s no longer possible", event, node.name)
+                    continue
+                log.info("churn: %s %s (pid %s)", event, node.name, node.pid)
+                try:
+                    await choices[event][1](node)
+                except FAILURES as exc:
+                    self._failed(f"{event} {node.name}", exc)
 
     def _feasible(self) -> dict:
         """The events possible now: ``{event: (nodes it may hit, what to do to one)}``."""
@@ -620,11 +632,16 @@ class Soak:
         """Every churner that is up downloads something; a finished copy is deleted."""
         while time.monotonic() < until:
             await asyncio.sleep(5)
-            for node in [n for n in self.churners if n.up and not n.frozen]:
-                try:
-                    await self._tend_one(node)
-                except FAILURES as exc:
-                    self._failed(f"tend {node.name}", exc)
+            for node in self.churners:
+                if node.busy.locked():
+                    continue
+                async with node.busy:
+                    if not node.up or node.frozen:
+                        continue
+                    try:
+                        await self._tend_one(node)
+                    except FAILURES as exc:
+                        self._failed(f"tend {node.name}", exc)
 
     async def _tend_one(self, node: SoakNode) -> None:
         if node.download is None:
@@ -642,7 +659,11 @@ class Soak:
         while time.monotonic() < until:
             await asyncio.sleep(min(60.0, max(0.0, until - time.monotonic())))
             for node in [self.seeder, self.keeper, self.victim, *self.churners]:
-                if node.up and not node.frozen:
+                if node.busy.locked():
+                    continue  # being acted on (a probe holds the victim while it is away)
+                async with node.busy:
+                    if not node.up or node.frozen:
+                        continue
                     try:
                         self.series.append(await node.sample(self._t()))
                     except FAILURES as exc:
@@ -709,6 +730,12 @@ class Soak:
         }
         report["verdict"] = verdict(report)
         return report
+
+
+def _still_feasible(event: str, node: SoakNode) -> bool:
+    if event == "join":
+        return not node.up
+    return node.up and not node.frozen
 
 
 def _holders(path: Path) -> list[str]:
