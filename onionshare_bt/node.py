@@ -34,7 +34,7 @@ from .engine.session import Engine, Event
 from .errors import NodeError, ObtError
 from .liveness import LagMeter, Liveness
 from .multiplex.bridge import Bridges
-from .relay.core import rate_cap
+from .relay.core import gate_closed, rate_cap
 from .relay.driver import RatioSettings, Relay
 from .tor.relay import RelaySettings
 from .mirror.origin import Origin
@@ -302,23 +302,35 @@ class Node(ControlOps):
                 self.parts.engine.pause(row.id)
 
     async def _ledger_loop(self) -> None:
-        """Sample the relay into the ledger; close or open the download gate."""
+        """Sample the relay into the ledger; close or open the download gate.
+
+        The rate cap keeps the downloads from passing the allowance before the next sample
+        (:func:`~.relay.core.rate_cap`); the gate (libtorrent's upload mode) stops a
+        download once the allowance is used up. A closed gate is set again at every sample:
+        nothing (a torrent added to the engine again) may leave it open unseen.
+        """
         while True:
             await self.relay.sample()
             engine, store = self.parts.engine, self.parts.store
             downloads = [r for r in store.torrents("download") if engine.has(r.id)]
-            self.relay.count_downloads({r.id: engine.status(r.id).session_down for r in downloads})
+            status = {r.id: engine.status(r.id) for r in downloads}
+            self.relay.count_downloads({i: st.session_down for i, st in status.items()})
             allowance = self.relay.allowance()
-            exhausted = allowance.exhausted
             engine.limit_download(_lower_cap(rate_cap(allowance.remaining, LEDGER_INTERVAL),
                                              self.config.download_rate))
             for r in downloads:
-                gate = exhausted and r.state == "downloading"
-                if gate != (r.id in self.gated):
+                st, was = status[r.id], r.id in self.gated
+                gate = r.state == "downloading" and gate_closed(
+                    was, allowance, st.total_wanted - st.total_done)
+                if gate or was:
                     engine.gate(r.id, gate)
+                if gate != was:
                     (self.gated.add if gate else self.gated.discard)(r.id)
-                    log.warning("%s: %s", r.name, "waiting for relay credit" if gate
-                                else "relay credit available again; downloading")
+                    log.warning("%s: %s (%d of %d bytes used)", r.name,
+                                "waiting for relay credit" if gate
+                                else "relay credit available again; downloading",
+                                allowance.used, allowance.total)
+            self.gated.intersection_update(status)
             await asyncio.sleep(LEDGER_INTERVAL)
 
     async def _stall_watchdog(self) -> None:

@@ -469,13 +469,20 @@ class Engine:
         if self._session.get_settings()["download_rate_limit"] != bytes_per_second:
             self._session.apply_settings({"download_rate_limit": bytes_per_second})
 
-    def gate(self, torrent_id: str, closed: bool) -> None:
-        """Stop (or allow again) downloading; the torrent keeps serving what it has."""
+    def gate(self, torrent_id: str, closed: bool) -> bool:
+        """Stop (or allow again) downloading; the torrent keeps serving what it has.
+
+        libtorrent cancels the torrent's outstanding requests, and drops its peers that
+        are seeds. Idempotent: returns whether the gate changed.
+        """
         handle = self._handles[torrent_id]
+        if bool(handle.flags() & lt.torrent_flags.upload_mode) == closed:
+            return False
         if closed:
             handle.set_flags(lt.torrent_flags.upload_mode)
         else:
             handle.unset_flags(lt.torrent_flags.upload_mode)
+        return True
 
     def pause(self, torrent_id: str) -> None:
         self._handles[torrent_id].pause()

@@ -37,9 +37,10 @@ def test_download_counting_counts_every_session_byte_once():
 
 
 def test_rate_cap_closes_in_on_the_allowance():
+    """(What the cap lets past the allowance: tests/unit/test_relay_gate.py.)"""
     assert rate_cap(10**9, 1.0) == 0
-    assert rate_cap(1_000_000, 1.0) == 1_000_000
-    assert rate_cap(0, 1.0) == 16 * 1024
+    assert rate_cap(1_500_000, 1.0) == 100_000  # a fifteenth of what remains a second
+    assert rate_cap(0, 1.0) == 8 * 1024
 
 
 # -- the relay's nickname ---------------------------------------------------------------
