@@ -9,7 +9,7 @@ import os
 import pytest
 
 from onionshare_bt.errors import BadOnionAddress, UsageError
-from onionshare_bt.tor.onion import is_onion, onion_from_pubkey, parse_onion, pubkey_from_onion
+from onionshare_bt.onion import is_onion, onion_from_pubkey, parse_onion, pubkey_from_onion
 
 # Real, published v3 addresses (DuckDuckGo and the Tor Project).
 DDG = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad"
