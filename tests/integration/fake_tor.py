@@ -23,6 +23,7 @@ class FakeTor:
     def __init__(self) -> None:
         self.routes: dict[str, int] = {}  # "<onion>.onion" -> loopback port
         self.dialled: list[str] = []
+        self.usernames: list[str] = []  # the SOCKS username of each stream that sent one
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -59,7 +60,7 @@ class FakeTor:
         if 2 in methods:  # as tor does: username/password when offered (circuit isolation)
             writer.write(b"\x05\x02")
             _, length = await reader.readexactly(2)
-            await reader.readexactly(length)  # the username
+            self.usernames.append((await reader.readexactly(length)).decode("ascii", "replace"))
             (length,) = await reader.readexactly(1)
             await reader.readexactly(length)  # the password
             writer.write(b"\x01\x00")
