@@ -308,7 +308,7 @@ def trust():
 async def trust_add(state, onion, as_json):
     """Trust ONION (xxx.onion, with or without http:// and a path)."""
     from .commands import simple
-    from .tor.onion import parse_onion
+    from .onion import parse_onion
 
     parse_onion(onion)  # a bad address is refused here, with the reason, before any node
 
@@ -387,7 +387,7 @@ def mirror():
 async def mirror_add(state, onion, follow, as_json):
     """Copy ONION's public tracker data and serve it on a new onion; print its URI."""
     from .commands import mirror_add as run
-    from .tor.onion import parse_onion
+    from .onion import parse_onion
 
     parse_onion(onion)
     await run(state, onion, follow, as_json)
@@ -410,7 +410,7 @@ async def mirror_list(state, as_json):
 async def mirror_remove(state, onion, as_json):
     """Stop mirroring ONION: its mirror onion is withdrawn and the copy forgotten."""
     from .commands import simple
-    from .tor.onion import parse_onion
+    from .onion import parse_onion
 
     parse_onion(onion)
     await simple(state, "mirror", {"action": "remove", "onion": onion}, as_json,

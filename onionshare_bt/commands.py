@@ -629,7 +629,7 @@ async def ratio(state, as_json: bool) -> None:
 
 # -- testnet ----------------------------------------------------------------------------
 def _testnet(state, root, relays: int = 4, base_port: int = 17000, latency_ms: float = 0.0):
-    from .tor.testnet import Testnet
+    from .testnet import Testnet
 
     root = Path(root) if root else state.config.home.parent / "testnet"
     return Testnet(root.expanduser().resolve(), base_port=base_port, relays=relays,

@@ -34,7 +34,7 @@ from ..config import TRACKER_VIRTUAL_PORT
 from ..engine.metainfo import Metainfo, parse
 from ..errors import NotFound, ObtError, UsageError
 from ..store import MirrorItemRow, MirrorRow
-from ..tor.onion import parse_onion
+from ..onion import parse_onion
 from ..tracker.client import MAX_TORRENT
 from ..tracker.server import Served, TrackerServer
 from ..trust.client import Remote, item_name

@@ -13,11 +13,12 @@ import logging
 from .. import __version__
 from ..config import TRACKER_VIRTUAL_PORT
 from ..errors import UsageError
-from ..tor.onion import parse_onion
+from ..onion import parse_onion
 from ..uri import ShareURI, new_token
 from . import core
 from .client import Remote
-from .server import PROTOCOL, NodeServer
+from .protocol import PROTOCOL
+from .server import NodeServer
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from onionshare_bt.config import Config
 from onionshare_bt.control import MAX_REQUEST, ControlServer
 from onionshare_bt.errors import ExitCode, OnionUnreachable, Refused, UsageError
 from onionshare_bt.node import Node
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.uri import parse_uri
 
 from .fake_tor import FakeTor, FakeTorClient

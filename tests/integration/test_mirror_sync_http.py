@@ -22,7 +22,7 @@ from onionshare_bt.mirror import core as mcore
 from onionshare_bt.mirror.origin import Origin
 from onionshare_bt.mirror.service import MirrorService
 from onionshare_bt.store import Store, TorrentRow
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core
 from onionshare_bt.tracker.client import TrackerClient
 from onionshare_bt.tracker.server import Served, TrackerServer

@@ -14,7 +14,7 @@ import pytest
 from onionshare_bt.errors import MalformedReply
 from onionshare_bt.mirror import core as mcore
 from onionshare_bt.mirror.origin import Origin
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core as tcore
 from onionshare_bt.tracker.server import Served, TrackerServer
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from onionshare_bt import config
 from onionshare_bt.errors import UsageError
 from onionshare_bt.store import SCHEMA_VERSION, Store, TorrentRow
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core, metafile
 
 IH = b"\xaa" * 20

@@ -8,7 +8,7 @@ import pytest
 
 from onionshare_bt.errors import StoreError
 from onionshare_bt.store import OnionRow, Store, TorrentRow
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker.core import Swarm
 
 

@@ -64,7 +64,7 @@ def test_play_an_id_prints_the_url_only_with_no_player(node, players):
 
 
 def test_play_a_uri_starts_the_download_first_and_json_has_the_files(node, players, tmp_path):
-    from onionshare_bt.tor.onion import onion_from_pubkey
+    from onionshare_bt.onion import onion_from_pubkey
 
     uri = f"http://{onion_from_pubkey(bytes(32))}.onion/private/{'x' * 32}"
     result = obt("play", uri, "tone", "-o", str(tmp_path / "music"), "--print-url", "--json")

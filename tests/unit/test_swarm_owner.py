@@ -15,7 +15,7 @@ from onionshare_bt.mirror import auth
 from onionshare_bt.mirror import core as mcore
 from onionshare_bt.mirror.origin import Origin
 from onionshare_bt.store import Store, TorrentRow
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core
 from onionshare_bt.tracker.server import Served, TrackerServer
 from onionshare_bt.trust.identity import SigningKey, expand_seed
