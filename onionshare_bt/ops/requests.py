@@ -6,9 +6,10 @@ place arguments are checked); a client builds a request and sends :meth:`Request
 This module imports nothing of the node, so the CLI loads it without libtorrent or stem.
 
 Arguments are checked in two steps, both :class:`~onionshare_bt.errors.UsageError`
-"bad arguments for <op>: …": ``Request(**args)`` must bind (no missing or unexpected
-field) and each value must have its field's JSON type (``bool`` is not an ``int`` here, an
-``int`` is a ``float``); then the request's own :meth:`Request.check` refuses values no
+"bad arguments for <op>: …": :func:`parse` checks that ``Request(**args)`` binds (no
+missing or unexpected field); then every request, however it was made, checks at
+construction that each value has its field's JSON type (``bool`` is not an ``int`` here,
+an ``int`` is a ``float``) and runs its own :meth:`Request.check`, which refuses values no
 operation can take. A ``TypeError`` raised later, inside the operation, is a bug, not a
 usage error; this split is what lets the server tell the two apart.
 """
@@ -16,6 +17,7 @@ usage error; this split is what lets the server tell the two apart.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import types
 import typing
@@ -31,6 +33,11 @@ class Request:
     #: fields sent only when they differ from their default (a node that predates them
     #: refuses them, loudly, so they are never sent for nothing)
     sent_when_set: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        # every caller's request is checked, built from JSON (parse) or in the node's process
+        _check_types(self)
+        self.check()
 
     def check(self) -> None:
         """Refuse values that have the right type but no meaning (override)."""
@@ -266,35 +273,37 @@ def parse(op: str, args: dict) -> Request:
     cls = REQUESTS.get(op)
     if cls is None:
         raise UsageError(f"unknown control operation {op!r}")
-    check_args(cls, op, args)
-    request = cls(**args)
-    request.check()
-    return request
+    try:
+        inspect.signature(cls).bind(**args)
+    except TypeError as exc:
+        raise UsageError(f"bad arguments for {op}: {_clip(exc)}") from None
+    return cls(**args)  # checks the types and values (Request.__post_init__)
 
 
 # -- argument checks -----------------------------------------------------------------------
-def check_args(cls: type, op: str, args: dict) -> None:
-    """Check that ``cls(**args)`` binds and each value has its annotated JSON type.
+def _check_types(request: Request) -> None:
+    """Check that each field's value has its annotated JSON type.
 
     Only annotations made of ``str``, ``int``, ``float``, ``bool``, ``list``, ``dict`` and
     ``None`` (alone or in a union) are checked.
 
     :raises UsageError: "bad arguments for <op>: ..."
     """
-    signature = inspect.signature(cls)
-    try:
-        bound = signature.bind(**args)
-    except TypeError as exc:
-        raise UsageError(f"bad arguments for {op}: {_clip(exc)}") from None
-    hints = typing.get_type_hints(cls)
-    for name, value in bound.arguments.items():
-        accepted = _json_types(hints.get(name))
+    hints = _hints(type(request))
+    for field in dataclasses.fields(request):
+        value = getattr(request, field.name)
+        accepted = _json_types(hints.get(field.name))
         if accepted and not _is_a(value, accepted):
             names = " or ".join(_JSON_NAMES[t] for t in accepted)
             raise UsageError(
-                f"bad arguments for {op}: {name} must be {names}, "
+                f"bad arguments for {request.op}: {field.name} must be {names}, "
                 f"not {_JSON_NAMES.get(type(value), type(value).__name__)}"
             )
+
+
+@functools.cache
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)
 
 
 _JSON_NAMES = {
