@@ -137,13 +137,14 @@ def stream_lines(row: dict) -> list[str]:
 
 
 def torrents_text(rows: list[dict]) -> str:
-    lines = [
-        f"{r['id'][:16]}  {r['role']:8}  {r['state']:17} {100 * r.get('progress', 0):5.1f}%  "
-        f"{r.get('peers', 0)} peers  ↓{rate(r.get('rate_down', 0))} ↑{rate(r.get('rate_up', 0))}"
-        f"  {shown(r['name'])}\n    {r['uri']}" + "".join(f"\n{line}" for line in stream_lines(r))
-        for r in rows
-    ]
-    return "\n".join(lines) or "nothing shared or downloaded yet"
+    return "\n".join(_torrent_text(r) for r in rows) or "nothing shared or downloaded yet"
+
+
+def _torrent_text(r: dict) -> str:
+    head = (f"{r['id'][:16]}  {r['role']:8}  {r['state']:17} "
+            f"{100 * r.get('progress', 0):5.1f}%  {r.get('peers', 0)} peers  "
+            f"↓{rate(r.get('rate_down', 0))} ↑{rate(r.get('rate_up', 0))}  {shown(r['name'])}")
+    return f"{head}\n    {r['uri']}" + "".join(f"\n{line}" for line in stream_lines(r))
 
 
 def paths_text(data: dict) -> str:

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 from ..errors import UsageError
 
+
 @dataclasses.dataclass(frozen=True)
 class Request:
     """One operation's arguments. Subclasses set ``op``."""
