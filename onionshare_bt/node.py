@@ -5,8 +5,8 @@ HTTP client, tasks, restored torrents, control socket) and stop in reverse, only
 started. A clean stop lets peer connections end before tor does: the node's tasks stop,
 libtorrent hangs up on every peer, the bridges get :data:`DRAIN_TIMEOUT` to pass those ends
 on as the ends of their Tor streams, resume data is saved, and only then do the bridges,
-the engine and tor close. The CLI talks to the node over :mod:`.control`, whose requests run the node's
-operations (:mod:`.ops`).
+the engine and tor close. The CLI talks to the node over :mod:`.control`, whose requests
+run the node's operations (:mod:`.ops`).
 
 Liveness: a bridge path that holds a connection but whose peer sent nothing for
 :data:`SILENCE_WINDOW` is dead (a live libtorrent peer sends a keep-alive after half its
