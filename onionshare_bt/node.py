@@ -5,7 +5,8 @@ HTTP client, tasks, restored torrents, control socket) and stop in reverse, only
 started. A clean stop lets peer connections end before tor does: the node's tasks stop,
 libtorrent hangs up on every peer, the bridges get :data:`DRAIN_TIMEOUT` to pass those ends
 on as the ends of their Tor streams, resume data is saved, and only then do the bridges,
-the engine and tor close. The CLI talks to the node over :mod:`.control`.
+the engine and tor close. The CLI talks to the node over :mod:`.control`, whose requests
+run the node's operations (:mod:`.ops`).
 
 Liveness: a bridge path that holds a connection but whose peer sent nothing for
 :data:`SILENCE_WINDOW` is dead (a live libtorrent peer sends a keep-alive after half its
@@ -28,8 +29,7 @@ import psutil
 
 from . import torrents
 from .config import Config
-from .api import ControlOps
-from .control import ControlServer, ops_validator
+from .control import ControlServer
 from .engine.session import Engine, Event
 from .errors import NodeError, ObtError
 from .liveness import LagMeter, Liveness
@@ -39,6 +39,7 @@ from .relay.driver import RatioSettings, Relay
 from .tor.relay import RelaySettings
 from .mirror.origin import Origin
 from .mirror.service import MirrorService
+from .ops.operations import Operations
 from .release.service import ReleaseService
 from .trust.service import TrustService
 from .store import Store
@@ -73,7 +74,7 @@ LEDGER_INTERVAL = 1.0
 TOR_RESTART_ATTEMPTS = 3
 
 
-class Node(ControlOps):
+class Node:
     """The running node. Use as ``async with Node(config) as node: await node.wait()``."""
 
     def __init__(self, config: Config) -> None:
@@ -98,7 +99,10 @@ class Node(ControlOps):
         self.mirrors: MirrorService | None = None
         self.releases: ReleaseService | None = None
         self.stream: StreamService | None = None
-        self.exit_code = 0
+        #: every operation the node offers (the control socket's, the web UI's)
+        self.ops: Operations | None = None
+        #: why the node stopped on its own (tor could not be restarted), if it did
+        self.failure: ObtError | None = None
 
     # -- lifetime ---------------------------------------------------------------------
     async def __aenter__(self) -> Node:
@@ -164,9 +168,12 @@ class Node(ControlOps):
         tasks.spawn("stall-watchdog", self._stall_watchdog())
         tasks.spawn("ledger", self._ledger_loop())
         tasks.spawn("loop-lag", self._lag_monitor())
-        control = ControlServer(
-            cfg.socket_path, self.handle, validate=ops_validator(self)
+        self.ops = Operations(
+            config=cfg, parts=self.parts, relay=self.relay, stream=self.stream,
+            origin=self.origin, trust=self.trust, mirrors=self.mirrors, releases=self.releases,
+            gated=self.gated, stalled=self.stalled, reasons=self.reasons, lifetime=self,
         )
+        control = ControlServer(cfg.socket_path, self.ops.call)
         await control.start()
         self._stack.push_async_callback(control.close)
         cfg.pid_path.write_text(str(os.getpid()))
@@ -208,7 +215,7 @@ class Node(ControlOps):
                 log.error("restarting tor failed (%d): %s", failures, exc.message)
                 if failures >= TOR_RESTART_ATTEMPTS:
                     log.critical("tor cannot be restarted; the node stops")
-                    self.exit_code = int(exc.exit_code)
+                    self.failure = exc
                     self.stop()
                     return
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from onionshare_bt import commands
+from onionshare_bt.cli import play as play_cli
 from onionshare_bt.stream import player
 from tests.unit.test_relay_notice import FakeNode, obt
 from tests.unit.test_relay_notice import home  # noqa: F401  (fixture)
@@ -42,7 +42,7 @@ def players(monkeypatch):
         assert url == URL
         return getattr(ran, "refused", None)
 
-    monkeypatch.setattr(commands, "_refused", refused)
+    monkeypatch.setattr(play_cli, "_refused", refused)
     monkeypatch.setattr(player.shutil, "which",
                         lambda name: f"/usr/bin/{name}" if name in installed else None)
 
