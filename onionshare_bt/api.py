@@ -53,7 +53,7 @@ class ControlOps:
         return self._describe(row)
 
     async def op_list(self) -> list[dict]:
-        return [self._describe(row) for row in self.parts.store.torrents()]
+        return [self._describe(row) for row in self.parts.store.torrents.all()]
 
     async def op_peers(self, id: str) -> dict:
         row = self._find(id)
@@ -103,8 +103,8 @@ class ControlOps:
             "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address),
                     "restarts": self.tor_restarts},
             "engine": {"listen_port": self.parts.engine.listen_port},
-            "onions": len(self.parts.store.onions()),
-            "torrents": len(self.parts.store.torrents()),
+            "onions": len(self.parts.store.onions.all()),
+            "torrents": len(self.parts.store.torrents.all()),
             "bridges": self.parts.bridges.usage(),
             **self.health(),
         }
@@ -158,7 +158,7 @@ class ControlOps:
             return {"depth": trust.depth(depth)}
         if action == "list":
             return {"depth": trust.depth(), "trusted": [f"{o}.onion" for o in
-                                                        self.parts.store.trusted()]}
+                                                        self.parts.store.trust.all()]}
         if action == "graph":
             return await trust.graph()
         raise UsageError(f"unknown trust action {action!r}")
@@ -198,7 +198,7 @@ class ControlOps:
         return {"stopping": True, "pid": os.getpid()}
 
     def _find(self, ident: str):
-        rows = [r for r in self.parts.store.torrents() if r.id.startswith(ident.lower())]
+        rows = [r for r in self.parts.store.torrents.all() if r.id.startswith(ident.lower())]
         if not ident or len(rows) != 1:
             raise UsageError(f"no single torrent matches id {ident!r}", hint="See: obt list")
         return rows[0]
@@ -208,7 +208,7 @@ class ControlOps:
         out = {
             "id": row.id, "role": row.role, "name": row.name, "state": row.state,
             "size": meta.size, "uri": row.uri, "path": row.save_path, "error": row.error,
-            "onions": [f"{o.address}.onion" for o in self.parts.store.onions(row.id)],
+            "onions": [f"{o.address}.onion" for o in self.parts.store.onions.of(row.id)],
             "open": bool(row.open),
         }
         if self.parts.engine.has(row.id):
@@ -228,7 +228,7 @@ class ControlOps:
                 out["stream"] = self.stream.describe(row.id, complete=_complete(row))
         out["announce_error"] = self.parts.announce_errors.get(row.id)
         if row.role == "download":
-            out["trackers"] = self.parts.store.trackers(row.id)
+            out["trackers"] = self.parts.store.trackers.of(row.id)
             out["reason"] = self.reasons.get(row.id)
         return out
 
