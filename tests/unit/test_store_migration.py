@@ -6,7 +6,10 @@ leaves the file as it was; a database from a newer obt is refused, untouched."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -217,6 +220,27 @@ def test_a_database_from_a_newer_obt_is_refused_untouched(tmp_path):
     assert f"schema version {SCHEMA_VERSION + 1}" in caught.value.message
     assert caught.value.hint and isinstance(caught.value, StoreError)
     assert dump(path) == before
+
+
+def test_obt_node_start_on_a_newer_database_says_so_and_exits_1(tmp_path):
+    home = tmp_path / "home"
+    Store(home / "state.sqlite3").close()
+    db = sqlite3.connect(home / "state.sqlite3")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    env = {**os.environ, "OBT_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "80"}
+    for name in ("OBT_NETWORK", "OBT_TOR"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "onionshare_bt", "node", "start", "--no-relay"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"obt: error: the state database {home / 'state.sqlite3'} "
+                                  f"has schema version {SCHEMA_VERSION + 1}; this obt knows "
+                                  f"versions up to {SCHEMA_VERSION}"), done.stderr
+    assert "obt: hint: Run the newer obt" in done.stderr and "Traceback" not in done.stderr
+    db = sqlite3.connect(home / "state.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
 
 
 def test_a_version_1_database_made_by_b1e6838_shapes_is_brought_up_too(tmp_path):
