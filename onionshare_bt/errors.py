@@ -203,6 +203,14 @@ class StoreError(ObtError):
     kind = "store"
 
 
+class StoreTooNew(StoreError):
+    """The node's state database was made by a newer obt; it was left untouched."""
+
+    kind = "store_too_new"
+    hint = ("Run the newer obt that wrote it, or point OBT_HOME at another folder to start "
+            "a node afresh.")
+
+
 _KINDS: dict[str, type[ObtError]] = {}
 
 

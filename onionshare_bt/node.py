@@ -135,7 +135,7 @@ class Node:
         self._stack.push_async_callback(bridges.close)
         tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,
                                 trackers=lambda tid: self.origin.trackers(tid))
-        store.peer_ttl, store.peer_cap = tracker.swarm.ttl, tracker.swarm.max_peers
+        store.peers.ttl, store.peers.cap = tracker.swarm.ttl, tracker.swarm.max_peers
         await tracker.start()
         self._stack.push_async_callback(tracker.close)
         http = TrackerClient(tor.socks_address)
@@ -255,10 +255,10 @@ class Node:
                         await torrents.restore_download(self.parts, row)
                 except ObtError as exc:
                     log.error("could not restore %s: %s", row.name, exc.message)
-                    self.parts.store.update_torrent(row.id, state="error", error=exc.message)
+                    self.parts.store.torrents.update(row.id, state="error", error=exc.message)
 
         async with asyncio.TaskGroup() as group:
-            for row in self.parts.store.torrents():
+            for row in self.parts.store.torrents.all():
                 group.create_task(restore(row))
 
     def stop(self) -> None:
@@ -269,26 +269,26 @@ class Node:
 
     def _on_announce(self, torrent_id: str, announce) -> None:
         left = None if announce.event == "stopped" else announce.left
-        self.parts.store.record_peer(torrent_id, announce.onion, announce.port, left)
+        self.parts.store.peers.record(torrent_id, announce.onion, announce.port, left)
         self.origin.announced(torrent_id, announce.onion, announce.port, left)
 
     # -- engine events ------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
         store = self.parts.store
-        row = store.torrent(event.torrent_id)
+        row = store.torrents.get(event.torrent_id)
         if row is None:
             return
         if event.kind == "resume":
-            store.update_torrent(row.id, resume=event.data)
+            store.torrents.update(row.id, resume=event.data)
             waiter = self._resume_waiters.pop(row.id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         elif event.kind == "finished" and row.role == "download" and row.state == "downloading":
-            store.update_torrent(row.id, state="moving")
+            store.torrents.update(row.id, state="moving")
             self.parts.engine.move(row.id, Path(row.target))
         elif event.kind == "moved" and row.role == "download":
             staging = Path(row.save_path)
-            store.update_torrent(
+            store.torrents.update(
                 row.id, state="complete", save_path=row.target, completed=time.time()
             )
             with contextlib.suppress(OSError):
@@ -304,7 +304,7 @@ class Node:
                 # pieces cut short by a full disk fail their hash checks first at times
                 message = f"{NO_SPACE} in {row.save_path} ({(message or '').strip()})"
             log.error("%s: %s", row.name, message)
-            store.update_torrent(row.id, state="error", error=message)
+            store.torrents.update(row.id, state="error", error=message)
             if event.kind != "move_failed":
                 self.parts.engine.pause(row.id)
 
@@ -319,7 +319,7 @@ class Node:
         while True:
             await self.relay.sample()
             engine, store = self.parts.engine, self.parts.store
-            downloads = [r for r in store.torrents("download") if engine.has(r.id)]
+            downloads = [r for r in store.torrents.all("download") if engine.has(r.id)]
             status = {r.id: engine.status(r.id) for r in downloads}
             self.relay.count_downloads({i: st.session_down for i, st in status.items()})
             allowance = self.relay.allowance()
@@ -348,7 +348,7 @@ class Node:
 
     async def _watch_once(self, now: float) -> None:
         await self._close_silent(now)
-        rows = self.parts.store.torrents("download")
+        rows = self.parts.store.torrents.all("download")
         self.liveness.keep({r.id for r in rows})
         for row in rows:
             self._watch_download(now, row)
@@ -400,7 +400,7 @@ class Node:
     async def _resume_saver(self) -> None:
         while True:
             await asyncio.sleep(RESUME_SAVE_INTERVAL)
-            for row in self.parts.store.torrents("download"):
+            for row in self.parts.store.torrents.all("download"):
                 if row.state == "downloading" and self.parts.engine.has(row.id):
                     self.parts.engine.save_resume(row.id)
 
@@ -412,7 +412,7 @@ class Node:
         :meth:`Bridges.close` cuts whatever is left (a peer that reads nothing).
         """
         parts = self.parts
-        for row in parts.store.torrents():
+        for row in parts.store.torrents.all():
             if parts.engine.has(row.id):
                 parts.engine.pause(row.id)
         loop = asyncio.get_running_loop()
@@ -453,7 +453,7 @@ class Node:
 
     async def _save_all_resume(self) -> None:
         loop = asyncio.get_running_loop()
-        for row in self.parts.store.torrents():
+        for row in self.parts.store.torrents.all():
             if self.parts.engine.has(row.id):
                 self._resume_waiters[row.id] = loop.create_future()
                 self.parts.engine.save_resume(row.id)

@@ -56,8 +56,8 @@ class NodeOps:
             "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address),
                     "restarts": self.lifetime.tor_restarts},
             "engine": {"listen_port": self.parts.engine.listen_port},
-            "onions": len(self.parts.store.onions()),
-            "torrents": len(self.parts.store.torrents()),
+            "onions": len(self.parts.store.onions.all()),
+            "torrents": len(self.parts.store.torrents.all()),
             "bridges": self.parts.bridges.usage(),
             **self.lifetime.health(),
         }

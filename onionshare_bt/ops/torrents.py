@@ -28,7 +28,7 @@ def find(store, ident: str) -> TorrentRow:
 
     :raises UsageError: none or several match
     """
-    rows = [r for r in store.torrents() if r.id.startswith(ident.lower())]
+    rows = [r for r in store.torrents.all() if r.id.startswith(ident.lower())]
     if not ident or len(rows) != 1:
         raise UsageError(f"no single torrent matches id {ident!r}", hint="See: obt list")
     return rows[0]
@@ -60,7 +60,7 @@ class TorrentOps:
         return await torrents.get(self.parts, req.uri, req.target, req.timeout)
 
     async def list(self, req: rq.ListTorrents) -> list[rs.TorrentInfo]:
-        return [self.describe(row) for row in self.parts.store.torrents()]
+        return [self.describe(row) for row in self.parts.store.torrents.all()]
 
     async def torrent(self, req: rq.Torrent) -> rs.TorrentInfo:
         return self.describe(find(self.parts.store, req.id))
@@ -118,7 +118,7 @@ class TorrentOps:
         out: rs.TorrentInfo = {
             "id": row.id, "role": row.role, "name": row.name, "state": row.state,
             "size": meta.size, "uri": row.uri, "path": row.save_path, "error": row.error,
-            "onions": [f"{o.address}.onion" for o in parts.store.onions(row.id)],
+            "onions": [f"{o.address}.onion" for o in parts.store.onions.of(row.id)],
             "open": bool(row.open),
         }
         if parts.engine.has(row.id):
@@ -138,6 +138,6 @@ class TorrentOps:
                 out["stream"] = self.stream.describe(row.id, complete=_complete(row))
         out["announce_error"] = parts.announce_errors.get(row.id)
         if row.role == "download":
-            out["trackers"] = parts.store.trackers(row.id)
+            out["trackers"] = parts.store.trackers.of(row.id)
             out["reason"] = self.reasons.get(row.id)
         return out

@@ -47,7 +47,7 @@ class TrustOps:
 
     async def list(self, req: rq.TrustList) -> rs.TrustListInfo:
         return {"depth": self.trust.depth(),
-                "trusted": [f"{o}.onion" for o in self.store.trusted()]}
+                "trusted": [f"{o}.onion" for o in self.store.trust.all()]}
 
     async def depth(self, req: rq.TrustDepth) -> rs.TrustDepthInfo:
         return {"depth": self.trust.depth(req.depth)}

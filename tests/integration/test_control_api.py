@@ -157,7 +157,7 @@ async def test_the_node_s_operations_round_trip(served, tmp_path):
     assert served.calls == [("share", {"path": str(tmp_path / "album")})]
     # the node really shares it: the engine seeds it, its tracker serves it, the store has it
     assert node.parts.engine.has(tid) and node.parts.tracker.torrent_file(tid)
-    assert node.parts.store.torrent(tid).role == "share"
+    assert node.parts.store.torrents.get(tid).role == "share"
     listed = await control.call(served.path, "list")
     assert [(r["id"], r["role"], r["name"]) for r in listed] == [(tid, "share", "album")]
     assert (await control.call(served.path, "torrent", {"id": tid[:12]}))["uri"] == info["uri"]
@@ -229,7 +229,7 @@ async def test_bad_arguments_are_a_usage_error_for_that_op(served, op, args, fra
     with pytest.raises(UsageError) as info:
         await control.call(served.path, op, args)
     assert info.value.exit_code == ExitCode.USAGE
-    assert served.node.parts.store.torrents() == []
+    assert served.node.parts.store.torrents.all() == []
 
 
 async def test_json_nan_and_infinity_are_typed_as_numbers(served):

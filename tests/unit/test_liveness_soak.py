@@ -209,7 +209,8 @@ async def test_a_short_soak_against_fake_nodes_runs_every_event_and_cleans_up(
     assert report["probe_problems"] == [] and report["verdict"]["pass"], report["verdict"]
     assert all(p["stalled_s"] is not None for p in report["probes"] if p["mode"] != "tor")
     assert report["settings"]["keeper"]["announce_interval"] == 60  # the shipped default
-    assert all(v == {"relay": False} for v in report["not_default"].values())
+    assert all(v == {"relay": False, "free_base": soak.FREE_BASE}
+               for v in report["not_default"].values())
     assert set(report["not_default"]) == {"seeder", "keeper", "victim", "churner0", "churner1"}
     assert killed_tors  # some tor was killed with -9
     log = FakeNode.log

@@ -422,6 +422,10 @@ class FakeStore:
         self.recorded: list[tuple] = []
         self.trusts = {NODE, OTHER_NODE}
         self.batches = 0
+        self.catalogue = types.SimpleNamespace(shares=self.public_shares)
+        self.trust = types.SimpleNamespace(all=self.trusted, has=self.is_trusted)
+        self.torrents = types.SimpleNamespace(get=self.torrent)
+        self.peers = types.SimpleNamespace(record_many=self.record_peers)
 
     def trusted(self):
         return sorted(self.trusts)
