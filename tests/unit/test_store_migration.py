@@ -18,7 +18,7 @@ from onionshare_bt.errors import StoreError, StoreTooNew
 from onionshare_bt.store import SCHEMA_VERSION, LedgerRow, Store
 from onionshare_bt.store import migrations
 from onionshare_bt.store.core import Database
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.uri import ShareURI, new_token, parse_uri
 
 from .legacy import store_b1e6838 as old

@@ -10,7 +10,7 @@ import pytest
 from onionshare_bt.errors import StoreError
 from onionshare_bt.store import (LedgerRow, MirrorItemRow, MirrorRow, OnionRow, ReleaseRow,
                                  Store, TorrentRow)
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 
 
 def onion(i: int) -> str:
