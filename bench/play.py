@@ -34,7 +34,7 @@ from pathlib import Path
 import aiohttp
 
 from onionshare_bt.errors import ObtError
-from onionshare_bt.tor.testnet import Testnet
+from onionshare_bt.testnet import Testnet
 
 from .procs import BenchError, Cleanup, ObtNode, log, obt_command, run
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from onionshare_bt.errors import ObtError
 from onionshare_bt.tor.client import TorClient
 from onionshare_bt.tor.network import Network
-from onionshare_bt.tor.testnet import Testnet
+from onionshare_bt.testnet import Testnet
 
 from . import onionshare, raw
 from .procs import BenchError, Cleanup, ObtNode, log

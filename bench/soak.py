@@ -58,7 +58,7 @@ import psutil
 
 from onionshare_bt import config as obt_config
 from onionshare_bt.errors import ObtError
-from onionshare_bt.tor.testnet import Testnet
+from onionshare_bt.testnet import Testnet
 
 from .procs import BenchError, Cleanup, ObtNode, config_toml, log
 from .runner import make_file

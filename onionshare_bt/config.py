@@ -14,6 +14,8 @@ import tomllib
 from pathlib import Path
 
 from .errors import UsageError
+from .text import hex_bytes
+from .tor.torrc import valid_nickname
 
 #: the BitTorrent port every obt onion service publishes (virtual port of the onion)
 PEER_VIRTUAL_PORT = 6881
@@ -222,17 +224,16 @@ def _tor_options(raw) -> tuple[tuple[str, str], ...]:
 def _release_keys(raw) -> tuple[str, ...]:
     """``release_keys = ["<64 hex>", ...]``: the maintainer keys to trust instead of the
     shipped ones."""
-    from .release.core import parse_public_key
-
     if not isinstance(raw, list) or not raw:
         raise UsageError("release_keys must be a non-empty list of hex ed25519 public keys")
-    return tuple(parse_public_key(str(k)).hex() for k in raw)
+    keys = [hex_bytes(str(k), 32) for k in raw]  # as release.core.parse_public_key reads them
+    if None in keys:
+        raise UsageError("a maintainer public key is 64 hex characters")
+    return tuple(k.hex() for k in keys)
 
 
 def _nickname(raw) -> str:
     """``relay_nickname = "..."``: what tor accepts (1-19 letters and digits)."""
-    from .relay.nickname import valid_nickname
-
     if not valid_nickname(raw):
         raise UsageError(f"relay_nickname must be 1 to 19 letters and digits, not {raw!r}",
                          hint="Leave it out for a random one drawn for this node.")

@@ -10,37 +10,35 @@ that are not an object, a line over :data:`MAX_REQUEST` bytes, or nothing at all
 ``read_timeout``. A connection from another Unix user (``SO_PEERCRED``) is refused without
 its request being parsed; the socket's 0600 mode already stops such users from connecting.
 
-Bad arguments: ``handler(**args)`` inside the node raises ``TypeError`` for a missing or
-unexpected argument, and so does any bug deeper down; after the fact the two look alike.
-So the server can be given a ``validate(op, args)`` that checks the arguments before the
-call; :func:`ops_validator` builds one that binds them to the op's signature
-(``inspect.signature``) and checks JSON types against its annotations. Everything it
-refuses is a ``usage`` error "bad arguments for <op>"; a ``TypeError`` raised inside the op
-stays an internal error.
+The handler is :meth:`onionshare_bt.ops.Operations.call`: the operation names and their
+typed arguments are the table in :mod:`onionshare_bt.ops.requests`, which checks the
+arguments (a ``usage`` error "bad arguments for <op>") before the operation runs; whatever
+else an operation raises that is not an :class:`~onionshare_bt.errors.ObtError` is reported
+as an internal error, and the node goes on. A client sends a request with :func:`send`
+(typed) or :func:`call` (by name).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import os
 import socket
 import struct
-import types
-import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .errors import NodeError, NodeNotRunning, ObtError, Timeout, UsageError, from_dict
+from .ops.requests import Request
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1024 * 1024
 #: seconds a client may take to send its request line
 READ_TIMEOUT = 30.0
+#: longest operation name accepted
 MAX_OP = 64
 #: pending connections the kernel queues; asyncio's client turns a full queue into "Connection
 #: lost" (a non-blocking AF_UNIX connect() fails with EAGAIN), so leave room for bursts
@@ -48,8 +46,6 @@ BACKLOG = 1024
 #: bytes of an oversized request read and dropped, so that its sender can read our error
 MAX_DISCARD = 64 * MAX_REQUEST
 Handler = Callable[[str, dict], Awaitable[object]]
-#: ``validate(op, args)`` raises :class:`UsageError` for arguments the op cannot take
-Validator = Callable[[str, dict], None]
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
@@ -63,8 +59,8 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
 class ControlServer:
     """Serve ``handler(op, args)`` on a Unix socket at ``path``.
 
-    :param validate: called with ``(op, args)`` before ``handler``; raises
-        :class:`UsageError` for arguments the op cannot take (see :func:`ops_validator`)
+    :param handler: runs one request; raises :class:`UsageError` for arguments the op
+        cannot take (see :meth:`onionshare_bt.ops.Operations.call`)
     :param read_timeout: seconds a client may take to send its request
     """
 
@@ -73,12 +69,10 @@ class ControlServer:
         path: Path,
         handler: Handler,
         *,
-        validate: Validator | None = None,
         read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.path = path
         self._handler = handler
-        self._validate = validate
         self._read_timeout = read_timeout
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -128,8 +122,6 @@ class ControlServer:
         except UsageError as exc:
             return _error(exc)
         try:
-            if self._validate is not None:
-                self._validate(op, args)
             return {"ok": True, "result": await self._handler(op, args)}
         except ObtError as exc:
             return _error(exc)
@@ -199,87 +191,9 @@ def _clip(exc: BaseException, size: int = 200) -> str:
     return text if len(text) <= size else text[:size] + "…"
 
 
-# -- argument checks ---------------------------------------------------------------------
-def ops_validator(target: object, prefix: str = "op_") -> Validator:
-    """A ``validate`` for a handler that runs ``target.<prefix><op>(**args)``.
-
-    Ops ``target`` does not have pass through, for the handler to report.
-    """
-
-    def validate(op: str, args: dict) -> None:
-        method = getattr(target, prefix + op, None)
-        if callable(method):
-            check_args(method, op, args)
-
-    return validate
-
-
-def check_args(func: Callable, op: str, args: dict) -> None:
-    """Check that ``func(**args)`` binds and each value has its annotated JSON type.
-
-    Only annotations made of ``str``, ``int``, ``float``, ``bool``, ``list``, ``dict`` and
-    ``None`` (alone or in a union) are checked; ``bool`` is not an ``int`` here, an ``int``
-    is a ``float``.
-
-    :raises UsageError: "bad arguments for <op>: ..."
-    """
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return
-    try:
-        bound = signature.bind(**args)
-    except TypeError as exc:
-        raise UsageError(f"bad arguments for {op}: {_clip(exc)}") from None
-    hints = _hints(func)
-    for name, value in bound.arguments.items():
-        if signature.parameters[name].kind in (
-            inspect.Parameter.VAR_POSITIONAL,
-            inspect.Parameter.VAR_KEYWORD,
-        ):
-            continue
-        accepted = _json_types(hints.get(name))
-        if accepted and not _is_a(value, accepted):
-            names = " or ".join(_JSON_NAMES[t] for t in accepted)
-            raise UsageError(
-                f"bad arguments for {op}: {name} must be {names}, "
-                f"not {_JSON_NAMES.get(type(value), type(value).__name__)}"
-            )
-
-
-_JSON_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    list: "a list",
-    dict: "an object",
-    type(None): "null",
-}
-
-
-def _hints(func: Callable) -> dict:
-    try:
-        return typing.get_type_hints(func)
-    except (NameError, TypeError, AttributeError):
-        return {}
-
-
-def _json_types(hint: object) -> tuple[type, ...] | None:
-    if hint is None:
-        return None
-    is_union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-    options = typing.get_args(hint) if is_union else (hint,)
-    options = tuple(typing.get_origin(o) or o for o in options)
-    return options if all(o in _JSON_NAMES for o in options) else None
-
-
-def _is_a(value: object, accepted: tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return bool in accepted
-    if isinstance(value, int) and float in accepted:
-        return True
-    return isinstance(value, accepted)
+async def send(path: Path, request: Request, timeout: float = 30.0):
+    """Send ``request`` to the node at ``path`` and return its result (see :func:`call`)."""
+    return await call(path, request.op, request.args(), timeout)
 
 
 async def call(path: Path, op: str, args: dict | None = None, timeout: float = 30.0):

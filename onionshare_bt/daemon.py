@@ -91,15 +91,16 @@ async def _serve(config: Config, ready_fd: int | None) -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, node.stop)
             _report(ready_fd, {"ok": True, "pid": os.getpid()})
+            ready_fd = None  # told, and closed: its number may be reused from here on
             await node.wait()
-        if node.exit_code:
-            raise SystemExit(node.exit_code)
     except ObtError as exc:
         _report(ready_fd, {"ok": False, "error": exc.to_dict()})
         raise
     except BaseException as exc:
         _report(ready_fd, {"ok": False, "error": NodeError(f"node failed: {exc!r}").to_dict()})
         raise
+    if node.failure is not None:  # the node stopped itself: its error sets the exit status
+        raise node.failure
 
 
 def _report(fd: int | None, message: dict) -> None:

@@ -23,6 +23,7 @@ at the edge of the package that imports them, so nothing above that edge sees th
     │   └── ReleaseRefused
     ├── NodeError                 (1)  the node daemon
     │   └── NodeNotRunning
+    ├── Down                      (1)  a status already printed says it: not running
     ├── TorrentError              (1)  libtorrent said no
     ├── ScrubFailed               (1)  a share's metadata could not be cleaned
     └── StoreError                (1)
@@ -52,6 +53,8 @@ class ObtError(Exception):
     hint: str | None = None
     #: machine-readable name, carried over the control API
     kind: str = "error"
+    #: the command's output already says it: the CLI prints no message, only exits
+    silent: bool = False
 
     def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
@@ -175,6 +178,13 @@ class NodeNotRunning(NodeError):
     hint = "Start one with: obt node start"
 
 
+class Down(ObtError):
+    """Not running (the status printed says so)."""
+
+    kind = "down"
+    silent = True
+
+
 class TorrentError(ObtError):
     """The torrent engine failed."""
 
@@ -191,6 +201,14 @@ class StoreError(ObtError):
     """The node's state store failed."""
 
     kind = "store"
+
+
+class StoreTooNew(StoreError):
+    """The node's state database was made by a newer obt; it was left untouched."""
+
+    kind = "store_too_new"
+    hint = ("Run the newer obt that wrote it, or point OBT_HOME at another folder to start "
+            "a node afresh.")
 
 
 _KINDS: dict[str, type[ObtError]] = {}

@@ -5,7 +5,8 @@ HTTP client, tasks, restored torrents, control socket) and stop in reverse, only
 started. A clean stop lets peer connections end before tor does: the node's tasks stop,
 libtorrent hangs up on every peer, the bridges get :data:`DRAIN_TIMEOUT` to pass those ends
 on as the ends of their Tor streams, resume data is saved, and only then do the bridges,
-the engine and tor close. The CLI talks to the node over :mod:`.control`.
+the engine and tor close. The CLI talks to the node over :mod:`.control`, whose requests
+run the node's operations (:mod:`.ops`).
 
 Liveness: a bridge path that holds a connection but whose peer sent nothing for
 :data:`SILENCE_WINDOW` is dead (a live libtorrent peer sends a keep-alive after half its
@@ -28,8 +29,7 @@ import psutil
 
 from . import torrents
 from .config import Config
-from .api import ControlOps
-from .control import ControlServer, ops_validator
+from .control import ControlServer
 from .engine.session import Engine, Event
 from .errors import NodeError, ObtError
 from .liveness import LagMeter, Liveness
@@ -39,6 +39,7 @@ from .relay.driver import RatioSettings, Relay
 from .tor.relay import RelaySettings
 from .mirror.origin import Origin
 from .mirror.service import MirrorService
+from .ops.operations import Operations
 from .release.service import ReleaseService
 from .trust.service import TrustService
 from .store import Store
@@ -73,7 +74,7 @@ LEDGER_INTERVAL = 1.0
 TOR_RESTART_ATTEMPTS = 3
 
 
-class Node(ControlOps):
+class Node:
     """The running node. Use as ``async with Node(config) as node: await node.wait()``."""
 
     def __init__(self, config: Config) -> None:
@@ -98,7 +99,10 @@ class Node(ControlOps):
         self.mirrors: MirrorService | None = None
         self.releases: ReleaseService | None = None
         self.stream: StreamService | None = None
-        self.exit_code = 0
+        #: every operation the node offers (the control socket's, the web UI's)
+        self.ops: Operations | None = None
+        #: why the node stopped on its own (tor could not be restarted), if it did
+        self.failure: ObtError | None = None
 
     # -- lifetime ---------------------------------------------------------------------
     async def __aenter__(self) -> Node:
@@ -131,7 +135,7 @@ class Node(ControlOps):
         self._stack.push_async_callback(bridges.close)
         tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,
                                 trackers=lambda tid: self.origin.trackers(tid))
-        store.peer_ttl, store.peer_cap = tracker.swarm.ttl, tracker.swarm.max_peers
+        store.peers.ttl, store.peers.cap = tracker.swarm.ttl, tracker.swarm.max_peers
         await tracker.start()
         self._stack.push_async_callback(tracker.close)
         http = TrackerClient(tor.socks_address)
@@ -164,9 +168,12 @@ class Node(ControlOps):
         tasks.spawn("stall-watchdog", self._stall_watchdog())
         tasks.spawn("ledger", self._ledger_loop())
         tasks.spawn("loop-lag", self._lag_monitor())
-        control = ControlServer(
-            cfg.socket_path, self.handle, validate=ops_validator(self)
+        self.ops = Operations(
+            config=cfg, parts=self.parts, relay=self.relay, stream=self.stream,
+            origin=self.origin, trust=self.trust, mirrors=self.mirrors, releases=self.releases,
+            gated=self.gated, stalled=self.stalled, reasons=self.reasons, lifetime=self,
         )
+        control = ControlServer(cfg.socket_path, self.ops.call)
         await control.start()
         self._stack.push_async_callback(control.close)
         cfg.pid_path.write_text(str(os.getpid()))
@@ -208,7 +215,7 @@ class Node(ControlOps):
                 log.error("restarting tor failed (%d): %s", failures, exc.message)
                 if failures >= TOR_RESTART_ATTEMPTS:
                     log.critical("tor cannot be restarted; the node stops")
-                    self.exit_code = int(exc.exit_code)
+                    self.failure = exc
                     self.stop()
                     return
 
@@ -248,10 +255,10 @@ class Node(ControlOps):
                         await torrents.restore_download(self.parts, row)
                 except ObtError as exc:
                     log.error("could not restore %s: %s", row.name, exc.message)
-                    self.parts.store.update_torrent(row.id, state="error", error=exc.message)
+                    self.parts.store.torrents.update(row.id, state="error", error=exc.message)
 
         async with asyncio.TaskGroup() as group:
-            for row in self.parts.store.torrents():
+            for row in self.parts.store.torrents.all():
                 group.create_task(restore(row))
 
     def stop(self) -> None:
@@ -262,26 +269,26 @@ class Node(ControlOps):
 
     def _on_announce(self, torrent_id: str, announce) -> None:
         left = None if announce.event == "stopped" else announce.left
-        self.parts.store.record_peer(torrent_id, announce.onion, announce.port, left)
+        self.parts.store.peers.record(torrent_id, announce.onion, announce.port, left)
         self.origin.announced(torrent_id, announce.onion, announce.port, left)
 
     # -- engine events ------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
         store = self.parts.store
-        row = store.torrent(event.torrent_id)
+        row = store.torrents.get(event.torrent_id)
         if row is None:
             return
         if event.kind == "resume":
-            store.update_torrent(row.id, resume=event.data)
+            store.torrents.update(row.id, resume=event.data)
             waiter = self._resume_waiters.pop(row.id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         elif event.kind == "finished" and row.role == "download" and row.state == "downloading":
-            store.update_torrent(row.id, state="moving")
+            store.torrents.update(row.id, state="moving")
             self.parts.engine.move(row.id, Path(row.target))
         elif event.kind == "moved" and row.role == "download":
             staging = Path(row.save_path)
-            store.update_torrent(
+            store.torrents.update(
                 row.id, state="complete", save_path=row.target, completed=time.time()
             )
             with contextlib.suppress(OSError):
@@ -297,7 +304,7 @@ class Node(ControlOps):
                 # pieces cut short by a full disk fail their hash checks first at times
                 message = f"{NO_SPACE} in {row.save_path} ({(message or '').strip()})"
             log.error("%s: %s", row.name, message)
-            store.update_torrent(row.id, state="error", error=message)
+            store.torrents.update(row.id, state="error", error=message)
             if event.kind != "move_failed":
                 self.parts.engine.pause(row.id)
 
@@ -312,7 +319,7 @@ class Node(ControlOps):
         while True:
             await self.relay.sample()
             engine, store = self.parts.engine, self.parts.store
-            downloads = [r for r in store.torrents("download") if engine.has(r.id)]
+            downloads = [r for r in store.torrents.all("download") if engine.has(r.id)]
             status = {r.id: engine.status(r.id) for r in downloads}
             self.relay.count_downloads({i: st.session_down for i, st in status.items()})
             allowance = self.relay.allowance()
@@ -341,7 +348,7 @@ class Node(ControlOps):
 
     async def _watch_once(self, now: float) -> None:
         await self._close_silent(now)
-        rows = self.parts.store.torrents("download")
+        rows = self.parts.store.torrents.all("download")
         self.liveness.keep({r.id for r in rows})
         for row in rows:
             self._watch_download(now, row)
@@ -393,7 +400,7 @@ class Node(ControlOps):
     async def _resume_saver(self) -> None:
         while True:
             await asyncio.sleep(RESUME_SAVE_INTERVAL)
-            for row in self.parts.store.torrents("download"):
+            for row in self.parts.store.torrents.all("download"):
                 if row.state == "downloading" and self.parts.engine.has(row.id):
                     self.parts.engine.save_resume(row.id)
 
@@ -405,7 +412,7 @@ class Node(ControlOps):
         :meth:`Bridges.close` cuts whatever is left (a peer that reads nothing).
         """
         parts = self.parts
-        for row in parts.store.torrents():
+        for row in parts.store.torrents.all():
             if parts.engine.has(row.id):
                 parts.engine.pause(row.id)
         loop = asyncio.get_running_loop()
@@ -446,7 +453,7 @@ class Node(ControlOps):
 
     async def _save_all_resume(self) -> None:
         loop = asyncio.get_running_loop()
-        for row in self.parts.store.torrents():
+        for row in self.parts.store.torrents.all():
             if self.parts.engine.has(row.id):
                 self._resume_waiters[row.id] = loop.create_future()
                 self.parts.engine.save_resume(row.id)

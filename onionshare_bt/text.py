@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NAME_LIMIT", "DESCRIPTION_LIMIT", "has_unsafe", "safe_text"]
+__all__ = ["NAME_LIMIT", "DESCRIPTION_LIMIT", "has_unsafe", "hex_bytes", "safe_text", "size_text"]
 
 #: longest name kept from another node (a catalogue item, a mirrored item)
 NAME_LIMIT = 255
@@ -22,6 +22,7 @@ DESCRIPTION_LIMIT = 1024
 # isolates (U+2066-U+2069); the bidi marks (LRM, RLM, ALM); line and paragraph separators
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
                      "\u2028\u2029]")
+_HEX = frozenset("0123456789abcdef")
 
 
 def safe_text(text: str, limit: int) -> str:
@@ -43,6 +44,15 @@ def safe_text(text: str, limit: int) -> str:
 def has_unsafe(text: str) -> bool:
     """Tell whether ``text`` holds a character :func:`safe_text` would remove."""
     return _UNSAFE.search(text) is not None
+
+
+def hex_bytes(text: str, size: int) -> bytes | None:
+    """``size`` bytes written as ``2 * size`` hex digits (any case, surrounding whitespace
+    ignored), or None if ``text`` is anything else."""
+    text = text.strip() if isinstance(text, str) else ""
+    if len(text) != 2 * size or not set(text.lower()) <= _HEX:
+        return None
+    return bytes.fromhex(text)
 
 
 def size_text(n: float) -> str:

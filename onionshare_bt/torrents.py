@@ -129,7 +129,7 @@ async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None
 
 async def republish_all(parts: Parts) -> None:
     """Publish every onion again (same keys, same local ports) on a fresh tor."""
-    keys = {o.address: o.key for o in parts.store.onions()}
+    keys = {o.address: o.key for o in parts.store.onions.all()}
     await asyncio.gather(*(
         parts.tor.add_onion(ports, keys[address], await_publication=False)
         for address, ports in parts.onion_ports.items() if address in keys
@@ -160,13 +160,13 @@ async def share(parts: Parts, path: str, onions: int | None,
     meta, skipped = made.meta, {"hidden_skipped": made.hidden_skipped}
     if staged is not None:  # what the original left out, not its copy
         skipped["hidden_skipped"] = staged.selection.hidden_skipped
-    existing = parts.store.torrent(meta.id)
+    existing = parts.store.torrents.get(meta.id)
     if existing is not None:
         if existing.role != "share":
             raise UsageError(f"this node is downloading {meta.name!r}; it seeds it already")
         if open_share and not existing.open:
             existing = set_open(parts, existing, True)
-        return {**describe_share(existing, meta, parts.store.onions(meta.id)), **skipped}
+        return {**describe_share(existing, meta, parts.store.onions.of(meta.id)), **skipped}
     token = new_token()
     opened = parts.config.open_shares if open_share is None else open_share
     served = Served(meta.id, token, meta.data, meta.info_hashes, open=opened)
@@ -186,7 +186,7 @@ async def share(parts: Parts, path: str, onions: int | None,
         error=None, resume=None, added=time.time(), completed=time.time(), open=int(opened),
     )
     parts.engine.add(meta, src.parent, seed=True)
-    parts.store.add_torrent(row, rows)
+    parts.store.torrents.add(row, rows)
     return {**describe_share(row, meta, rows), **skipped}
 
 
@@ -208,7 +208,7 @@ async def _share_scrubbed(parts: Parts, path: str, onions: int | None, include_h
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, staged.folder, True)
         raise
-    row = parts.store.torrent(info["infohash"])
+    row = parts.store.torrents.get(info["infohash"])
     if row is None or Path(row.save_path).resolve() != staged.folder.resolve():
         await asyncio.to_thread(shutil.rmtree, staged.folder, True)  # shared already
     return {**info, "scrubbed": {"cleaned": list(staged.cleaned),
@@ -225,7 +225,7 @@ def set_open(parts: Parts, row: TorrentRow, open_share: bool) -> TorrentRow:
     answered, never listed), or close it to all but obt nodes again."""
     if row.role != "share":
         raise UsageError(f"{row.name!r} is a download; only a share is opened or closed")
-    parts.store.update_torrent(row.id, open=int(open_share))
+    parts.store.torrents.update(row.id, open=int(open_share))
     parts.tracker.set_open(row.id, open_share)
     return dataclasses.replace(row, open=int(open_share))
 
@@ -264,8 +264,8 @@ async def restore_share(parts: Parts, row: TorrentRow) -> None:
     await asyncio.to_thread(_check_unchanged_paths, row, meta, parts.config.home)
     served = Served(meta.id, row.token, meta.data, meta.info_hashes, open=bool(row.open))
     tracker_port = await parts.tracker.serve(served)
-    parts.tracker.restore(meta.id, parts.store.tracker_peers(meta.id, parts.tracker.swarm.ttl))
-    rows = await publish(parts, meta, parts.store.onions(meta.id), tracker_port)
+    parts.tracker.restore(meta.id, parts.store.peers.of(meta.id, parts.tracker.swarm.ttl))
+    rows = await publish(parts, meta, parts.store.onions.of(meta.id), tracker_port)
     parts.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
     parts.engine.add(meta, Path(row.save_path), seed=True, resume=row.resume)
 
@@ -292,7 +292,7 @@ async def get(parts: Parts, text: str, target: str, timeout: float | None) -> di
     uri = parse_uri(text)
     if uri.kind != "private":
         raise UsageError("public catalogue URIs are not supported by this version of obt")
-    existing = parts.store.find_download(str(uri))
+    existing = parts.store.torrents.find_download(str(uri))
     if existing is not None:
         return describe_download(parts, existing)
     data = await parts.http.fetch_torrent(uri, timeout or parts.config.fetch_timeout)
@@ -307,7 +307,7 @@ async def start_download(parts: Parts, uri: ShareURI, meta: Metainfo, target: Pa
       swarm: it is never listed, nobody can dial it, and trackers give it seeders only, who
       want nothing from it (a release until it is verified: see :func:`seed_back`)
     """
-    if parts.store.torrent(meta.id) is not None:
+    if parts.store.torrents.get(meta.id) is not None:
         raise UsageError(f"this node already has {meta.name!r} (id {meta.id[:16]})")
     dest = _check_target(target, meta.name)
     staging = dest / f"{STAGING_PREFIX}{meta.id[:16]}"
@@ -319,7 +319,7 @@ async def start_download(parts: Parts, uri: ShareURI, meta: Metainfo, target: Pa
         torrent=meta.data, token=uri.token, uri=str(uri), state="downloading", error=None,
         resume=None, added=time.time(), completed=None,
     )
-    parts.store.add_torrent(row, rows)
+    parts.store.torrents.add(row, rows)
     parts.engine.add(meta, staging)
     start_announcing(parts, row)
     return describe_download(parts, row)
@@ -330,14 +330,14 @@ async def seed_back(parts: Parts, row: TorrentRow) -> list[OnionRow]:
     meta = parts.meta(row)
     rows = await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
     for onion in rows:
-        parts.store.add_onion(onion)
+        parts.store.onions.add(onion)
     start_announcing(parts, row)
     return rows
 
 
 async def restore_download(parts: Parts, row: TorrentRow) -> None:
     meta = parts.meta(row)
-    await publish(parts, meta, parts.store.onions(meta.id), None)
+    await publish(parts, meta, parts.store.onions.of(meta.id), None)
     parts.engine.add(meta, Path(row.save_path), resume=row.resume)
     if row.state == "moving":  # stopped between verification and the move: do it now
         parts.engine.move(meta.id, Path(row.target))
@@ -358,7 +358,7 @@ async def _announce_loop(parts: Parts, torrent_id: str) -> None:
     """Announce our onions to the source tracker and dial every peer it returns."""
     event, backoff = "started", 2.0
     while True:
-        row = parts.store.torrent(torrent_id)
+        row = parts.store.torrents.get(torrent_id)
         if row is None:
             return
         try:
@@ -387,10 +387,10 @@ async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
     next round on: a download survives its source's tracker going away.
     """
     uri = parse_uri(row.uri)
-    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in parts.store.trackers(row.id)
+    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in parts.store.trackers.of(row.id)
                         if o != uri.onion]
     status = parts.engine.status(row.id)
-    own = {o.address for o in parts.store.onions(row.id)}
+    own = {o.address for o in parts.store.onions.of(row.id)}
     interval = parts.config.announce_interval
     answered, failure = False, None
     calls = [asyncio.ensure_future(_announce_to(parts, row, t, event, own, status))
@@ -416,7 +416,7 @@ async def _take_reply(parts: Parts, row: TorrentRow, uri: ShareURI, own: set[str
                       interval: int) -> int:
     for onion in reply.trackers:
         if onion not in own and onion != uri.onion:
-            if parts.store.add_tracker(row.id, onion, MAX_TRACKERS):
+            if parts.store.trackers.add(row.id, onion, MAX_TRACKERS):
                 log.info("%s: learnt another tracker %s….onion", row.name, onion[:12])
     for peer_onion, port in sorted(p for p in reply.peers if p[0] not in own):
         try:
@@ -455,13 +455,13 @@ async def _announce_to(parts: Parts, row: TorrentRow, tracker: ShareURI, event: 
 async def withdraw_onion(parts: Parts, row: TorrentRow, onion: str) -> dict:
     """Withdraw one of a share's onions; the share goes on on the others."""
     address = onion.lower().removesuffix(".onion")
-    addresses = [o.address for o in parts.store.onions(row.id)]
+    addresses = [o.address for o in parts.store.onions.of(row.id)]
     if address not in addresses:
         raise UsageError(f"{onion} is not one of this share's onions")
     if parse_uri(row.uri).onion == address:
         raise UsageError("that onion is the one in the share's URI; it stays while shared")
     await unpublish(parts, row.id, [address])
-    parts.store.remove_onion(address)
+    parts.store.onions.remove(address)
     rest = [a for a in addresses if a != address]
     parts.tracker.set_seeders(row.id, [(a, PEER_VIRTUAL_PORT) for a in rest])
     return {"id": row.id, "name": row.name, "withdrawn": f"{address}.onion",
@@ -481,12 +481,12 @@ async def remove(parts: Parts, row: TorrentRow, delete_data: bool) -> dict:
             "--delete-data only deletes downloaded data; obt never deletes a share's files"
         )
     await parts.tasks.cancel(f"announce:{row.id}")
-    await unpublish(parts, row.id, [o.address for o in parts.store.onions(row.id)])
+    await unpublish(parts, row.id, [o.address for o in parts.store.onions.of(row.id)])
     await parts.tracker.withdraw(row.id)
     await parts.bridges.close_torrent(row.id)
     if parts.engine.has(row.id):
         parts.engine.remove(row.id, delete_files=delete_data)
-    parts.store.remove_torrent(row.id)
+    parts.store.torrents.remove(row.id)
     parts.peer_ids.pop(row.id, None)
     parts.announce_errors.pop(row.id, None)
     parts.metas.pop(row.id, None)

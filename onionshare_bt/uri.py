@@ -8,7 +8,7 @@ import secrets
 import urllib.parse
 
 from .errors import BadOnionAddress, BadURI
-from .tor.onion import parse_onion
+from .onion import parse_onion
 
 #: tokens are URL-safe base64 of at least 16 random bytes (128 bits)
 TOKEN_BYTES = 24

@@ -27,10 +27,11 @@ import re
 from collections.abc import Callable
 
 from ..errors import Refused
-from ..tor.onion import is_onion
+from ..onion import is_onion
 from ..trust import identity
+from ..trust.protocol import SYNC_HEADER
 
-HEADER = "X-Obt-Mirror-Auth"
+HEADER = SYNC_HEADER
 PURPOSE = b"obt-mirror-sync-v1"
 #: seconds a credential's timestamp may differ from the origin's clock, either way
 SKEW = 300

@@ -33,8 +33,9 @@ import re
 import secrets
 
 from ..errors import MalformedReply
+from ..onion import exact_onion
 from ..text import safe_text
-from ..tor.onion import ADDRESS_LENGTH, is_onion
+from ..trust.protocol import MAX_SYNC_REQUEST
 
 #: bytes of a sync reply (a full snapshot)
 MAX_MESSAGE = 1024 * 1024
@@ -42,8 +43,9 @@ MAX_MESSAGE = 1024 * 1024
 MAX_ENTRIES = 5000
 #: peer entries one request may push (a mirror sends more in several calls)
 MAX_PUSH = 500
-#: bytes of a sync request: MAX_PUSH entries of ~130 bytes, with room to spare
-MAX_REQUEST = 128 * 1024
+#: bytes of a sync request: MAX_PUSH entries of ~130 bytes, with room to spare (what the
+#: origin's identity onion reads of one call)
+MAX_REQUEST = MAX_SYNC_REQUEST
 #: longest long-poll the origin holds open
 MAX_WAIT = 25.0
 MAX_AGE = 86400.0
@@ -134,10 +136,9 @@ def parse_updates(raw: object, limit: int = MAX_ENTRIES) -> tuple[Update, ...]:
             infohash, onion, port, left, age = entry
             if not (isinstance(infohash, str) and _HEX40.fullmatch(infohash)):
                 raise ValueError("infohash")
-            if not (isinstance(onion, str) and len(onion) == ADDRESS_LENGTH
-                    and is_onion(onion)):
+            onion = exact_onion(onion)  # lowercase: one spelling per peer, as announced
+            if onion is None:
                 raise ValueError("onion")
-            onion = onion.lower()  # one spelling per peer, as announces store it
             out.append(Update(infohash, onion, _int(port, 1, 65535),
                               _int(left, -1, 2**63 - 1), _number(age, 0, MAX_AGE)))
         except (TypeError, ValueError):
@@ -157,10 +158,9 @@ def parse_request(body: bytes) -> SyncRequest:
     :raises MalformedReply: anything else
     """
     data = _load(body, MAX_REQUEST)
-    mirror = data.get("mirror")
-    if not (isinstance(mirror, str) and len(mirror) == ADDRESS_LENGTH and is_onion(mirror)):
+    mirror = exact_onion(data.get("mirror"))
+    if mirror is None:
         raise MalformedReply("sync request names no mirror onion")
-    mirror = mirror.lower()
     try:
         since = _int(data.get("since", 0), 0, 2**63 - 1)
         wait = _number(data.get("wait", 0), 0, MAX_WAIT)

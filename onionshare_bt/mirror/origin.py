@@ -65,7 +65,7 @@ class Origin:
 
     # -- what is public -----------------------------------------------------------------
     def public_ids(self) -> set[str]:
-        return self.parts.store.public_shares()
+        return self.parts.store.catalogue.shares()
 
     def digest(self) -> str:
         return core.catalogue_digest(sorted(self.public_ids()))
@@ -73,7 +73,7 @@ class Origin:
     def torrent(self, infohash: str) -> bytes | None:
         if infohash not in self.public_ids():
             return None
-        row = self.parts.store.torrent(infohash)
+        row = self.parts.store.torrents.get(infohash)
         return row.torrent if row is not None else None
 
     # -- feed ---------------------------------------------------------------------------
@@ -94,7 +94,7 @@ class Origin:
                  if now - last <= MIRROR_FRESH]
         if not fresh or torrent_id not in self.public_ids():
             return []
-        trusted = set(self.parts.store.trusted())
+        trusted = set(self.parts.store.trust.all())
         return [onion for _, onion, node in sorted(fresh) if node in trusted][:MIRRORS_NAMED]
 
     # -- the sync call ------------------------------------------------------------------
@@ -112,7 +112,7 @@ class Origin:
         if credential is not None:
             try:
                 node, mirror = self.verifier.check(credential, body, self._wall(),
-                                                   self.parts.store.is_trusted)
+                                                   self.parts.store.trust.has)
             except Refused as exc:
                 reason = exc.message
         request = core.parse_request(body)
@@ -175,9 +175,9 @@ class Origin:
                 self.feed.add(request.mirror, core.Update(infohash, onion, port, left, age),
                               now)
             if changed:
-                store.record_peers(infohash, [(o, p, None if left < 0 else left)
-                                              for o, p, left, _ in changed],
-                                   ttl=tracker.swarm.ttl, cap=tracker.swarm.max_peers)
+                store.peers.record_many(infohash, [(o, p, None if left < 0 else left)
+                                                   for o, p, left, _ in changed],
+                                        ttl=tracker.swarm.ttl, cap=tracker.swarm.max_peers)
 
     def _full(self, public: set[str], digest: str) -> core.SyncReply:
         peers = [core.Update(ih, o, p, left, age)

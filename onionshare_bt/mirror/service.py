@@ -13,7 +13,7 @@ the source>``. Two loops per mirror keep it alive:
   :data:`core.MAX_PUSH`.
 
 Every sync call carries a credential (:mod:`.auth`) signed with this node's identity onion
-key (the ``node.key`` the trust service keeps in the store). The source reads it only if it
+key (the one the trust service keeps in the store's ``identity``). The source reads it only if it
 trusts this node (``obt trust add <this node's onion>`` there): then it takes the pushes
 and names the mirror to its downloaders. Otherwise the mirror still follows the source
 read-only, drops its pushes, and ``obt mirror list`` says why.
@@ -34,7 +34,7 @@ from ..config import TRACKER_VIRTUAL_PORT
 from ..engine.metainfo import Metainfo, parse
 from ..errors import NotFound, ObtError, UsageError
 from ..store import MirrorItemRow, MirrorRow
-from ..tor.onion import parse_onion
+from ..onion import parse_onion
 from ..tracker.client import MAX_TORRENT
 from ..tracker.server import Served, TrackerServer
 from ..trust.client import Remote, item_name
@@ -96,9 +96,9 @@ class MirrorService:
 
     # -- lifetime -----------------------------------------------------------------------
     async def start(self) -> None:
-        for row in self.parts.store.mirrors():
+        for row in self.parts.store.mirrors.all():
             try:
-                mirror = await self._open(row, self.parts.store.mirror_items(row.source))
+                mirror = await self._open(row, self.parts.store.mirrors.items(row.source))
                 await self._publish(mirror, row.key)
             except ObtError as exc:
                 log.error("could not restore the mirror of %s…: %s", row.source[:12],
@@ -127,7 +127,7 @@ class MirrorService:
             existing = self._mirrors.get(source)
             if existing is not None:
                 if bool(existing.row.follow) != follow:
-                    self.parts.store.update_mirror(source, follow=int(follow))
+                    self.parts.store.mirrors.update(source, follow=int(follow))
                     existing.row = dataclasses.replace(existing.row, follow=int(follow))
                 return {**self._describe(existing), "added": False}
             return await self._add(source, follow)
@@ -151,7 +151,7 @@ class MirrorService:
             self._mirrors.pop(source, None)
             raise
         mirror.row = row = dataclasses.replace(row, address=address, key=key)
-        self.parts.store.add_mirror(row, items)
+        self.parts.store.mirrors.add(row, items)
         try:  # the current peer lists, before the command returns
             await self._pull_once(mirror, wait=0.0, full=True)
         except ObtError as exc:
@@ -171,7 +171,7 @@ class MirrorService:
             except ObtError as exc:
                 log.warning("could not remove the mirror's onion service: %s", exc.message)
             await mirror.server.close()
-            self.parts.store.remove_mirror(source)
+            self.parts.store.mirrors.remove(source)
         return {"source": f"{source}.onion", "onion": f"{mirror.row.address}.onion",
                 "removed": True}
 
@@ -201,7 +201,7 @@ class MirrorService:
         mirror.server.attach(mirror.port, Served(meta.id, token, item.torrent, meta.info_hashes))
         mirror.items[item.infohash] = item
         mirror.metas[item.infohash] = meta
-        saved = self.parts.store.mirror_peers(mirror.source, item.infohash,
+        saved = self.parts.store.mirrors.peers(mirror.source, item.infohash,
                                               mirror.server.swarm.ttl)
         if saved:
             mirror.server.restore(item.infohash, saved)
@@ -290,15 +290,15 @@ class MirrorService:
         wanted = {i.infohash for i in listed}
         new = [i for i in listed if i.infohash not in mirror.items]
         for item in await self._fetch_items(mirror.source, mirror.row.catalogue, new):
-            self.parts.store.add_mirror_item(item)
+            self.parts.store.mirrors.add_item(item)
             self._attach(mirror, item)
             log.info("mirror of %s…: copied %r", mirror.source[:12], item.name)
         for infohash in [ih for ih in mirror.items if ih not in wanted]:
             await mirror.server.withdraw(infohash)
             mirror.items.pop(infohash, None)
             mirror.metas.pop(infohash, None)
-            self.parts.store.remove_mirror_item(mirror.source, infohash)
-        self.parts.store.update_mirror(mirror.source, digest=digest)
+            self.parts.store.mirrors.remove_item(mirror.source, infohash)
+        self.parts.store.mirrors.update(mirror.source, digest=digest)
         mirror.row = dataclasses.replace(mirror.row, digest=digest)
 
     # -- syncing ------------------------------------------------------------------------
@@ -315,7 +315,7 @@ class MirrorService:
 
     def _signing_key(self) -> SigningKey | None:
         """This node's identity key, or None while it has none (calls then only read)."""
-        blob = self.parts.store.meta("node.key")
+        blob = self.parts.store.identity.key()
         if not blob:
             return None
         if self._key is None or self._key[0] != blob:
@@ -424,6 +424,6 @@ class MirrorService:
         for mirror in self._mirrors.values():
             peers = {ih: mirror.server.entries(ih) for ih in mirror.items}
             try:
-                self.parts.store.save_mirror_peers(mirror.source, peers)
+                self.parts.store.mirrors.save_peers(mirror.source, peers)
             except ObtError as exc:
                 log.warning("could not save the mirror's peers: %s", exc.message)

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import ObtError
-from ..store import Store
+from ..store import LedgerRow, Store
 from ..tor.network import Network
 from ..tor.relay import RelaySettings, RelayTor, fingerprint_of
 from ..tor.torrc import find_tor
@@ -53,12 +53,10 @@ class Relay:
         self.restarts = 0
         self._boot = ""
         self._downloads: dict[str, int] = {}
-        self.ledger = Ledger(
-            boot=store.meta("ledger.boot"),
-            last_written=int(store.meta("ledger.last_written", "0")),
-            relayed=int(store.meta("ledger.relayed", "0")),
-        )
-        self.used = int(store.meta("ratio.used", "0"))
+        saved = store.ledger.load()
+        self.ledger = Ledger(boot=saved.boot, last_written=saved.last_written,
+                             relayed=saved.relayed)
+        self.used = saved.used
 
     async def prepare(self) -> str:
         """Create the relay's keys; returns its fingerprint (before anything starts).
@@ -116,17 +114,15 @@ class Relay:
             self._save(0)
 
     def _save(self, relayed: int) -> None:
-        self.store.save_ledger({
-            "ledger.boot": self.ledger.boot, "ledger.last_written": self.ledger.last_written,
-            "ledger.relayed": self.ledger.relayed, "ratio.used": self.used,
-        }, _today(), relayed)
+        self.store.ledger.save(LedgerRow(self.ledger.boot, self.ledger.last_written,
+                                         self.ledger.relayed, self.used), _today(), relayed)
 
     def allowance(self) -> Allowance:
         relayed = self.ledger.relayed if self.enabled else 0
         return Allowance(self.ratio.free_base, self.ratio.ratio, relayed, self.used)
 
     def relayed_today(self) -> int:
-        return self.store.relayed_on(_today())
+        return self.store.ledger.relayed_on(_today())
 
 
 def node_nickname(data_dir: Path) -> str:

@@ -11,27 +11,21 @@ by a number.
 from __future__ import annotations
 
 import random
-import re
+
+from ..tor.torrc import MAX_NICKNAME as MAX_LENGTH
+from ..tor.torrc import valid_nickname
 
 __all__ = ["MAX_LENGTH", "PRODUCT_PREFIXES", "random_nickname", "valid_nickname"]
 
-#: tor's limit on ``Nickname``
-MAX_LENGTH = 19
 #: what a drawn nickname never starts with
 PRODUCT_PREFIXES = ("obt", "onionshare", "onion", "share", "torrent")
 
-_VALID = re.compile(r"[A-Za-z0-9]{1,19}")
 _ONSETS = ("b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v",
            "w", "z", "br", "cr", "dr", "fr", "gr", "pr", "tr", "st", "sl", "bl", "cl", "fl",
            "gl", "pl", "ch", "sh", "th", "qu")
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ai", "ea", "ee", "io", "ou", "oo",
            "y")
 _CODAS = ("", "", "", "", "n", "r", "l", "s", "x", "m", "k", "t", "nd", "rn", "st", "ck")
-
-
-def valid_nickname(name: str) -> bool:
-    """Tell whether tor accepts ``name`` as a relay nickname (1-19 letters and digits)."""
-    return isinstance(name, str) and _VALID.fullmatch(name) is not None
 
 
 def random_nickname(rng: random.Random) -> str:

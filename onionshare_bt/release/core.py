@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from packaging.version import InvalidVersion, Version
 
 from onionshare_bt.errors import ReleaseRefused, UsageError
+from onionshare_bt.text import hex_bytes
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -271,10 +272,7 @@ def verify_signature(raw: bytes, signature: bytes, keys: list[bytes]) -> bytes:
 
 
 def _hex_key(text: str) -> bytes | None:
-    text = text.strip()
-    if len(text) != 2 * KEY_SIZE or not set(text.lower()) <= _HEX:
-        return None
-    return bytes.fromhex(text)
+    return hex_bytes(text, KEY_SIZE)
 
 
 def parse_public_key(text: str) -> bytes:

@@ -91,10 +91,10 @@ class ReleaseService:
 
     async def start(self) -> None:
         """Pick up where a restart left off: verify the releases that finished unverified."""
-        for row in self.parts.store.releases():
+        for row in self.parts.store.releases.all():
             if row.state != "fetching" or row.torrent_id is None:
                 continue
-            torrent = self.parts.store.torrent(row.torrent_id)
+            torrent = self.parts.store.torrents.get(row.torrent_id)
             if torrent is None:
                 continue
             if torrent.state == "complete":
@@ -102,7 +102,7 @@ class ReleaseService:
 
     # -- what this node offers ----------------------------------------------------------
     def offer(self) -> dict | None:
-        held = [r for r in self.parts.store.releases() if r.state == "verified"]
+        held = [r for r in self.parts.store.releases.all() if r.state == "verified"]
         if not held:
             return None
         best = max(held, key=lambda r: core.Version(r.version))
@@ -121,7 +121,7 @@ class ReleaseService:
         row = ReleaseRow(release_id(manifest.raw, signature, info["uri"]), manifest.version,
                          manifest.raw, signature, info["uri"], "", info["infohash"], "verified",
                          None, str(path), time.time())
-        self.parts.store.put_release(row)
+        self.parts.store.releases.put(row)
         return self.describe(row)
 
     # -- update check -------------------------------------------------------------------
@@ -139,7 +139,7 @@ class ReleaseService:
                 continue
             if offer is not None:
                 offers.append(offer)
-        known = {r.id: r for r in self.parts.store.releases()}
+        known = {r.id: r for r in self.parts.store.releases.all()}
         fresh = []
         for offer in offers:
             rid = release_id(offer["manifest"], offer["signature"], offer["uri"])
@@ -179,7 +179,7 @@ class ReleaseService:
 
     def current(self) -> str:
         """The newest version this node runs or holds verified."""
-        versions = [__version__] + [r.version for r in self.parts.store.releases()
+        versions = [__version__] + [r.version for r in self.parts.store.releases.all()
                                     if r.state == "verified"]
         return str(max(core.Version(v) for v in versions))
 
@@ -197,18 +197,18 @@ class ReleaseService:
                                  "its signed manifest")
         target = self.parts.config.release_dir
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.parts.store.torrent(meta.id) is None:
+        if self.parts.store.torrents.get(meta.id) is None:
             await torrents.start_download(self.parts, uri, meta, target, seed=False)
         row = ReleaseRow(rid, manifest.version, offer["manifest"], offer["signature"],
                          offer["uri"], offer["source"], meta.id, "fetching", None,
                          str(target / manifest.folder), time.time())
-        self.parts.store.put_release(row)
+        self.parts.store.releases.put(row)
         log.info("fetching release %s from %s….onion", manifest.version, offer["source"][:12])
         return row
 
     def _record_refusal(self, offer: dict, reason: str) -> None:
         rid = release_id(offer["manifest"], offer["signature"], offer["uri"])
-        self.parts.store.put_release(ReleaseRow(
+        self.parts.store.releases.put(ReleaseRow(
             rid, str(offer["version"])[:core.MAX_VERSION], offer["manifest"],
             offer["signature"], offer["uri"], offer["source"], None, "refused", reason, None,
             time.time()))
@@ -218,33 +218,33 @@ class ReleaseService:
     # -- completion ---------------------------------------------------------------------
     def completed(self, torrent_id: str) -> None:
         """A download finished and moved into place: verify it if it is a release."""
-        for row in self.parts.store.releases():
+        for row in self.parts.store.releases.all():
             if row.torrent_id == torrent_id and row.state == "fetching":
                 self.parts.tasks.spawn(f"release-verify:{row.id}", self._verify(row))
 
     async def _verify(self, row: ReleaseRow) -> None:
-        torrent = self.parts.store.torrent(row.torrent_id)
+        torrent = self.parts.store.torrents.get(row.torrent_id)
         try:
             manifest = core.parse_manifest(row.manifest)
             await asyncio.to_thread(core.verify_folder, Path(row.path), manifest, row.signature)
         except ReleaseRefused as exc:
             log.warning("refused release %s: %s; its files are deleted", row.version,
                         exc.message)
-            self.parts.store.put_release(_replace(row, state="refused", reason=exc.message))
+            self.parts.store.releases.put(_replace(row, state="refused", reason=exc.message))
             if torrent is not None:
                 await torrents.remove(self.parts, torrent, delete_data=True)
             return
-        self.parts.store.put_release(_replace(row, state="verified"))
+        self.parts.store.releases.put(_replace(row, state="verified"))
         if torrent is not None:
             await torrents.seed_back(self.parts, torrent)
         log.warning("release %s verified; seeding it from %s", row.version, row.path)
 
     # -- reporting ----------------------------------------------------------------------
     def list(self) -> list[dict]:
-        return [self.describe(r) for r in self.parts.store.releases()]
+        return [self.describe(r) for r in self.parts.store.releases.all()]
 
     def find(self, release_id_: str) -> dict:
-        row = self.parts.store.release(release_id_)
+        row = self.parts.store.releases.get(release_id_)
         if row is None:
             raise UsageError(f"no release {release_id_!r}")
         return self.describe(row)

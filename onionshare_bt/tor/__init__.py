@@ -1,12 +1,18 @@
-"""Everything obt does with Tor; the only package that imports stem.
+"""Everything obt does with Tor; the only package that imports stem, dials SOCKS or
+speaks HTTP through Tor.
 
-- :mod:`.onion`: v3 onion addresses (pure).
 - :mod:`.network`: which network to join (public, or a testnet's ``network.json``).
+- :mod:`.torrc`: finding tor, torrc texts, what tor accepts (pure helpers).
 - :mod:`.client`: :class:`~.client.TorClient`, the node's own tor: bootstrap, onion
   services (``ADD_ONION``), status.
-- :mod:`.socks`: asyncio SOCKS5 dialling through tor, with onion-service error codes.
-- :mod:`.testnet`: :class:`~.testnet.Testnet`, a private Tor network on 127.0.0.1
-  (with :mod:`.testnet_config`, :mod:`.testnet_keys`, :mod:`.testnet_watch`).
+- :mod:`.relay`: the relay's separate tor process.
+- :mod:`.socks`: asyncio SOCKS5 dialling through tor, with tor's reply codes in words (the
+  one SOCKS client and the one table of its errors).
+- :mod:`.http`: :class:`~.http.OnionHTTP`, HTTP to onion services over :mod:`.socks`
+  (isolated circuits, no cookies, no redirects, capped replies).
+
+Onion addresses are parsed in :mod:`onionshare_bt.onion` (pure, below this package); the
+private test network is :mod:`onionshare_bt.testnet` (above it).
 
 Submodules are imported explicitly; importing this package loads nothing heavy.
 """

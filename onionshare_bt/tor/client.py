@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from onionshare_bt.errors import Timeout, TorBootstrapFailed, TorError
-from onionshare_bt.tor._stem import EventType, stem
+from onionshare_bt.tor.stemlib import EventType, stem
 from onionshare_bt.tor.network import Network
-from onionshare_bt.tor.onion import parse_onion
+from onionshare_bt.onion import parse_onion
 from onionshare_bt.tor.torrc import (
     bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap, render,
 )

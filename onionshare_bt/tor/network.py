@@ -1,6 +1,6 @@
 """Which Tor network a tor process joins: the public one, or a private testnet.
 
-A private network is described by a JSON file that :mod:`onionshare_bt.tor.testnet`
+A private network is described by a JSON file that :mod:`onionshare_bt.testnet`
 writes::
 
     {"version": 1, "name": "testnet-17000",

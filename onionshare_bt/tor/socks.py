@@ -22,13 +22,14 @@ import logging
 import struct
 
 from onionshare_bt.errors import OnionUnreachable, Timeout, TorError
-from onionshare_bt.tor.onion import is_onion, parse_onion
+from onionshare_bt.onion import is_onion, parse_onion
 
 __all__ = ["REPLIES", "SocksError", "TRANSIENT", "open_connection"]
 
 log = logging.getLogger(__name__)
 
-#: SOCKS5 reply codes (RFC 1928) and tor's extensions (tor's socks-extensions.txt)
+#: SOCKS5 reply codes (RFC 1928) and tor's extensions (tor's socks-extensions.txt), in the
+#: words every message of obt uses for them (the bridges' and HTTP over Tor's alike)
 REPLIES: dict[int, str] = {
     0x01: "general SOCKS server failure",
     0x02: "connection not allowed by ruleset",
@@ -38,14 +39,14 @@ REPLIES: dict[int, str] = {
     0x06: "TTL expired (the circuit or stream timed out)",
     0x07: "command not supported",
     0x08: "address type not supported",
-    0xF0: "onion service descriptor not found (not published, or offline)",
+    0xF0: "onion service descriptor not found (the service is offline or unknown)",
     0xF1: "onion service descriptor is invalid",
-    0xF2: "onion service introduction failed",
-    0xF3: "onion service rendezvous failed",
-    0xF4: "onion service needs client authorization",
-    0xF5: "onion service client authorization is wrong",
-    0xF6: "invalid onion address",
-    0xF7: "onion service introduction timed out",
+    0xF2: "introduction to the onion service failed",
+    0xF3: "rendezvous with the onion service failed",
+    0xF4: "the onion service needs client authorization",
+    0xF5: "client authorization failed",
+    0xF6: "bad onion address",
+    0xF7: "introduction timed out",
 }
 
 #: reply codes worth retrying until ``retry_until``
@@ -63,6 +64,8 @@ class SocksError(OnionUnreachable):
         super().__init__(f"cannot reach {host}:{port}: {reason} (SOCKS reply 0x{code:02x})")
         #: the SOCKS reply code
         self.code = code
+        #: the code in words (:data:`REPLIES`)
+        self.reason = reason
 
 
 def _request(host: str, port: int) -> bytes:

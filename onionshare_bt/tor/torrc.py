@@ -13,12 +13,21 @@ from onionshare_bt.errors import TorError, TorMissing
 from onionshare_bt.tor.network import Network
 
 __all__ = [
-    "bootstrap_fields", "client_torrc", "find_tool", "find_tor", "log_tail", "parse_bootstrap",
-    "render", "torrc_path",
+    "MAX_NICKNAME", "bootstrap_fields", "client_torrc", "find_tool", "find_tor", "log_tail",
+    "parse_bootstrap", "render", "torrc_path", "valid_nickname",
 ]
 
+#: tor's limit on ``Nickname``
+MAX_NICKNAME = 19
+
 _UNSAFE = re.compile(r'[\n\r#"\\]')
+_NICKNAME = re.compile(r"[A-Za-z0-9]{1,19}")
 _BOOTSTRAP = re.compile(r'(\w+)=("([^"]*)"|\S+)')
+
+
+def valid_nickname(name: str) -> bool:
+    """Tell whether tor accepts ``name`` as a relay nickname (1-19 letters and digits)."""
+    return isinstance(name, str) and _NICKNAME.fullmatch(name) is not None
 
 
 def find_tool(name: str, explicit: str | None = None) -> str:

@@ -1,115 +1,28 @@
-"""HTTP to other nodes' trackers, through Tor's SOCKS port (aiohttp + aiohttp-socks).
-
-Every request has a deadline; transient onion-service failures (descriptor not yet
-published, introduction or rendezvous failed) are retried with backoff until it passes.
-
-Everything that answers is untrusted, so the client:
-
-- keeps no cookies (``DummyCookieJar``): one jar for every onion would carry a cookie set
-  by one tracker (``Domain=onion``) to every other onion, a supercookie linking them all;
-- never follows a redirect: a 3xx is a :class:`Refused` naming the status;
-- asks for no compression and decodes none (a compressed reply is malformed), so the size
-  cap is a cap on what is read;
-- caps every reply before parsing it: a declared ``Content-Length`` over the cap is refused
-  before any byte of the body is read, and a longer body stops being read at the cap;
-- reports every failure as one line of text without control characters;
-- isolates circuits: every request goes through Tor's SOCKS port with a username and
-  password naming its destination onion and the first two segments of its path (one share's
-  ``/private/<token>``, a node's ``/node`` or ``/public/<token>``), so tor carries requests
-  for two shares behind one onion (a mirror) on two circuits, and the onion cannot tell
-  that both came from one node.
-"""
+"""The tracker protocol's client side: a share's .torrent and its announce, over HTTP
+through Tor (:class:`~onionshare_bt.tor.http.OnionHTTP`, which owns the SOCKS dialling,
+the retries, the caps and the circuit isolation)."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import logging
-import re
 import urllib.parse
-from collections.abc import Callable
 
-import aiohttp
-from aiohttp_socks import ProxyConnector, ProxyError, ProxyTimeoutError, ProxyType
-from python_socks import ProxyConnectionError
-
-from ..errors import MalformedReply, NotFound, OnionUnreachable, Refused, Timeout
-from ..text import safe_text
+from ..errors import MalformedReply, Refused
+from ..tor.http import OnionHTTP
 from ..uri import ShareURI
 from . import core
 
-log = logging.getLogger(__name__)
+__all__ = ["MAX_TORRENT", "TrackerClient"]
 
+#: the largest .torrent fetched from a share's tracker
 MAX_TORRENT = 32 * 1024 * 1024
-#: bytes of an error reply read to find its ``{"error": ...}`` text
-MAX_ERROR_BODY = 4096
-#: seconds one GET may take before it is given up and tried again on a fresh stream
-ATTEMPT_TIMEOUT = 45.0
-#: isolated client sessions kept open at once (the least recently used is closed)
-MAX_SESSIONS = 32
-_SOCKS_REASONS = {
-    0xF0: "onion service descriptor not found (the service is offline or unknown)",
-    0xF1: "onion service descriptor is invalid",
-    0xF2: "introduction to the onion service failed",
-    0xF3: "rendezvous with the onion service failed",
-    0xF4: "the onion service needs client authorization",
-    0xF5: "client authorization failed",
-    0xF6: "bad onion address",
-    0xF7: "introduction timed out",
-}
 
 
-class TrackerClient:
-    """Talk HTTP to onion trackers.
+class TrackerClient(OnionHTTP):
+    """HTTP over Tor, and the tracker's two requests on top of it.
 
-    :param socks: Tor's SOCKS address, or None to connect directly (loopback tests only)
+    :param socks_address: Tor's SOCKS address, or None to connect directly (loopback tests
+      only)
     """
-
-    def __init__(self, socks: tuple[str, int] | None) -> None:
-        self._socks = socks
-        self._sessions: dict[str, aiohttp.ClientSession] = {}  # isolation key -> session
-        self._started = False
-
-    async def start(self) -> None:
-        self._started = True
-
-    def _session(self, url: str) -> aiohttp.ClientSession:
-        """The client session (its own SOCKS credentials, so its own circuits) for ``url``."""
-        if not self._started:
-            raise RuntimeError("TrackerClient used before start() or after close()")
-        key = isolation_key(url)
-        session = self._sessions.pop(key, None)
-        if session is None:
-            if len(self._sessions) >= MAX_SESSIONS:
-                oldest = next(iter(self._sessions))
-                stale = self._sessions.pop(oldest)
-                asyncio.get_running_loop().create_task(stale.close())
-            session = self._new_session(key)
-        self._sessions[key] = session  # most recently used last
-        return session
-
-    def _new_session(self, key: str) -> aiohttp.ClientSession:
-        if self._socks:
-            host, port = self._socks
-            connector = ProxyConnector(proxy_type=ProxyType.SOCKS5, host=host, port=port,
-                                       username=key, password=key, rdns=True)
-        else:
-            connector = aiohttp.TCPConnector()
-        return aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": ""},
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            raise_for_status=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-        )
-
-    async def close(self) -> None:
-        self._started = False
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
 
     async def fetch_torrent(self, uri: ShareURI, timeout: float) -> bytes:
         """GET the share's .torrent.
@@ -117,7 +30,7 @@ class TrackerClient:
         :raises NotFound: 404 (wrong token or withdrawn share)
         :raises OnionUnreachable: the onion answered nothing before the deadline
         """
-        return await self._get(str(uri), timeout, MAX_TORRENT)
+        return await self.get(str(uri), timeout, MAX_TORRENT)
 
     async def announce(
         self, uri: ShareURI, params: dict[str, str | bytes | int], timeout: float
@@ -128,140 +41,8 @@ class TrackerClient:
         :raises MalformedReply: the reply is not a usable announce reply
         """
         query = urllib.parse.urlencode(params, safe="")
-        body = await self._get(f"{uri.announce_url}?{query}", timeout, core.MAX_REPLY)
+        body = await self.get(f"{uri.announce_url}?{query}", timeout, core.MAX_REPLY)
         try:
             return core.parse_reply(body)
         except core.ReplyError as exc:
             raise (Refused if exc.refused else MalformedReply)(str(exc)) from exc
-
-    async def get(self, url: str, timeout: float, limit: int) -> bytes:
-        """GET any URL on an onion (other nodes' ``/node`` and catalogues), size-capped.
-
-        :raises NotFound: 404
-        :raises OnionUnreachable: no answer before the deadline
-        """
-        return await self._get(url, timeout, limit)
-
-    async def post(self, url: str, body: bytes, timeout: float, limit: int,
-                   headers: Callable[[], dict[str, str]] | None = None) -> bytes:
-        """POST a JSON body (a mirror's sync call; it is idempotent, so retried), size-capped.
-
-        :param headers: called before each attempt for extra headers (a fresh credential
-          per attempt: the origin refuses a replayed one)
-        :raises NotFound: 404
-        :raises Refused: any other status than 200 (with the reply's ``error`` text if any)
-        :raises OnionUnreachable: no answer before the deadline
-        """
-        return await self._get(url, timeout, limit, body, headers)
-
-    async def _get(self, url: str, timeout: float, limit: int, body: bytes | None = None,
-                   headers: Callable[[], dict[str, str]] | None = None) -> bytes:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        delay = 0.5
-        while True:
-            remaining = max(0.1, deadline - loop.time())
-            # one attempt may hang on introduction points that died with the service's
-            # old tor; a fresh stream after ATTEMPT_TIMEOUT gets tor to try the new ones
-            attempt = remaining if body is not None else min(remaining, ATTEMPT_TIMEOUT)
-            try:
-                extra = headers() if headers is not None else {}
-                return await asyncio.wait_for(self._get_once(url, limit, body, extra),
-                                              attempt)
-            except TimeoutError as exc:
-                if loop.time() + delay >= deadline:
-                    raise OnionUnreachable(
-                        f"no answer from {_host(url)} within {timeout:.0f} s"
-                    ) from exc
-                log.debug("retrying %s: attempt timed out", _host(url))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except (OnionUnreachable, Timeout) as exc:
-                if loop.time() + delay >= deadline:
-                    if isinstance(exc, Timeout):
-                        raise OnionUnreachable(
-                            f"no answer from {_host(url)} within {timeout:.0f} s"
-                        ) from exc
-                    raise
-                log.debug("retrying %s: %s", _host(url), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _get_once(self, url: str, limit: int, body: bytes | None = None,
-                        extra: dict[str, str] | None = None) -> bytes:
-        http = self._session(url)
-        if body is None:
-            request = http.get(url, allow_redirects=False)
-        else:
-            request = http.post(url, data=body, allow_redirects=False,
-                                      headers={"Content-Type": "application/json",
-                                               **(extra or {})})
-        try:
-            async with request as resp:
-                if resp.status == 404:
-                    raise NotFound()
-                if 300 <= resp.status < 400:
-                    raise Refused(f"{_host(url)} answered with a redirect (HTTP {resp.status});"
-                                  " obt does not follow redirects")
-                if resp.status != 200:
-                    raise Refused(f"{_host(url)} answered HTTP {resp.status}"
-                                  f"{await _error_text(resp)}")
-                return await _read_capped(resp, limit)
-        except ProxyError as exc:
-            raise OnionUnreachable(f"{_host(url)}: {_socks_reason(exc)}") from exc
-        except (ProxyTimeoutError, asyncio.TimeoutError) as exc:
-            raise Timeout(f"{_host(url)}: timed out") from exc
-        except (ProxyConnectionError, ConnectionRefusedError) as exc:
-            raise OnionUnreachable(f"cannot reach Tor's SOCKS port: {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise OnionUnreachable(f"{_host(url)}: {safe_text(str(exc), 200)}") from exc
-
-
-def isolation_key(url: str) -> str:
-    """The circuit isolation key of a request: a hash of its host and first two path
-    segments (a hash, so that no token travels even to our own tor)."""
-    parts = urllib.parse.urlsplit(url)
-    segments = [p for p in parts.path.split("/") if p][:2]
-    name = "/".join([parts.hostname or "", *segments])
-    return hashlib.sha256(name.encode()).hexdigest()[:32]
-
-
-def _socks_reason(exc: ProxyError) -> str:
-    """Tor's extended SOCKS errors in words (python-socks names them only by number)."""
-    code = exc.error_code
-    if code is None:
-        found = re.search(r"reply code: 0X([0-9A-F]{2})\b", str(exc), re.IGNORECASE)
-        code = int(found[1], 16) if found else None
-    return _SOCKS_REASONS.get(code, safe_text(str(exc), 200))
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, or :class:`MalformedReply` as soon as it is known to pass ``limit``."""
-    if resp.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
-        raise MalformedReply("the reply is compressed; obt asked for no compression")
-    if resp.content_length is not None and resp.content_length > limit:
-        raise MalformedReply(f"reply larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise MalformedReply(f"reply larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _error_text(resp: aiohttp.ClientResponse) -> str:
-    """``": <error>"`` from a small JSON error reply (``{"error": ...}``), else ``""``."""
-    if resp.content_length is None or resp.content_length > MAX_ERROR_BODY:
-        return ""
-    try:
-        data = json.loads(await resp.read())  # Content-Length is at most MAX_ERROR_BODY
-    except (ValueError, RecursionError, aiohttp.ClientError, asyncio.TimeoutError):
-        return ""
-    error = data.get("error") if isinstance(data, dict) else None
-    return f": {safe_text(error, 200)}" if isinstance(error, str) else ""
-
-
-def _host(url: str) -> str:
-    host = urllib.parse.urlsplit(url).hostname or "?"
-    return host[:12] + "….onion" if host.endswith(".onion") else host

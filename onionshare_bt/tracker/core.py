@@ -31,7 +31,7 @@ import urllib.parse
 import bencodepy
 
 from ..text import safe_text
-from ..tor.onion import ADDRESS_LENGTH, is_onion
+from ..onion import exact_onion
 from .swarm import MAX_MERGE, MAX_PEERS, Swarm
 
 __all__ = ["CLOSED_REASON", "MAX_MERGE", "MAX_PEERS", "Announce", "AnnounceError", "Reply",
@@ -144,10 +144,10 @@ def parse_announce(query: str) -> Announce:
         if port == 0:
             raise AnnounceError("port must be between 1 and 65535")
     else:
-        host = params.get("ip", "").lower().removesuffix(".onion")
-        # exactly 56 characters: is_onion() would forgive the spaces or a second ".onion"
-        # that would then be stored and handed to every other peer
-        if len(host) != ADDRESS_LENGTH or not is_onion(host):
+        # exactly 56 characters: spaces or a second ".onion" would be stored and handed to
+        # every other peer
+        host = exact_onion(params.get("ip", ""), suffix=True)
+        if host is None:
             raise AnnounceError("ip must be a v3 onion address")
         port = _int(params, "port", hi=65535)
         if port == 0:
@@ -262,8 +262,8 @@ def _onions(raw: object) -> list[str]:
     for item in raw[:MAX_TRACKERS] if isinstance(raw, list) else []:
         if not isinstance(item, bytes):
             continue
-        name = item.decode("ascii", "replace").lower().removesuffix(".onion")
-        if len(name) == ADDRESS_LENGTH and is_onion(name) and name not in out:
+        name = exact_onion(item.decode("ascii", "replace"), suffix=True)
+        if name is not None and name not in out:
             out.append(name)
     return out
 
@@ -276,7 +276,7 @@ def _onion_peers(raw: list) -> list[tuple[str, int]]:
         host, port = item.get(b"ip"), item.get(b"port")
         if not isinstance(host, bytes) or not isinstance(port, int) or not 0 < port < 65536:
             continue
-        name = host.decode("ascii", "replace").lower().removesuffix(".onion")
-        if len(name) == ADDRESS_LENGTH and is_onion(name) and (name, port) not in out:
+        name = exact_onion(host.decode("ascii", "replace"), suffix=True)
+        if name is not None and (name, port) not in out:
             out.append((name, port))
     return out

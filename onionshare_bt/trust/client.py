@@ -15,9 +15,9 @@ import math
 import re
 
 from ..errors import BadOnionAddress, BadURI, MalformedReply
+from ..onion import parse_onion
 from ..text import NAME_LIMIT, has_unsafe, safe_text
-from ..tor.onion import parse_onion
-from ..tracker.client import TrackerClient
+from ..tor.http import OnionHTTP
 from ..uri import parse_uri
 from .core import Item, NodeInfo
 
@@ -130,7 +130,7 @@ def _item(entry: dict) -> Item:
 class Remote:
     """Fetch other nodes' documents through Tor, each bounded by ``timeout``."""
 
-    def __init__(self, http: TrackerClient, timeout: float) -> None:
+    def __init__(self, http: OnionHTTP, timeout: float) -> None:
         self.http, self.timeout = http, timeout
         self.catalogues: dict[str, str] = {}  # onion -> catalogue path, learnt from /node
         self.bodies: dict[str, bytes] = {}  # onion -> its /node document (clean_node)

@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import BadOnionAddress
-from ..tor.onion import onion_from_pubkey, pubkey_from_onion
+from ..onion import onion_from_pubkey, pubkey_from_onion
 
 __all__ = ["SigningKey", "expand_seed", "verify"]
 

@@ -5,7 +5,8 @@
 - ``GET /public/<token>``: ``{"node", "items": [{name, size, files, infohash, uri, added}]}``.
 - ``GET /public/<token>/torrent/<infohash>`` and ``POST /public/<token>/sync``: for mirrors,
   see :mod:`onionshare_bt.mirror.origin`; a sync call that pushes peers or registers a
-  mirror carries a credential in the ``X-Obt-Mirror-Auth`` header (:mod:`.mirror.auth`).
+  mirror carries a credential in the ``X-Obt-Mirror-Auth`` header
+  (:data:`.protocol.SYNC_HEADER`, checked by :mod:`onionshare_bt.mirror.auth`).
 
 A private share never appears here; a published one is listed with its own private URI (its
 pieces still travel over its own onions). Everything else is the tracker's plain 404. The
@@ -24,12 +25,11 @@ from aiohttp import web
 
 from .. import httpserve
 from ..errors import MalformedReply, Refused
-from ..mirror import auth as mirror_auth
-from ..mirror import core as mirror_core
+from .protocol import MAX_SYNC_REQUEST, PROTOCOL, SYNC_HEADER
+
+__all__ = ["NodeServer", "PROTOCOL"]
 
 log = logging.getLogger(__name__)
-
-PROTOCOL = 1
 
 
 class NodeServer:
@@ -55,7 +55,7 @@ class NodeServer:
         self.port = 0
 
     async def start(self) -> int:
-        app = web.Application(client_max_size=mirror_core.MAX_REQUEST)
+        app = web.Application(client_max_size=MAX_SYNC_REQUEST)
         app.router.add_get("/node", self._node)
         app.router.add_get("/public/{token}", self._public)
         app.router.add_get("/public/{token}/torrent/{infohash}", self._torrent_of)
@@ -93,13 +93,13 @@ class NodeServer:
         if not self._authorised(request) or self._sync is None:
             return await self._missing(request)
         try:
-            body = await httpserve.read_body(request, mirror_core.MAX_REQUEST)
+            body = await httpserve.read_body(request, MAX_SYNC_REQUEST)
         except TimeoutError:
             return web.json_response({"error": "sync request body too slow"}, status=408)
         if body is None:
             return web.json_response({"error": "sync message too large"}, status=413)
         try:
-            reply = await self._sync(body, request.headers.get(mirror_auth.HEADER))
+            reply = await self._sync(body, request.headers.get(SYNC_HEADER))
         except MalformedReply as exc:
             return web.json_response({"error": exc.message}, status=400)
         except Refused as exc:

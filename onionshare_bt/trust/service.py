@@ -13,11 +13,12 @@ import logging
 from .. import __version__
 from ..config import TRACKER_VIRTUAL_PORT
 from ..errors import UsageError
-from ..tor.onion import parse_onion
+from ..onion import parse_onion
 from ..uri import ShareURI, new_token
 from . import core
 from .client import Remote
-from .server import PROTOCOL, NodeServer
+from .protocol import PROTOCOL
+from .server import NodeServer
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ class TrustService:
 
     # -- lifetime -----------------------------------------------------------------------
     async def start(self) -> None:
-        token = self.store.meta("node.public_token") or new_token()
-        self.store.set_meta("node.public_token", token)
+        token = self.store.identity.public_token() or new_token()
+        self.store.identity.set_public_token(token)
         origin = self.origin
         self._server = NodeServer(self.document, self.catalogue, token,
                                   torrent=origin.torrent if origin else None,
@@ -56,12 +57,12 @@ class TrustService:
 
     async def republish(self) -> None:
         """Publish the identity onion (again, after a tor restart) from its stored key."""
-        key = self.store.meta("node.key") or None
+        key = self.store.identity.key()
         # an existing identity is not waited for: a node restoring many shares has its tor
         # busy publishing them all, and the address is known already
         self.onion, key = await self.parts.tor.add_onion(self._ports, key,
                                                          await_publication=key is None)
-        self.store.set_meta("node.key", key)
+        self.store.identity.set_key(key)
         if self.origin is not None:  # mirror credentials must name this onion
             self.origin.onion = self.onion
 
@@ -71,14 +72,14 @@ class TrustService:
 
     @property
     def public_uri(self) -> str:
-        return str(ShareURI(self.onion, "public", self.store.meta("node.public_token")))
+        return str(ShareURI(self.onion, "public", self.store.identity.public_token()))
 
     # -- what the identity onion serves -------------------------------------------------
     def document(self) -> dict:
         doc = {"obt": __version__, "protocol": PROTOCOL, "onion": self.onion,
-               "catalogue": f"/public/{self.store.meta('node.public_token')}"}
+               "catalogue": f"/public/{self.store.identity.public_token()}"}
         if self.config.publish_trust:
-            doc["trusts"] = self.store.trusted()
+            doc["trusts"] = self.store.trust.all()
         offer = self.release_offer() if self.release_offer else None
         if offer is not None:
             doc["release"] = offer
@@ -86,8 +87,8 @@ class TrustService:
 
     def catalogue(self) -> list[dict]:
         items = []
-        for torrent_id, added in self.store.published():
-            row = self.store.torrent(torrent_id)
+        for torrent_id, added in self.store.catalogue.all():
+            row = self.store.torrents.get(torrent_id)
             if row is None or row.role != "share":
                 continue
             meta = self.parts.meta(row)
@@ -100,7 +101,7 @@ class TrustService:
         if row.role != "share":
             raise UsageError(f"{row.name!r} is a download; only this node's shares can be "
                              "published")
-        self.store.publish(row.id, public)
+        self.store.catalogue.publish(row.id, public)
         if self.origin is not None:
             self.origin.catalogue_changed()
         return {"id": row.id, "name": row.name, "public": public, "public_uri": self.public_uri}
@@ -110,11 +111,11 @@ class TrustService:
         onion = parse_onion(text)
         if onion == self.onion:
             raise UsageError("that is this node's own onion")
-        return {"onion": f"{onion}.onion", "added": self.store.trust(onion)}
+        return {"onion": f"{onion}.onion", "added": self.store.trust.add(onion)}
 
     def remove(self, text: str) -> dict:
         onion = parse_onion(text)
-        if not self.store.distrust(onion):
+        if not self.store.trust.remove(onion):
             raise UsageError(f"{onion}.onion is not trusted")
         return {"onion": f"{onion}.onion", "removed": True}
 
@@ -122,8 +123,8 @@ class TrustService:
         if value is not None:
             if not 1 <= value <= MAX_DEPTH:
                 raise UsageError(f"the trust depth must be between 1 and {MAX_DEPTH}")
-            self.store.set_meta("trust.depth", str(value))
-        return int(self.store.meta("trust.depth", "1"))
+            self.store.trust.set_depth(value)
+        return self.store.trust.depth()
 
     def _limits(self) -> core.Limits:
         return core.Limits(depth=self.depth(), fan_out=self.config.trust_fan_out,
@@ -132,7 +133,7 @@ class TrustService:
     async def walk(self) -> tuple[list[core.Visit], Remote, core.Walk]:
         """Visit the trusted set to the trust depth; the Remote keeps what each node sent."""
         remote = Remote(self.parts.http, self.config.trust_timeout)
-        walker = core.Walk(self.onion, self.store.trusted(), self._limits())
+        walker = core.Walk(self.onion, self.store.trust.all(), self._limits())
         while not walker.done:
             batch = walker.next_batch()
             if not batch:

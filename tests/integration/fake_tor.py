@@ -17,11 +17,13 @@ import struct
 
 
 class FakeTor:
-    """A SOCKS5 server (no auth, CONNECT by domain name only) for loopback tests."""
+    """A SOCKS5 server (no auth, or any username and password as tor takes them for circuit
+    isolation; CONNECT by domain name only) for loopback tests."""
 
     def __init__(self) -> None:
         self.routes: dict[str, int] = {}  # "<onion>.onion" -> loopback port
         self.dialled: list[str] = []
+        self.usernames: list[str] = []  # the SOCKS username of each stream that sent one
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -54,8 +56,16 @@ class FakeTor:
 
     async def _handshake(self, reader, writer) -> None:
         version, count = await reader.readexactly(2)
-        await reader.readexactly(count)
-        writer.write(b"\x05\x00")
+        methods = await reader.readexactly(count)
+        if 2 in methods:  # as tor does: username/password when offered (circuit isolation)
+            writer.write(b"\x05\x02")
+            _, length = await reader.readexactly(2)
+            self.usernames.append((await reader.readexactly(length)).decode("ascii", "replace"))
+            (length,) = await reader.readexactly(1)
+            await reader.readexactly(length)  # the password
+            writer.write(b"\x01\x00")
+        else:
+            writer.write(b"\x05\x00")
         _, command, _, kind = await reader.readexactly(4)
         if kind != 3 or command != 1:  # only CONNECT to a name, as tor gets from obt
             writer.write(b"\x05\x08\x00\x01" + bytes(6))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 
 
 class FakeOnions:

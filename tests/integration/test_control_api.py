@@ -5,8 +5,10 @@ bridges, tracker, trust, release and mirror services, and its :class:`ControlSer
 Unix socket) and talks to it over that socket; only tor is a stand-in
 (:class:`tests.integration.fake_tor.FakeTorClient`: onion services that are routes of a
 loopback SOCKS port). So every request reaches the node's own operations
-(:class:`onionshare_bt.api.ControlOps`) through :func:`control.ops_validator`. The tests that
-act as another Unix user fork a child that drops to ``nobody``; they need root.
+(:class:`onionshare_bt.ops.operations.Operations`, built on the node's parts) through the
+one table of requests that checks their arguments (:func:`onionshare_bt.ops.requests.parse`).
+The tests that act as another Unix user fork a child that drops to ``nobody``; they need
+root.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from onionshare_bt.config import Config
 from onionshare_bt.control import MAX_REQUEST, ControlServer
 from onionshare_bt.errors import ExitCode, OnionUnreachable, Refused, UsageError
 from onionshare_bt.node import Node
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
+from onionshare_bt.ops import requests as requests_mod
 from onionshare_bt.uri import parse_uri
 
 from .fake_tor import FakeTor, FakeTorClient
@@ -67,18 +70,20 @@ def home():
 def start_node(home, monkeypatch):
     """Start a real node in ``home``: ``async with start_node(read_timeout=...) as running``.
 
-    Every request that reaches the node's operations is recorded in ``running.calls``.
+    Every request that reaches the node's operations (its arguments checked) is recorded
+    in ``running.calls``.
     """
     for name in ("OBT_NETWORK", "OBT_TOR", "OBT_HOME"):
         monkeypatch.delenv(name, raising=False)
     calls: list[tuple[str, dict]] = []
-    handle = Node.handle
+    parse = requests_mod.parse
 
-    async def recording(self, op, args):
+    def recording(op, args):
+        request = parse(op, args)
         calls.append((op, args))
-        return await handle(self, op, args)
+        return request
 
-    monkeypatch.setattr(Node, "handle", recording)
+    monkeypatch.setattr(requests_mod, "parse", recording)
     umask = os.umask(0o022)
     os.umask(umask)
 
@@ -152,7 +157,7 @@ async def test_the_node_s_operations_round_trip(served, tmp_path):
     assert served.calls == [("share", {"path": str(tmp_path / "album")})]
     # the node really shares it: the engine seeds it, its tracker serves it, the store has it
     assert node.parts.engine.has(tid) and node.parts.tracker.torrent_file(tid)
-    assert node.parts.store.torrent(tid).role == "share"
+    assert node.parts.store.torrents.get(tid).role == "share"
     listed = await control.call(served.path, "list")
     assert [(r["id"], r["role"], r["name"]) for r in listed] == [(tid, "share", "album")]
     assert (await control.call(served.path, "torrent", {"id": tid[:12]}))["uri"] == info["uri"]
@@ -224,7 +229,7 @@ async def test_bad_arguments_are_a_usage_error_for_that_op(served, op, args, fra
     with pytest.raises(UsageError) as info:
         await control.call(served.path, op, args)
     assert info.value.exit_code == ExitCode.USAGE
-    assert served.node.parts.store.torrents() == []
+    assert served.node.parts.store.torrents.all() == []
 
 
 async def test_json_nan_and_infinity_are_typed_as_numbers(served):
@@ -283,10 +288,10 @@ async def test_a_request_over_one_mib_is_refused(served):
     usage_error(await ask(served.path, b"x" * (3 * MAX_REQUEST)), "larger than")
     assert served.calls == []
     # just under the limit is served
-    onion = "a" * (MAX_REQUEST - 100)
-    listed = await control.call(served.path, "trust", {"action": "list", "onion": onion})
-    assert listed["trusted"] == []
-    assert [op for op, _ in served.calls] == ["trust"]
+    term = "a" * (MAX_REQUEST - 100)
+    found = await control.call(served.path, "search", {"terms": [term]})
+    assert found["results"] == []
+    assert [op for op, _ in served.calls] == ["search"]
 
 
 async def _silent_server():

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from onionshare_bt.tor.testnet_delay import parse_pairs, serve
+from onionshare_bt.testnet.delay import parse_pairs, serve
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from onionshare_bt.engine.metainfo import create
 from onionshare_bt.engine.session import Engine, bridge_filter, loopback_filter
 from onionshare_bt.errors import TorrentError
 from onionshare_bt.multiplex.bridge import Bridges
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 
 #: the settings that keep the session on loopback and anonymous (socks filled in per test)
 EXPECTED = {

@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp_socks import ProxyConnector
 
 from onionshare_bt.errors import MalformedReply, NotFound, Refused
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core
 from onionshare_bt.tracker.client import TrackerClient
 from onionshare_bt.uri import ShareURI

@@ -17,7 +17,7 @@ import bencodepy
 
 from onionshare_bt.engine.metainfo import create, parse
 from onionshare_bt.multiplex.bridge import Bridges
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker.core import parse_reply
 from onionshare_bt.tracker.server import Served, TrackerServer
 

@@ -22,7 +22,7 @@ from onionshare_bt.mirror import core as mcore
 from onionshare_bt.mirror.origin import Origin
 from onionshare_bt.mirror.service import MirrorService
 from onionshare_bt.store import Store, TorrentRow
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core
 from onionshare_bt.tracker.client import TrackerClient
 from onionshare_bt.tracker.server import Served, TrackerServer
@@ -54,8 +54,8 @@ def share_row() -> TorrentRow:
 @pytest.fixture
 async def origin_node(tmp_path):
     store = Store(tmp_path / "origin.sqlite3")
-    store.add_torrent(share_row(), [])
-    store.publish(IH, True)
+    store.torrents.add(share_row(), [])
+    store.catalogue.publish(IH, True)
     tracker = TrackerServer(interval=60)
     await tracker.start()
     port = await tracker.listen()
@@ -81,7 +81,7 @@ async def origin_node(tmp_path):
 def mirror_signer(tmp_path, seed: bytes = MIRROR_SEED) -> MirrorService:
     """The mirror side's credential code, with its identity key in its own store."""
     store = Store(tmp_path / f"mirror-{seed.hex()[:4]}.sqlite3")
-    store.set_meta("node.key", tor_key(seed))
+    store.identity.set_key(tor_key(seed))
     service = MirrorService(types.SimpleNamespace(store=store), lambda: "unused")
     return service
 
@@ -110,7 +110,7 @@ async def test_the_reported_attack_changes_nothing(origin_node):
         await env.http.post(env.url, small, 10, mcore.MAX_MESSAGE)
     assert real_peers(env) == before and len(before) == 1000
     assert env.origin.trackers(IH) == [] and env.origin.mirrors == {}
-    assert env.store.peer_rows() == 0
+    assert env.store.peers.count() == 0
     assert elapsed < 0.5, elapsed
 
 
@@ -124,7 +124,7 @@ async def test_anyone_reads_the_feed_read_only(origin_node):
 
 async def test_a_trusted_mirrors_signed_push_is_taken_and_it_is_named(origin_node, tmp_path):
     env = origin_node
-    env.store.trust(MIRROR_NODE)
+    env.store.trust.add(MIRROR_NODE)
     signer, mirror = mirror_signer(tmp_path), as_mirror()
     pushed = [mcore.Update(IH, onion(200_000 + i), 80, 0, 0.0) for i in range(mcore.MAX_PUSH)]
     body = mcore.encode_request(MIRROR, env.origin.feed.epoch, env.origin.feed.seq, 0.0, pushed)
@@ -137,7 +137,7 @@ async def test_a_trusted_mirrors_signed_push_is_taken_and_it_is_named(origin_nod
     assert {onion(200_000 + i) for i in range(mcore.MAX_PUSH)} <= real_peers(env)
     assert env.tracker.swarm.size(bytes.fromhex(IH)) == 1000  # the stalest made room
     assert env.origin.trackers(IH) == [MIRROR]
-    assert env.store.peer_rows() == mcore.MAX_PUSH
+    assert env.store.peers.count() == mcore.MAX_PUSH
     assert elapsed < 0.5, elapsed  # HTTP round trip included; the loop-time budget is in
     #                                test_swarm_owner (< 50 ms)
 

@@ -14,7 +14,7 @@ import libtorrent as lt
 import pytest
 
 from onionshare_bt.engine.metainfo import create_share
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core, metafile
 from onionshare_bt.tracker.server import Served, TrackerServer
 

@@ -86,13 +86,13 @@ async def test_shares_are_closed_unless_opened_and_the_flag_survives_a_restart(t
     try:
         info = await torrents.share(parts, str(folder), None, open_share=None)
         assert info["open"] is False
-        row = parts.store.torrent(info["infohash"])
+        row = parts.store.torrents.get(info["infohash"])
         address = info["onions"][0].removesuffix(".onion")
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
         assert reply == {b"failure reason": core.CLOSED_REASON.encode()}
         again = await torrents.share(parts, str(folder), None, open_share=True)
         assert again["open"] is True and again["uri"] == info["uri"]
-        assert parts.store.torrent(row.id).open == 1
+        assert parts.store.torrents.get(row.id).open == 1
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
         assert [p[b"ip"].decode() for p in reply[b"peers"]] == info["onions"]
         served = bencodepy.decode(parts.tracker.torrent_file(row.id))
@@ -105,14 +105,14 @@ async def test_shares_are_closed_unless_opened_and_the_flag_survives_a_restart(t
     onions.published.clear()
     parts = await make_parts(tmp_path / "home", onions)  # a restart: same store, same keys
     try:
-        row = parts.store.torrent(info["infohash"])
+        row = parts.store.torrents.get(info["infohash"])
         await torrents.restore_share(parts, row)
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
         assert b"failure reason" not in reply
         torrents.set_open(parts, row, False)
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
         assert reply == {b"failure reason": core.CLOSED_REASON.encode()}
-        assert parts.store.torrent(row.id).open == 0
+        assert parts.store.torrents.get(row.id).open == 0
     finally:
         await close(parts)
 
@@ -134,7 +134,7 @@ async def test_the_inbound_bridge_answers_aria2s_name_for_a_hybrid(tmp_path, fol
     parts = await make_parts(tmp_path / "home", onions)
     try:
         info = await torrents.share(parts, str(folder), None, open_share=True)
-        row = parts.store.torrent(info["infohash"])
+        row = parts.store.torrents.get(info["infohash"])
         legacy = metafile.legacy_info_hash(row.torrent)
         peer_port = onions.published[info["onions"][0].removesuffix(".onion")][6881][1]
         reader, writer = await asyncio.open_connection("127.0.0.1", peer_port)

@@ -19,7 +19,7 @@ import pytest
 from onionshare_bt.engine.metainfo import Metainfo, parse
 from onionshare_bt.engine.session import Engine
 from onionshare_bt.multiplex.bridge import Bridges
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 
 #: reserved bytes: extension protocol (BEP 10) and fast extension (BEP 6)
 RESERVED = bytes([0, 0, 0, 0, 0, 0x10, 0, 0x04])

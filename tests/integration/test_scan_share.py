@@ -82,7 +82,7 @@ async def test_the_node_seeds_cleaned_copies_from_its_staging_folder(parts, albu
     before = digests(album)
     info = await torrents.share(parts, str(album), None, scrub=True)
     assert digests(album) == before  # the originals are only read
-    row = parts.store.torrent(info["infohash"])
+    row = parts.store.torrents.get(info["infohash"])
     staging = Path(row.save_path)
     assert staging.parent == home / "staging" and (staging / "album").is_dir()
     assert stat.S_IMODE(staging.stat().st_mode) == 0o700
@@ -111,7 +111,7 @@ async def test_sharing_the_same_original_again_gives_the_same_uri_and_no_second_
 
 async def test_the_staging_folder_is_shared_for_scrubbed_copies_only(parts, album):
     info = await torrents.share(parts, str(album), None, scrub=True)
-    staged = Path(parts.store.torrent(info["infohash"]).save_path) / "album"
+    staged = Path(parts.store.torrents.get(info["infohash"]).save_path) / "album"
     with pytest.raises(BadPath, match="obt's own state folder"):
         await torrents.share(parts, str(staged), None)
     with pytest.raises(BadPath, match="obt's own state folder"):  # nor re-scrubbed from there
@@ -122,7 +122,7 @@ async def test_the_staging_folder_is_shared_for_scrubbed_copies_only(parts, albu
 
 async def test_a_scrubbed_share_is_restored_and_its_copies_go_with_it(parts, album):
     info = await torrents.share(parts, str(album), None, scrub=True)
-    row = parts.store.torrent(info["infohash"])
+    row = parts.store.torrents.get(info["infohash"])
     meta = parts.meta(row)
     torrents._check_unchanged_paths(row, meta, parts.config.home)  # a restart serves it
     # a copy swapped for a link to the node's keys is not
@@ -139,5 +139,5 @@ async def test_a_scrubbed_share_is_restored_and_its_copies_go_with_it(parts, alb
 
 async def test_removing_a_plain_share_never_deletes_its_files(parts, album):
     info = await torrents.share(parts, str(album), None)
-    await torrents.remove(parts, parts.store.torrent(info["infohash"]), delete_data=False)
+    await torrents.remove(parts, parts.store.torrents.get(info["infohash"]), delete_data=False)
     assert (album / "beach.jpg").exists() and os.listdir(album)

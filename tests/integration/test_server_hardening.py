@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from onionshare_bt.httpserve import NOT_FOUND_BODY
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker.server import Served, TrackerServer
 from onionshare_bt.trust.server import NodeServer
 

@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
 
-from onionshare_bt.tor.onion import is_onion, onion_from_pubkey
+from onionshare_bt.onion import is_onion, onion_from_pubkey
 from onionshare_bt.tracker import core
 from onionshare_bt.tracker.server import NOT_FOUND_BODY, Served, TrackerServer
 

@@ -459,7 +459,7 @@ def test_a_trusted_node_with_a_hostile_catalogue_cannot_reach_the_terminal(
 
 # -- a stranger flooding the mirror sync endpoint -------------------------------------------
 def _fake_onions(count: int) -> list[str]:
-    from onionshare_bt.tor.onion import onion_from_pubkey
+    from onionshare_bt.onion import onion_from_pubkey
 
     return [onion_from_pubkey(secrets.token_bytes(32)) for _ in range(count)]
 

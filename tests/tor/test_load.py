@@ -31,7 +31,7 @@ import pytest
 from onionshare_bt import control
 from onionshare_bt.engine.metainfo import parse
 from onionshare_bt.errors import ObtError
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 
 from .conftest import Node
 from .test_share_get import digests

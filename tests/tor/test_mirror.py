@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker.client import TrackerClient
 from onionshare_bt.tracker.metafile import top_level
 from onionshare_bt.uri import ShareURI, parse_uri

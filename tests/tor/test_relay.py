@@ -16,7 +16,7 @@ import time
 import pytest
 
 from onionshare_bt.node import LEDGER_INTERVAL
-from onionshare_bt.tor.testnet import Testnet
+from onionshare_bt.testnet import Testnet
 
 from .conftest import BASE_PORT, RELAYS, Node
 from .test_node_lifecycle import row, wait_until

@@ -167,9 +167,9 @@ def test_a_release_whose_file_differs_from_its_manifest_is_refused_and_deleted(r
     f.stop()
     manifest, signature = (folder / core.MANIFEST).read_bytes(), (folder / core.SIGNATURE).read_bytes()
     store = Store(f.home / "state.sqlite3")  # the attacker vouches for it in its own state
-    store.put_release(ReleaseRow(release_id(manifest, signature, share["uri"]), "9.9.11",
-                                 manifest, signature, share["uri"], "", share["infohash"],
-                                 "verified", None, str(folder), 0.0))
+    store.releases.put(ReleaseRow(release_id(manifest, signature, share["uri"]), "9.9.11",
+                                  manifest, signature, share["uri"], "", share["infohash"],
+                                  "verified", None, str(folder), 0.0))
     store.close()
     f.start()
     # F's tor is new: A may hold F's old descriptor for a while; wait until F answers A

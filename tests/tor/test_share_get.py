@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 
 URI = re.compile(r"http://[a-z2-7]{56}\.onion/private/[A-Za-z0-9_-]{22,}")
 IPV4 = re.compile(rb"(?<![0-9])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9])")

@@ -26,8 +26,8 @@ from onionshare_bt.errors import (
 from onionshare_bt.tor import socks
 from onionshare_bt.tor.client import TorClient
 from onionshare_bt.tor.network import Network
-from onionshare_bt.tor.onion import is_onion, onion_from_pubkey
-from onionshare_bt.tor.testnet import Testnet
+from onionshare_bt.onion import is_onion, onion_from_pubkey
+from onionshare_bt.testnet import Testnet
 
 pytestmark = [pytest.mark.tor, pytest.mark.timeout(240)]
 #: async tests share the module's event loop with the module-scoped clients

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from onionshare_bt.tor.onion import onion_from_pubkey, pubkey_from_onion
+from onionshare_bt.onion import onion_from_pubkey, pubkey_from_onion
 from onionshare_bt.trust.identity import SigningKey, expand_seed, verify
 
 # RFC 8032, 7.1, TEST 1 and TEST 2: (seed, public key, message, signature)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from onionshare_bt.tor import socks
-from onionshare_bt.tracker.client import isolation_key
+from onionshare_bt.tor.http import isolation_key
 
 ONION = "a" * 56
 

@@ -43,19 +43,18 @@ class FakeStore:
     def __init__(self, rows, log=None):
         self.rows = {r.id: r for r in rows}
         self.log = log if log is not None else []
-        self.peer_ttl = self.peer_cap = None
+        self.peers = SimpleNamespace(ttl=None, cap=None)
+        self.torrents = SimpleNamespace(all=self.all, get=self.get, update=self.update)
+        self.onions = SimpleNamespace(of=lambda tid: [], all=lambda: [])
 
-    def torrents(self, role=None):
+    def all(self, role=None):
         return [r for r in self.rows.values() if role in (None, r.role)]
 
-    def torrent(self, tid):
+    def get(self, tid):
         return self.rows.get(tid)
 
-    def update_torrent(self, tid, **changes):
+    def update(self, tid, **changes):
         self.log.append(f"store.update:{tid}:{','.join(sorted(changes))}")
-
-    def onions(self, tid=None):
-        return []
 
     def close(self):
         self.log.append("store.close")

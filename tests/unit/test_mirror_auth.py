@@ -15,7 +15,7 @@ from onionshare_bt.errors import MalformedReply, Refused
 from onionshare_bt.mirror import auth
 from onionshare_bt.mirror import core as mcore
 from onionshare_bt.mirror.origin import MIRRORS_NAMED, Origin
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker.server import Served, TrackerServer
 from onionshare_bt.trust.identity import SigningKey, expand_seed
 
@@ -139,9 +139,14 @@ def test_the_header_value_has_the_documented_form():
 
 # -- the origin -------------------------------------------------------------------------------
 class Store:
+    """The store's catalogue, trust and peers, as far as the origin uses them."""
+
     def __init__(self) -> None:
         self.trusts = {NODE}
         self.recorded: list[tuple] = []
+        self.catalogue = types.SimpleNamespace(shares=self.public_shares)
+        self.trust = types.SimpleNamespace(all=self.trusted, has=self.is_trusted)
+        self.peers = types.SimpleNamespace(record_many=self.record_peers)
 
     def public_shares(self):
         return {IH}

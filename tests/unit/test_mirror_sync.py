@@ -14,7 +14,7 @@ import pytest
 from onionshare_bt.errors import MalformedReply
 from onionshare_bt.mirror import core as mcore
 from onionshare_bt.mirror.origin import Origin
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core as tcore
 from onionshare_bt.tracker.server import Served, TrackerServer
 
@@ -422,6 +422,10 @@ class FakeStore:
         self.recorded: list[tuple] = []
         self.trusts = {NODE, OTHER_NODE}
         self.batches = 0
+        self.catalogue = types.SimpleNamespace(shares=self.public_shares)
+        self.trust = types.SimpleNamespace(all=self.trusted, has=self.is_trusted)
+        self.torrents = types.SimpleNamespace(get=self.torrent)
+        self.peers = types.SimpleNamespace(record_many=self.record_peers)
 
     def trusted(self):
         return sorted(self.trusts)

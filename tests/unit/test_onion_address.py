@@ -9,7 +9,9 @@ import os
 import pytest
 
 from onionshare_bt.errors import BadOnionAddress, UsageError
-from onionshare_bt.tor.onion import is_onion, onion_from_pubkey, parse_onion, pubkey_from_onion
+from onionshare_bt.onion import (
+    exact_onion, is_onion, onion_from_pubkey, parse_onion, pubkey_from_onion,
+)
 
 # Real, published v3 addresses (DuckDuckGo and the Tor Project).
 DDG = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad"
@@ -121,3 +123,16 @@ def test_known_pubkey() -> None:
 def test_pubkey_wrong_size() -> None:
     with pytest.raises(ValueError):
         onion_from_pubkey(b"\x00" * 31)
+
+
+def test_exact_onion_takes_network_input_as_it_is_or_not_at_all() -> None:
+    assert exact_onion(DDG) == DDG
+    assert exact_onion(DDG.upper()) == DDG  # one spelling: lowercase
+    assert exact_onion(f"{DDG}.onion") is None  # the suffix only when asked for
+    assert exact_onion(f"{DDG}.ONION", suffix=True) == DDG
+    for near in (f" {DDG}", f"{DDG} ", f"{DDG}.onion.onion", f"www.{DDG}.onion",
+                 f"http://{DDG}.onion", f"{DDG}:80", DDG[:-1] + "a", DDG[:16]):
+        assert exact_onion(near, suffix=True) is None, near
+    assert is_onion(f" {DDG} ")  # what is_onion forgives, exact_onion does not
+    for other in (None, 5, DDG.encode(), [DDG]):
+        assert exact_onion(other, suffix=True) is None

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from onionshare_bt import config
 from onionshare_bt.errors import UsageError
 from onionshare_bt.store import SCHEMA_VERSION, Store, TorrentRow
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core, metafile
 
 IH = b"\xaa" * 20
@@ -263,12 +263,12 @@ def test_a_version_1_database_is_upgraded_and_its_shares_stay_closed(tmp_path):
     db.executescript(V1_TORRENTS)
     db.close()
     store = Store(path)
-    assert store.torrent("ab").open == 0
-    assert store.meta("schema") == str(SCHEMA_VERSION) == "2"
-    store.update_torrent("ab", open=1)
+    assert store.torrents.get("ab").open == 0
+    assert store.schema_version == SCHEMA_VERSION
+    store.torrents.update("ab", open=1)
     store.close()
     again = Store(path)  # opening an upgraded database again changes nothing
-    assert again.torrent("ab").open == 1
+    assert again.torrents.get("ab").open == 1
 
 
 def test_a_new_database_stores_the_open_flag(tmp_path):
@@ -276,9 +276,9 @@ def test_a_new_database_stores_the_open_flag(tmp_path):
     row = TorrentRow(id="cd", role="share", name="n", save_path="/x", target="/x",
                      torrent=b"t", token="t", uri="u", state="seeding", error=None,
                      resume=None, added=1.0, completed=None, open=1)
-    store.add_torrent(row, [])
-    assert store.torrent("cd") == row
-    assert store.meta("schema") == "2"
+    store.torrents.add(row, [])
+    assert store.torrents.get("cd") == row
+    assert store.schema_version == SCHEMA_VERSION
 
 
 def test_open_shares_comes_from_the_config_file(tmp_path):

@@ -11,7 +11,7 @@ from onionshare_bt import config
 from onionshare_bt.errors import ReleaseRefused, UsageError
 from onionshare_bt.release import core
 from onionshare_bt.release.service import parse_offer, release_id
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 
 ONION = onion_from_pubkey(bytes([7]) * 32)
 URI = f"http://{ONION}.onion/private/{'A' * 32}"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from onionshare_bt import commands
+from onionshare_bt.cli import metadata
 from tests.unit.test_relay_notice import FakeNode, obt
 from tests.unit.test_relay_notice import home  # noqa: F401  (fixture)
 from tests.unit.test_scan_formats import make_jpeg, make_pdf
@@ -120,7 +120,7 @@ def test_json_reports_every_finding_with_its_risk(node, album):
 
 
 def test_a_clean_share_goes_on_without_asking(node, plain, monkeypatch):
-    monkeypatch.setattr(commands, "_interactive", lambda: pytest.fail("asked"))
+    monkeypatch.setattr(metadata, "interactive", lambda: pytest.fail("asked"))
     result = obt("share", str(plain), "--json")
     assert result.exit_code == 0, result.stderr
     assert shares(node) == [{"path": str(plain), "onions": None}]
@@ -132,7 +132,7 @@ def test_a_clean_share_goes_on_without_asking(node, plain, monkeypatch):
 
 @pytest.mark.parametrize("answer,sent", [("y", {"scrub": True}), ("k", {})])
 def test_a_terminal_is_asked(node, album, monkeypatch, answer, sent):
-    monkeypatch.setattr(commands, "_interactive", lambda: True)
+    monkeypatch.setattr(metadata, "interactive", lambda: True)
     result = obt_input(f"{answer}\n", "share", str(album))
     assert result.exit_code == 0, result.stderr
     assert "share cleaned copies (y), share as they are (k), or stop (n)?" in result.stderr
@@ -141,7 +141,7 @@ def test_a_terminal_is_asked(node, album, monkeypatch, answer, sent):
 
 @pytest.mark.parametrize("answer", ["n\n", ""])  # "no", or the end of input
 def test_no_answer_or_no_stops_with_nothing_shared(node, album, monkeypatch, answer):
-    monkeypatch.setattr(commands, "_interactive", lambda: True)
+    monkeypatch.setattr(metadata, "interactive", lambda: True)
     result = obt_input(answer, "share", str(album))
     assert result.exit_code == 2 and "nothing was shared" in result.stderr
     assert shares(node) == []

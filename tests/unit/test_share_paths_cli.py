@@ -117,10 +117,10 @@ def test_search_trust_mirror_and_update_output_are_rendered_safely(node):
         "unreachable": [{"onion": ONION, "error": HOSTILE}],
         "results": [{"name": HOSTILE, "size": 1, "degree": 1, "node": ONION + HOSTILE,
                      "uri": HOSTILE}]}
-    node.answers["trust"] = {"depth": 2, "tree": {"onion": ONION, "children": [
+    node.answers["trust_graph"] = {"depth": 2, "tree": {"onion": ONION, "children": [
         {"onion": HOSTILE, "degree": 1, "reachable": False, "error": HOSTILE,
          "children": []}]}}
-    node.answers["mirror"] = [{
+    node.answers["mirror_list"] = [{
         "source": HOSTILE, "follow": True, "synced": time.time(), "error": HOSTILE,
         "public_uri": f"http://{ONION}.onion/public/x",
         "items": [{"name": HOSTILE, "peers": 1, "uri": HOSTILE}]}]
@@ -140,7 +140,7 @@ def test_refused_releases_are_rendered_safely(node):
     node.answers["update_check"] = {
         "current": "0.1.0", "offers": 1, "release": None, "unreachable": [],
         "refused": [{"version": HOSTILE, "source": HOSTILE, "reason": HOSTILE}]}
-    node.answers["release"] = [{"version": HOSTILE, "state": "refused", "reason": HOSTILE,
+    node.answers["release_list"] = [{"version": HOSTILE, "state": "refused", "reason": HOSTILE,
                                 "path": None}]
     refused = obt("update", "check")
     assert refused.exit_code == 5

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from onionshare_bt import commands
+from onionshare_bt.cli import play as play_cli
 from onionshare_bt.stream import player
 from tests.unit.test_relay_notice import FakeNode, obt
 from tests.unit.test_relay_notice import home  # noqa: F401  (fixture)
@@ -42,7 +42,7 @@ def players(monkeypatch):
         assert url == URL
         return getattr(ran, "refused", None)
 
-    monkeypatch.setattr(commands, "_refused", refused)
+    monkeypatch.setattr(play_cli, "_refused", refused)
     monkeypatch.setattr(player.shutil, "which",
                         lambda name: f"/usr/bin/{name}" if name in installed else None)
 
@@ -64,7 +64,7 @@ def test_play_an_id_prints_the_url_only_with_no_player(node, players):
 
 
 def test_play_a_uri_starts_the_download_first_and_json_has_the_files(node, players, tmp_path):
-    from onionshare_bt.tor.onion import onion_from_pubkey
+    from onionshare_bt.onion import onion_from_pubkey
 
     uri = f"http://{onion_from_pubkey(bytes(32))}.onion/private/{'x' * 32}"
     result = obt("play", uri, "tone", "-o", str(tmp_path / "music"), "--print-url", "--json")

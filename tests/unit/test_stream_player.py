@@ -56,7 +56,7 @@ def test_player_and_download_rate_settings(tmp_path):
 def test_play_refuses_a_public_or_malformed_uri_before_any_node(tmp_path):
     runner = CliRunner()
     env = {"OBT_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
-    from onionshare_bt.tor.onion import onion_from_pubkey
+    from onionshare_bt.onion import onion_from_pubkey
 
     onion = onion_from_pubkey(bytes(32))
     result = runner.invoke(main, ["play", f"http://{onion}.onion/public/{'x' * 32}",

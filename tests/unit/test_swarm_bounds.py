@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core
 
 HASH = b"h" * 20

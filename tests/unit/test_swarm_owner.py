@@ -15,7 +15,7 @@ from onionshare_bt.mirror import auth
 from onionshare_bt.mirror import core as mcore
 from onionshare_bt.mirror.origin import Origin
 from onionshare_bt.store import Store, TorrentRow
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.tracker import core
 from onionshare_bt.tracker.server import Served, TrackerServer
 from onionshare_bt.trust.identity import SigningKey, expand_seed
@@ -153,11 +153,11 @@ MIRROR = onion_from_pubkey(b"\x33" * 32)
 async def full_origin(tmp_path):
     """An origin whose public share's swarm is full of real peers, on a real store."""
     store = Store(tmp_path / "state.sqlite3")
-    store.add_torrent(TorrentRow(id=IH, role="share", name="n", save_path="/x", target="/x",
-                                 torrent=b"t", token="t" * 32, uri="http://x", state="seeding",
-                                 error=None, resume=None, added=time.time(), completed=None),
-                      [])
-    store.trust(MIRROR_NODE.onion)
+    store.torrents.add(TorrentRow(id=IH, role="share", name="n", save_path="/x", target="/x",
+                                  torrent=b"t", token="t" * 32, uri="http://x", state="seeding",
+                                  error=None, resume=None, added=time.time(), completed=None),
+                       [])
+    store.trust.add(MIRROR_NODE.onion)
     tracker = TrackerServer(interval=60)
     await tracker.start()
     port = await tracker.listen()
@@ -167,8 +167,8 @@ async def full_origin(tmp_path):
         tracker.swarm.record(core.Announce(bytes.fromhex(IH), b"p" * 20, onion(i), 80, 0, 0,
                                            1, "", 0), now)
     parts = types.SimpleNamespace(tracker=tracker, store=types.SimpleNamespace(
-        public_shares=lambda: {IH}, is_trusted=store.is_trusted, trusted=store.trusted,
-        record_peers=store.record_peers))
+        catalogue=types.SimpleNamespace(shares=lambda: {IH}), trust=store.trust,
+        peers=store.peers))
     origin = Origin(parts)
     origin.onion = ORIGIN_KEY.onion
     yield origin, tracker, store
@@ -208,6 +208,6 @@ async def test_a_fresh_maximal_push_is_merged_and_saved_in_one_go(full_origin):
     assert tracker.swarm.size(bytes.fromhex(IH)) == tracker.swarm.max_peers
     assert {onion(20_000 + i) for i in range(mcore.MAX_PUSH)} <= {
         o for o, *_ in tracker.entries(IH)}
-    assert len(store.tracker_peers(IH, max_age=600)) == mcore.MAX_PUSH
+    assert len(store.peers.of(IH, max_age=600)) == mcore.MAX_PUSH
     assert origin.feed.seq == mcore.MAX_PUSH
     assert elapsed < 0.100, elapsed

@@ -13,7 +13,7 @@ import pytest
 from onionshare_bt.errors import MalformedReply, ReleaseRefused
 from onionshare_bt.release.service import parse_offer
 from onionshare_bt.text import has_unsafe
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.trust.client import (MAX_FILES, MAX_TRUSTS, Remote, clean_node, item_name,
                                         parse_catalogue, parse_node)
 

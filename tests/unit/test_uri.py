@@ -3,7 +3,7 @@
 import pytest
 
 from onionshare_bt.errors import BadURI
-from onionshare_bt.tor.onion import onion_from_pubkey
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.uri import new_token, parse_uri
 
 ONION = onion_from_pubkey(b"\x07" * 32)

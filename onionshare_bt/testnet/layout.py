@@ -44,7 +44,7 @@ class Node:
     :param control_port: its ControlPort (cookie auth), used while bringing it up
     :param dir_port: its DirPort (authorities only)
     :param proxy_port: with added latency, the delaying proxy's port that it advertises
-      instead of its ORPort (:mod:`~onionshare_bt.tor.testnet_delay`)
+      instead of its ORPort (:mod:`~onionshare_bt.testnet.delay`)
     """
 
     role: str

@@ -9,7 +9,7 @@ with every chunk held back for ``delay`` seconds in each direction. Each tor-to-
 
 Run as one detached process for the whole network::
 
-    python -m onionshare_bt.tor.testnet_delay --delay-ms 20 --tag ROOT \\
+    python -m onionshare_bt.testnet.delay --delay-ms 20 --tag ROOT \\
         30020=30000 30021=30003 ...
 
 (``listen=target`` port pairs on 127.0.0.1; ``--tag`` only marks the process as the
@@ -161,7 +161,7 @@ async def _run(pairs: dict[int, int], delay: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m onionshare_bt.tor.testnet_delay")
+    parser = argparse.ArgumentParser(prog="python -m onionshare_bt.testnet.delay")
     parser.add_argument("--delay-ms", type=float, required=True)
     parser.add_argument("--tag", default="", help="marks the process (the testnet's root)")
     parser.add_argument("pairs", nargs="+", metavar="LISTEN=TARGET")

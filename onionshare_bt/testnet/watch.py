@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from onionshare_bt.errors import TorBootstrapFailed
-from onionshare_bt.tor._stem import EventType, stem
-from onionshare_bt.tor.testnet_config import Node
+from onionshare_bt.tor.stemlib import EventType, stem
+from onionshare_bt.testnet.layout import Node
 from onionshare_bt.tor.torrc import log_tail
 
 __all__ = ["REQUIRED_FLAGS", "wait_until_usable"]

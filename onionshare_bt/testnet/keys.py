@@ -19,7 +19,7 @@ from pathlib import Path
 import platformdirs
 
 from onionshare_bt.errors import TorError
-from onionshare_bt.tor.testnet_config import Node
+from onionshare_bt.testnet.layout import Node
 from onionshare_bt.tor.torrc import find_tool
 
 __all__ = ["NodeKeys", "default_cache", "ensure_keys", "install_keys"]

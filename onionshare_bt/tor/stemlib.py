@@ -1,4 +1,5 @@
-"""The one place stem is imported from, with its logger tamed.
+"""The one place stem is imported from, with its logger tamed (for :mod:`.client`, and for
+the test network's authorities in :mod:`onionshare_bt.testnet.watch`).
 
 stem sets its own logger to TRACE on import, and at TRACE it logs every control
 message, including ``ADD_ONION`` private keys. Capping it at WARNING keeps keys (and

@@ -1,3 +1,7 @@
+# The state store of obt at commit b1e6838 (onionshare_bt/store.py), the last before the store
+# package, kept to build the databases an existing node has (tests/unit/test_store_migration.py).
+# Verbatim from `git show b1e6838:onionshare_bt/store.py` but for this header and one import
+# (`from .errors import StoreError` made absolute). Never edit it: it is what nodes ran.
 """The node's state: one SQLite database (WAL) in the node's home, file mode 0600.
 
 Tables: ``torrents`` (shares and downloads; a share is *open* when its sharer let
@@ -18,7 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .errors import StoreError
+from onionshare_bt.errors import StoreError
 
 #: 2: ``torrents.open`` (databases of version 1 are upgraded when opened)
 SCHEMA_VERSION = 2

@@ -5,10 +5,10 @@ caller), records them in ``<root>/state.json`` and returns once every authority 
 consensus that lists every relay as Running and HSDir; ``<root>/network.json`` then tells
 clients (:meth:`Network.load`) how to join. ``down()`` stops exactly the recorded
 processes. Timings and settings follow ``shared/TESTNET.md``; keys come from a cache
-(:mod:`~onionshare_bt.tor.testnet_keys`).
+(:mod:`~onionshare_bt.testnet.keys`).
 
 Opt-in latency (``latency_ms``, for benchmarks): one more detached process,
-:mod:`~onionshare_bt.tor.testnet_delay`, puts a delaying proxy in front of every router's
+:mod:`~onionshare_bt.testnet.delay`, puts a delaying proxy in front of every router's
 ORPort, so every tor-to-tor link gets ``latency_ms`` more each way.
 """
 
@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 from onionshare_bt.errors import TorBootstrapFailed, TorError, UsageError
-from onionshare_bt.tor import testnet_config as config
-from onionshare_bt.tor.testnet_config import Node
-from onionshare_bt.tor.testnet_keys import default_cache, ensure_keys, install_keys
-from onionshare_bt.tor.testnet_watch import wait_until_usable
+from onionshare_bt.testnet import layout
+from onionshare_bt.testnet.layout import Node
+from onionshare_bt.testnet.keys import default_cache, ensure_keys, install_keys
+from onionshare_bt.testnet.watch import wait_until_usable
 from onionshare_bt.tor.torrc import find_tor
 
 __all__ = ["Testnet"]
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 TERM_GRACE = 3.0
 KILL_TIMEOUT = 5.0
 _STATE_VERSION = 1
-_DELAY_MODULE = "onionshare_bt.tor.testnet_delay"
+_DELAY_MODULE = "onionshare_bt.testnet.delay"
 #: our own tor children, so that any Testnet in this process can reap them
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -71,7 +71,7 @@ class Testnet:
             raise UsageError(f"a test network takes 1 to 20 relays, not {relays}")
         if not 0 <= latency_ms <= 1000:
             raise UsageError(f"latency must be 0 to 1000 ms, not {latency_ms:g}")
-        ports = config.port_count(relays) + (config.AUTHORITIES + relays if latency_ms else 0)
+        ports = layout.port_count(relays) + (layout.AUTHORITIES + relays if latency_ms else 0)
         if not 1024 <= base_port <= 65536 - ports:
             raise UsageError(f"base port {base_port} is out of range")
         self.root = Path(root).expanduser().resolve()
@@ -102,9 +102,9 @@ class Testnet:
             self.down()
         started = time.monotonic()
         deadline = started + timeout
-        nodes = config.plan(self.root, self.base_port, self.relays)
+        nodes = layout.plan(self.root, self.base_port, self.relays)
         if self.latency_ms:
-            nodes = config.with_delay(nodes, self.base_port, self.relays)
+            nodes = layout.with_delay(nodes, self.base_port, self.relays)
         _check_ports_free([port for node in nodes for port in node.ports])
         authorities = self._prepare(nodes, tor)
         procs: dict[str, subprocess.Popen] = {}
@@ -120,7 +120,7 @@ class Testnet:
             self.state_file.unlink(missing_ok=True)
             raise
         network = dataclasses.replace(
-            config.network_for(f"testnet-{self.base_port}", authorities),
+            layout.network_for(f"testnet-{self.base_port}", authorities),
             bandwidth_file=str(self.root / "nodes" / "bandwidths"),
         )
         _write_atomic(self.network_file, network.to_json())
@@ -175,20 +175,20 @@ class Testnet:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for node in nodes:
             install_keys(node, keys[node.nickname])
-        authorities = [config.dir_authority_line(n, keys[n.nickname].v3ident or "",
+        authorities = [layout.dir_authority_line(n, keys[n.nickname].v3ident or "",
                                                  keys[n.nickname].fingerprint)
                        for n in nodes if n.is_authority]
         empty = self.root / "nodes" / "empty"
         empty.write_bytes(b"")
         now = time.time()
         bandwidths = self.root / "nodes" / "bandwidths"
-        bandwidths.write_text(config.bandwidth_file(
+        bandwidths.write_text(layout.bandwidth_file(
             (k.fingerprint for k in keys.values()), int(now)), encoding="ascii")
-        offset = config.voting_offset(now)
+        offset = layout.voting_offset(now)
         for node in nodes:
-            text = (config.authority_torrc(node, authorities, offset=offset,
+            text = (layout.authority_torrc(node, authorities, offset=offset,
                                            bandwidths=bandwidths, empty=empty)
-                    if node.is_authority else config.relay_torrc(node, authorities, empty=empty))
+                    if node.is_authority else layout.relay_torrc(node, authorities, empty=empty))
             (node.data_dir / "torrc").write_text(text, encoding="utf-8")
         return authorities
 
@@ -296,7 +296,7 @@ class Testnet:
 
     def _write_state(self, nodes: list[Node], procs: dict[str, subprocess.Popen], *,
                      ready: bool, took: float | None = None) -> None:
-        processes = config.describe(nodes, {n: p.pid for n, p in procs.items()})
+        processes = layout.describe(nodes, {n: p.pid for n, p in procs.items()})
         if "delay" in procs:
             processes.append({"role": "delay", "nickname": "delay", "pid": procs["delay"].pid,
                               "or_port": None, "dir_port": None, "control_port": None,

@@ -1,4 +1,5 @@
-"""Tor v3 onion addresses: parse, validate and derive them (pure, no I/O).
+"""Tor v3 onion addresses: parse, validate and derive them (pure, no I/O; imports only
+:mod:`.errors`). Every part that reads an address reads it here.
 
 A v3 address is the base32 encoding of 35 bytes, ``pubkey (32) || checksum (2) ||
 version (1)``, where ``checksum = SHA3-256(".onion checksum" || pubkey || version)[:2]``
@@ -12,9 +13,10 @@ import base64
 import hashlib
 import re
 
-from onionshare_bt.errors import BadOnionAddress
+from .errors import BadOnionAddress
 
-__all__ = ["ADDRESS_LENGTH", "is_onion", "onion_from_pubkey", "parse_onion", "pubkey_from_onion"]
+__all__ = ["ADDRESS_LENGTH", "exact_onion", "is_onion", "onion_from_pubkey", "parse_onion",
+           "pubkey_from_onion"]
 
 #: characters in a v3 address, without ``.onion``
 ADDRESS_LENGTH = 56
@@ -109,6 +111,29 @@ def is_onion(text: str) -> bool:
     except BadOnionAddress:
         return False
     return True
+
+
+def exact_onion(value: object, *, suffix: bool = False) -> str | None:
+    """Read an address from the network strictly: exactly the 56 characters, nothing around.
+
+    Unlike :func:`is_onion`, no surrounding space is forgiven, nor a second ``.onion``: what
+    passes here is stored and handed on to other nodes as it is.
+
+    :param value: a candidate (anything; only a ``str`` can pass)
+    :param suffix: also accept the 56 characters followed by one ``.onion``
+    :returns: the 56-character lowercase address, or None if **value** is not exactly one
+    """
+    if not isinstance(value, str):
+        return None
+    label = value.lower()
+    if suffix:
+        label = label.removesuffix(".onion")
+    if len(label) != ADDRESS_LENGTH:
+        return None
+    try:
+        return _validate(label)
+    except BadOnionAddress:
+        return None
 
 
 def pubkey_from_onion(address: str) -> bytes:

@@ -1,0 +1,88 @@
+"""The node's own operations: status, stop, the relay and the ratio."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Set
+from typing import TYPE_CHECKING, Protocol
+
+from .. import __version__, torrents
+from ..config import Config
+from ..errors import TorError
+from . import requests as rq
+from . import results as rs
+
+if TYPE_CHECKING:
+    from ..relay.driver import Relay
+
+
+class Lifetime(Protocol):
+    """What the node operations see of the node itself (:class:`~onionshare_bt.node.Node`)."""
+
+    #: when the node started (``time.time()``)
+    started: float
+    #: how often the tor watchdog restarted tor
+    tor_restarts: int
+
+    def health(self) -> dict:
+        """Vital signs merged into ``status``."""
+
+    def stop(self) -> None:
+        """Ask the node to stop."""
+
+
+class NodeOps:
+    """:param gated: ids of downloads waiting for relay credit (the node's ledger keeps it)"""
+
+    def __init__(self, config: Config, parts: torrents.Parts, relay: Relay, gated: Set[str],
+                 lifetime: Lifetime) -> None:
+        self.config, self.parts, self.relay = config, parts, relay
+        self.gated, self.lifetime = gated, lifetime
+
+    async def status(self, req: rq.Status) -> rs.StatusInfo:
+        tor = self.parts.tor
+        try:
+            boot = await tor.bootstrap_status()
+        except TorError as exc:  # tor died; the watchdog is restarting it
+            boot = {"progress": 0, "summary": f"tor is down: {exc.message}", "tag": "down"}
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.lifetime.started, 1),
+            "home": str(self.config.home),
+            "network": str(self.config.network_file or "tor"),
+            "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address),
+                    "restarts": self.lifetime.tor_restarts},
+            "engine": {"listen_port": self.parts.engine.listen_port},
+            "onions": len(self.parts.store.onions.all()),
+            "torrents": len(self.parts.store.torrents.all()),
+            "bridges": self.parts.bridges.usage(),
+            **self.lifetime.health(),
+        }
+
+    async def stop(self, req: rq.Stop) -> rs.StopInfo:
+        asyncio.get_running_loop().call_soon(self.lifetime.stop)
+        return {"stopping": True, "pid": os.getpid()}
+
+    async def relay_status(self, req: rq.RelayStatus) -> rs.RelayStatusInfo:
+        relay = self.relay
+        info: rs.RelayStatusInfo = {
+            "enabled": relay.enabled, "fingerprint": relay.fingerprint or None,
+            "nickname": relay.settings.nickname if relay.enabled else None,
+            "relayed_today": relay.relayed_today(), "relayed_total": relay.ledger.relayed,
+            "rate_limit": relay.settings.bandwidth_rate if relay.enabled else None,
+            "burst_limit": relay.settings.bandwidth_burst if relay.enabled else None,
+            "in_consensus": False, "flags": [], "restarts": relay.restarts,
+            "pid": None, "or_address": None,
+        }
+        if relay.tor is not None and relay.tor.is_alive():
+            flags = await self.parts.tor.relay_flags(relay.fingerprint)
+            info.update(in_consensus=flags is not None, flags=flags or [], pid=relay.tor.pid,
+                        or_address=await relay.tor.or_address())
+        return info
+
+    async def ratio(self, req: rq.Ratio) -> rs.RatioInfo:
+        return {**self.relay.allowance().as_dict(), "relay": self.relay.enabled,
+                "gated": sorted(self.gated)}

@@ -1,0 +1,64 @@
+"""Every operation of a running node, composed of its parts (see :mod:`onionshare_bt.ops`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Set
+from typing import TYPE_CHECKING, Any
+
+from . import requests
+from . import requests as rq
+from .node import Lifetime, NodeOps
+from .torrents import TorrentOps
+from .trust import MirrorOps, ReleaseOps, TrustOps
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..mirror.origin import Origin
+    from ..mirror.service import MirrorService
+    from ..relay.driver import Relay
+    from ..release.service import ReleaseService
+    from ..stream.server import StreamService
+    from ..torrents import Parts
+    from ..trust.service import TrustService
+
+Runner = Callable[[Any], Awaitable[Any]]
+
+
+class Operations:
+    """Every operation of a running node, by request type."""
+
+    def __init__(self, *, config: Config, parts: Parts, relay: Relay, stream: StreamService,
+                 origin: Origin, trust: TrustService, mirrors: MirrorService,
+                 releases: ReleaseService, gated: Set[str], stalled: Set[str],
+                 reasons: Mapping[str, str], lifetime: Lifetime) -> None:
+        self.torrents = TorrentOps(parts, stream, origin, gated, stalled, reasons)
+        self.node = NodeOps(config, parts, relay, gated, lifetime)
+        self.trust = TrustOps(trust, parts.store)
+        self.mirrors = MirrorOps(mirrors)
+        self.releases = ReleaseOps(releases)
+        t, n, tr, m, r = self.torrents, self.node, self.trust, self.mirrors, self.releases
+        self._runners: dict[type[rq.Request], Runner] = {
+            rq.Share: t.share, rq.Get: t.get, rq.ListTorrents: t.list, rq.Torrent: t.torrent,
+            rq.TorrentFile: t.torrent_file, rq.Peers: t.peers, rq.Play: t.play,
+            rq.SetOpen: t.set_open, rq.Unshare: t.unshare, rq.Remove: t.remove,
+            rq.Status: n.status, rq.Stop: n.stop, rq.RelayStatus: n.relay_status,
+            rq.Ratio: n.ratio,
+            rq.NodeId: tr.node_id, rq.Publish: tr.publish, rq.Published: tr.published,
+            rq.Catalogue: tr.catalogue, rq.TrustAdd: tr.add, rq.TrustRemove: tr.remove,
+            rq.TrustList: tr.list, rq.TrustDepth: tr.depth, rq.TrustGraph: tr.graph,
+            rq.Search: tr.search,
+            rq.MirrorAdd: m.add, rq.MirrorRemove: m.remove, rq.MirrorList: m.list,
+            rq.ReleasePublish: r.publish, rq.ReleaseList: r.list, rq.ReleaseShow: r.show,
+            rq.UpdateCheck: r.update_check,
+        }
+
+    async def run(self, request: rq.Request) -> Any:
+        """Run one operation; its result is JSON-ready."""
+        return await self._runners[type(request)](request)
+
+    async def call(self, op: str, args: dict) -> Any:
+        """Run the operation named ``op`` with JSON ``args`` (the control socket's way in).
+
+        :raises UsageError: an unknown operation or bad arguments, before anything runs
+        """
+        return await self.run(requests.parse(op, args))

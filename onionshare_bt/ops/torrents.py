@@ -1,0 +1,143 @@
+"""The torrent operations: share, get, list, show, play, open, unshare, remove.
+
+Composed of the parts they use, given at construction: the node's torrent parts
+(:class:`~onionshare_bt.torrents.Parts`), the stream service (``obt play``), the origin
+(whose catalogue changes when a share goes), and the liveness watch's verdicts (which
+torrents are gated, stalled, and why).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Set
+from typing import TYPE_CHECKING
+
+from .. import torrents
+from ..errors import UsageError
+from . import requests as rq
+from . import results as rs
+
+if TYPE_CHECKING:
+    from ..mirror.origin import Origin
+    from ..store import TorrentRow
+    from ..stream.server import StreamService
+
+
+def find(store, ident: str) -> TorrentRow:
+    """The one torrent whose id starts with ``ident``.
+
+    :raises UsageError: none or several match
+    """
+    rows = [r for r in store.torrents.all() if r.id.startswith(ident.lower())]
+    if not ident or len(rows) != 1:
+        raise UsageError(f"no single torrent matches id {ident!r}", hint="See: obt list")
+    return rows[0]
+
+
+def _complete(row: TorrentRow) -> bool:
+    """The torrent holds every piece (a share, or a download moved into place)."""
+    return row.role == "share" or row.state == "complete"
+
+
+class TorrentOps:
+    """Shares and downloads, as the control socket and the web UI ask for them.
+
+    :param gated: ids of downloads waiting for relay credit (the node's ledger keeps it)
+    :param stalled: ids of downloads the liveness watch calls stalled
+    :param reasons: why a download is not moving, by id
+    """
+
+    def __init__(self, parts: torrents.Parts, stream: StreamService, origin: Origin,
+                 gated: Set[str], stalled: Set[str], reasons: Mapping[str, str]) -> None:
+        self.parts, self.stream, self.origin = parts, stream, origin
+        self.gated, self.stalled, self.reasons = gated, stalled, reasons
+
+    async def share(self, req: rq.Share) -> rs.ShareInfo:
+        return await torrents.share(self.parts, req.path, req.onions, req.include_hidden,
+                                    open_share=req.open, scrub=req.scrub)
+
+    async def get(self, req: rq.Get) -> rs.DownloadInfo:
+        return await torrents.get(self.parts, req.uri, req.target, req.timeout)
+
+    async def list(self, req: rq.ListTorrents) -> list[rs.TorrentInfo]:
+        return [self.describe(row) for row in self.parts.store.torrents.all()]
+
+    async def torrent(self, req: rq.Torrent) -> rs.TorrentInfo:
+        return self.describe(find(self.parts.store, req.id))
+
+    async def torrent_file(self, req: rq.TorrentFile) -> rs.TorrentFileInfo:
+        """A torrent's .torrent, base64: a share's as its tracker serves it (naming its
+        trackers), a download's as it was fetched."""
+        row = find(self.parts.store, req.id)
+        data = self.parts.tracker.torrent_file(row.id) if row.role == "share" else None
+        return {"id": row.id, "name": row.name, "role": row.role, "open": bool(row.open),
+                "torrent": base64.b64encode(data or row.torrent).decode()}
+
+    async def peers(self, req: rq.Peers) -> rs.PeersInfo:
+        row = find(self.parts.store, req.id)
+        engine = self.parts.engine
+        peers = engine.peers(row.id) if engine.has(row.id) else []
+        return {
+            "id": row.id,
+            "paths": [p.as_dict() for p in self.parts.bridges.counters(row.id)],
+            "engine_peers": [p.__dict__ for p in peers],
+        }
+
+    async def play(self, req: rq.Play) -> rs.PlayInfo:
+        """A loopback URL for one file of a torrent, served while it downloads."""
+        row = find(self.parts.store, req.id)
+        played = self.stream.play(row.id, req.file, complete=_complete(row))
+        return {"id": row.id, "name": row.name, "state": row.state, **played}
+
+    async def set_open(self, req: rq.SetOpen) -> rs.OpenInfo:
+        """Open a share to standard BitTorrent clients, or close it again."""
+        row = torrents.set_open(self.parts, find(self.parts.store, req.id), req.open)
+        return {"id": row.id, "name": row.name, "uri": row.uri, "open": bool(row.open)}
+
+    async def unshare(self, req: rq.Unshare) -> rs.Removed:
+        row = find(self.parts.store, req.id)
+        if row.role != "share":
+            raise UsageError(f"{row.name!r} is a download; use 'obt remove' for it")
+        if req.onion:
+            return await torrents.withdraw_onion(self.parts, row, req.onion)
+        return await self._forget(row, delete_data=False)
+
+    async def remove(self, req: rq.Remove) -> rs.Removed:
+        return await self._forget(find(self.parts.store, req.id), req.delete_data)
+
+    async def _forget(self, row: TorrentRow, delete_data: bool) -> rs.Removed:
+        result = await torrents.remove(self.parts, row, delete_data)
+        self.stream.forget(row.id)
+        self.origin.catalogue_changed()
+        return result
+
+    def describe(self, row: TorrentRow) -> rs.TorrentInfo:
+        """One torrent as shown: its row, the engine's figures, and the watch's verdict."""
+        parts = self.parts
+        meta = parts.meta(row)
+        out: rs.TorrentInfo = {
+            "id": row.id, "role": row.role, "name": row.name, "state": row.state,
+            "size": meta.size, "uri": row.uri, "path": row.save_path, "error": row.error,
+            "onions": [f"{o.address}.onion" for o in parts.store.onions.of(row.id)],
+            "open": bool(row.open),
+        }
+        if parts.engine.has(row.id):
+            st = parts.engine.status(row.id)
+            out.update(
+                progress=st.progress, done=st.total_done, wanted=st.total_wanted,
+                rate_down=st.rate_down, rate_up=st.rate_up, peers=st.connected,
+                payload_down=st.payload_down, payload_up=st.payload_up,
+            )
+            if row.state == "downloading" and row.id in self.gated:
+                out["state"] = "waiting for relay credit"
+            elif row.state == "downloading" and row.id in self.stalled:
+                out["state"] = "stalled"
+            elif row.state == "downloading" and st.connected == 0:
+                out["state"] = "waiting for peers"
+            if row.role == "download":  # obt play: what plays, and how far ahead of readers
+                out["stream"] = self.stream.describe(row.id, complete=_complete(row))
+        out["announce_error"] = parts.announce_errors.get(row.id)
+        if row.role == "download":
+            out["trackers"] = parts.store.trackers.of(row.id)
+            out["reason"] = self.reasons.get(row.id)
+        return out
