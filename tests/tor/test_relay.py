@@ -202,7 +202,9 @@ def test_download_pauses_at_the_allowance_then_relaying_earns_the_rest(net):
         watcher.join()
     print("while A earned its credit (s, used, allowance, done):",
           [(s["t"], s["used"], s["allowance"], s["done"]) for s in watcher.samples])
-    assert len(watcher.samples) >= 10 and gate_leaks(watcher.samples) == [], watcher.samples
+    # at least 5 samples (each is two CLI calls, about 1-2 s): enough to see the gate reopen;
+    # a fast run earned the credit in 9 (seen once), so 10 failed a test that had checked
+    assert len(watcher.samples) >= 5 and gate_leaks(watcher.samples) == [], watcher.samples
     assert digests(net["root"] / "a-out" / "payload") == digests(net["src"])
     assert digests(net["root"] / "c-out" / "payload") == digests(net["src"])
 
