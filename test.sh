@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
 exec unshare --net --mount -- bash scripts/sinkhole.sh \
-    .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
+    .venv/bin/python -m pytest -p no:cacheprovider -ra --durations=25 "$@"

@@ -113,18 +113,19 @@ def _report(fd: int | None, message: dict) -> None:
         pass  # the parent went away or we already reported: nothing to tell
 
 
-def start_background(config: Config, say: Say | None = None) -> dict:
+def start_background(config: Config, say: Say | None = None, debug: bool = False) -> dict:
     """Spawn a node and wait until it is ready.
 
     :param say: where the relay notice goes, if it is due (before the node is spawned)
+    :param debug: the node logs at debug level (``obt --debug node start``) into node.log
     :returns: ``{"pid": N, "started": True}``
     :raises ObtError: the error the node reported, or Timeout
     """
     config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     tell_relay_notice(config, say)
     read_fd, write_fd = os.pipe()
-    cmd = [sys.executable, "-m", "onionshare_bt", "node", "start", "--foreground",
-           "--ready-fd", str(write_fd)]
+    cmd = [sys.executable, "-m", "onionshare_bt", *(["--debug"] if debug else []),
+           "node", "start", "--foreground", "--ready-fd", str(write_fd)]
     if not config.relay:
         cmd.append("--no-relay")
     env = {**os.environ, **config.env()}

@@ -33,7 +33,7 @@ def node_start(state, foreground, no_relay, ready_fd, as_json):
         # spawned with --ready-fd, our stderr is node.log: the parent told the user already
         daemon.run_foreground(state.config, ready_fd, say=r.err if ready_fd is None else None)
         return
-    info = daemon.start_background(state.config, say=r.err)
+    info = daemon.start_background(state.config, say=r.err, debug=state.debug)
     r.emit(info, as_json, f"node running (pid {info['pid']})")
 
 

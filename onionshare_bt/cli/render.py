@@ -152,8 +152,15 @@ def paths_text(data: dict) -> str:
         f"{p['direction']:3} {p['onion'][:16] or '-':16} {p['endpoint']:22} "
         f"down {p['down']:>12} up {p['up']:>12} conns {p['connections']}"
         for p in data["paths"]
+    ] or ["no bridge paths"]
+    lines += [
+        f"peer {p['host']}:{p['port']:<6} {'seed' if p['seed'] else 'peer'} "
+        f"{'in ' if p['incoming'] else 'out'} down {p['payload_down']:>12} "
+        f"up {p['payload_up']:>12} waiting on {p.get('requests', 0):>3} blocks  "
+        f"{' '.join(p.get('flags', ()))}"
+        for p in data.get("engine_peers", ())
     ]
-    return "\n".join(lines) or "no bridge paths"
+    return "\n".join(lines)
 
 
 def catalogue_text(items: list[dict]) -> str:

@@ -258,6 +258,8 @@ class Status:
     paused: bool
     error: str
     save_path: str
+    #: payload that failed its hash check this session (a broken or hostile peer)
+    failed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +270,21 @@ class Peer:
     payload_up: int
     incoming: bool
     seed: bool
+    #: libtorrent's view of the connection in words (see :data:`PEER_FLAGS`)
+    flags: tuple[str, ...] = ()
+    #: blocks we asked this peer for and still wait on
+    requests: int = 0
+
+
+#: the peer flags ``obt list --peers`` shows: why a connected peer sends nothing shows here
+PEER_FLAGS = (
+    ("interesting", lt.peer_info.interesting),  # we want pieces it has
+    ("choked", lt.peer_info.remote_choked),  # it does not send to us now
+    ("choking", lt.peer_info.choked),  # we do not send to it now
+    ("snubbed", lt.peer_info.snubbed),  # it sent nothing we asked for in a while
+    ("connecting", lt.peer_info.connecting),
+    ("handshake", lt.peer_info.handshake),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -511,6 +528,7 @@ class Engine:
             paused=bool(st.flags & lt.torrent_flags.paused),
             error=st.errc.message() if st.errc.value() else "",
             save_path=st.save_path,
+            failed=int(st.total_failed_bytes),
         )
 
     def peers(self, torrent_id: str) -> list[Peer]:
@@ -525,6 +543,8 @@ class Engine:
                     payload_up=int(p.total_upload),
                     incoming=not bool(p.flags & lt.peer_info.outgoing_connection),
                     seed=bool(p.flags & lt.peer_info.seed),
+                    flags=tuple(name for name, bit in PEER_FLAGS if p.flags & bit),
+                    requests=int(p.download_queue_length),
                 )
             )
         return out

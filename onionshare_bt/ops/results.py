@@ -45,6 +45,7 @@ class TorrentInfo(TypedDict, total=False):
     peers: int
     payload_down: int
     payload_up: int
+    failed: int
     stream: dict
     announce_error: str | None
     trackers: list

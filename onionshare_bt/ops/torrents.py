@@ -126,7 +126,7 @@ class TorrentOps:
             out.update(
                 progress=st.progress, done=st.total_done, wanted=st.total_wanted,
                 rate_down=st.rate_down, rate_up=st.rate_up, peers=st.connected,
-                payload_down=st.payload_down, payload_up=st.payload_up,
+                payload_down=st.payload_down, payload_up=st.payload_up, failed=st.failed,
             )
             if row.state == "downloading" and row.id in self.gated:
                 out["state"] = "waiting for relay credit"

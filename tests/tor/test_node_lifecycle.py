@@ -112,7 +112,11 @@ def test_interrupted_download_resumes_after_kill_9_and_seeder_restart(story):
     # the seeder returns on the same URI; the download completes
     seeder.start()
     assert next(r for r in seeder.json("list") if r["id"] == tid)["uri"] == info["uri"]
-    wait_until(lambda: (row(leecher, tid) or {}).get("state") == "complete", 180, "completion")
+    wait_until(lambda: (row(leecher, tid) or {}).get("state") == "complete", 180, "completion",
+               show=lambda: (row(leecher, tid), leecher.run("list", "--peers", tid).stdout,
+                             seeder.run("list", "--peers", tid).stdout,
+                             [r for r in seeder.json("list") if r["id"] == tid],
+                             leecher.log(), seeder.log()))
     assert digests(out / "movie") == digests(story["src"])
     fetched = sum(p["down"] for p in leecher.json("list", "--peers", tid)["paths"]
                   if p["direction"] == "out")
