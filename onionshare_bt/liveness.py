@@ -54,27 +54,29 @@ class Liveness:
         #: announce and dial again at most this often (an announce may take minutes)
         self.kick_every = max(stall, silence)
         self._paths: dict[Hashable, tuple[int, float | None]] = {}
+        self._owing: dict[Hashable, tuple[int, float | None]] = {}
         self._downloads: dict[str, _Progress] = {}
 
     def silent_paths(self, now: float, paths: Iterable[tuple[Hashable, int, int]]) -> set:
-        """The keys of the paths to close now.
+        """The keys of the paths to close now: they hold a connection and carried no byte
+        from the peer for the window.
 
         :param paths: ``(key, bytes received so far, open connections)`` of every path;
             paths not given are forgotten
         """
-        seen, dead = {}, set()
-        for key, down, active in paths:
-            last = self._paths.get(key)
-            if not active:
-                seen[key] = (down, None)  # nothing to judge; the clock starts with a connection
-            elif last is None or last[1] is None or last[0] != down:
-                seen[key] = (down, now)
-            elif now - last[1] >= self.silence:
-                dead.add(key)
-                seen[key] = (down, now)  # judged again only after another full window
-            else:
-                seen[key] = last
-        self._paths = seen
+        self._paths, dead = _quiet(self._paths, now, paths, self.silence)
+        return dead
+
+    def owing_peers(self, now: float, peers: Iterable[tuple[Hashable, int, int]]) -> set:
+        """The keys of the connections to close now: we wait on blocks we asked them for,
+        and no payload came for the window. Keep-alives keep a path from being silent; a
+        peer that sends them but never what it was asked for (a stuck or hostile seeder,
+        a circuit that lost one direction's data) is dead all the same.
+
+        :param peers: ``(key, payload received so far, blocks asked for and not received)``
+            of every connection; connections not given are forgotten
+        """
+        self._owing, dead = _quiet(self._owing, now, peers, self.silence)
         return dead
 
     def closed(self, torrent_id: str, count: int) -> None:
@@ -121,6 +123,31 @@ class Liveness:
         """Forget every download not among ``torrent_ids`` (removed torrents)."""
         for gone in set(self._downloads) - torrent_ids:
             del self._downloads[gone]
+
+
+def _quiet(last_seen: dict, now: float, items: Iterable[tuple[Hashable, int, int]],
+           window: float) -> tuple[dict, set]:
+    """One look at counters that must grow while something is owed.
+
+    :param last_seen: what the previous look returned, by key: ``(count, since)``, where
+        ``since`` is when the count last grew while owed (None: nothing owed)
+    :param items: ``(key, count, owed)``; a count that stays put while ``owed`` is not 0
+        for ``window`` seconds makes the key dead, judged again only a full window later
+    :returns: the state for the next look, and the dead keys
+    """
+    seen, dead = {}, set()
+    for key, count, owed in items:
+        last = last_seen.get(key)
+        if not owed:
+            seen[key] = (count, None)  # nothing to judge; the clock starts when owed
+        elif last is None or last[1] is None or last[0] != count:
+            seen[key] = (count, now)
+        elif now - last[1] >= window:
+            dead.add(key)
+            seen[key] = (count, now)
+        else:
+            seen[key] = last
+    return seen, dead
 
 
 class LagMeter:

@@ -347,27 +347,45 @@ class Node:
             await self._watch_once(time.monotonic())
 
     async def _watch_once(self, now: float) -> None:
-        await self._close_silent(now)
         rows = self.parts.store.torrents.all("download")
+        await self._close_silent(now, rows)
         self.liveness.keep({r.id for r in rows})
         for row in rows:
             self._watch_download(now, row)
 
-    async def _close_silent(self, now: float) -> None:
-        """Close the connections of every path whose peer sent nothing for the window."""
+    async def _close_silent(self, now: float, downloads) -> None:
+        """Close the connections of every path whose peer sent nothing for the window, and
+        of every path we dialled whose peer owes us blocks and sent no payload for it."""
         bridges = self.parts.bridges
         paths = bridges.counters()
-        dead = self.liveness.silent_paths(now, ((_path_key(p), p.down, p.active) for p in paths))
+        silent = self.liveness.silent_paths(now, ((_path_key(p), p.down, p.active)
+                                                  for p in paths))
+        owing = self.liveness.owing_peers(now, self._owed(downloads))
         for path in paths:
-            if _path_key(path) not in dead:
+            key = _path_key(path)
+            if key not in silent and key not in owing:
                 continue
             closed = await bridges.close_connections(path)
             if closed:
                 self.silent_closed += closed
                 self.liveness.closed(path.torrent_id, closed)
-                log.info("%s: closed %d connection(s) of path %s %s…: nothing from the peer "
-                         "for %.0f s", path.torrent_id[:16], closed, path.direction,
-                         path.onion[:8], SILENCE_WINDOW)
+                log.info("%s: closed %d connection(s) of path %s %s…: %s for %.0f s",
+                         path.torrent_id[:16], closed, path.direction, path.onion[:8],
+                         "nothing from the peer" if key in silent
+                         else "none of the blocks we asked the peer for", SILENCE_WINDOW)
+
+    def _owed(self, downloads):
+        """``(path key, payload, blocks waited on)`` of each connection we dialled for a
+        download that is moving or should be (outbound peers' addresses are our bridges'
+        endpoints, so each is one path)."""
+        engine = self.parts.engine
+        for row in downloads:
+            if row.state != "downloading" or not engine.has(row.id) or row.id in self.gated:
+                continue
+            for peer in engine.peers(row.id):
+                if not peer.incoming:
+                    yield ((row.id, "out", f"{peer.host}:{peer.port}"), peer.payload_down,
+                           peer.requests)
 
     def _watch_download(self, now: float, row) -> None:
         """Say why a download is not moving; call it stalled; announce and dial again."""

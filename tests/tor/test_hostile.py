@@ -404,6 +404,100 @@ def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
         assert not {b"yourip", b"p", b"v", b"ipv4", b"ipv6"} & set(ext)
 
 
+class WithholdingPeer:
+    """Has every piece, unchokes, takes requests and never sends a block: it keeps the line
+    alive with a keep-alive every few seconds, so no byte counter ever calls it silent."""
+
+    def __init__(self, info_hash: bytes, num_pieces: int) -> None:
+        self.info_hash = info_hash
+        self.num_pieces = num_pieces
+        self.connections = 0
+        self.requests = 0
+        self.ended_by_them = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.connections += 1
+        keep_alive = None
+        try:
+            theirs = await reader.readexactly(68)
+            assert theirs[28:48] == self.info_hash
+            writer.write(PROTOCOL + bytes(8) + self.info_hash + secrets.token_bytes(20))
+            bits = bytearray((self.num_pieces + 7) // 8)
+            for i in range(self.num_pieces):
+                bits[i // 8] |= 0x80 >> (i % 8)
+            _send(writer, 5, bytes(bits))
+            _send(writer, 1)  # unchoke
+            await writer.drain()
+            keep_alive = asyncio.ensure_future(self._keep_alive(writer))
+            while True:
+                (length,) = struct.unpack("!I", await reader.readexactly(4))
+                payload = await reader.readexactly(min(length, 1 << 20)) if length else b""
+                if payload[:1] == b"\x06":
+                    self.requests += 1
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            self.ended_by_them += 1
+        finally:
+            if keep_alive is not None:
+                keep_alive.cancel()
+            writer.close()
+
+    @staticmethod
+    async def _keep_alive(writer) -> None:
+        while True:
+            await asyncio.sleep(4)
+            writer.write(b"\x00\x00\x00\x00")
+            await writer.drain()
+
+
+def test_a_peer_that_keeps_the_line_alive_but_never_sends_a_block_is_dropped_and_redialled(
+        adversary, node_a, node_b, sinkhole, tmp_path_factory, tmp_path):
+    """Issue 12: a path that carries nothing we asked for is dead, even if keep-alives
+    cross it. Without the owed-blocks watch the connection would stay up for good (libtorrent
+    only snubs such a peer) and the download would wait on it with no word."""
+    src, info, body = share_on(node_a, tmp_path_factory.mktemp("held-src"), "held-share",
+                               1024 * 1024)
+    ti = lt.torrent_info(body)
+    peer = WithholdingPeer(ti.info_hashes().v1.to_bytes(), ti.num_pieces())
+    token = secrets.token_urlsafe(24)
+    holder: dict[str, str] = {}
+
+    async def announce(request):  # only the withholding peer: nobody else to fall back on
+        return web.Response(body=bencodepy.encode(
+            {b"interval": 30, b"peers": peer_dicts([holder["onion"]])}))
+
+    app = web.Application()
+    app.router.add_get(f"/private/{token}", _constant(body))
+    app.router.add_get(f"/private/{token}/announce", announce)
+    holder["onion"] = adversary.onion(http=app, peer=peer)
+
+    mark = sinkhole.mark()
+    started = node_b.json("get", f"http://{holder['onion']}.onion/private/{token}",
+                          "-o", str(tmp_path / "out"), "--no-wait")
+    tid = started["id"]
+    try:
+        deadline = time.monotonic() + 120
+        while peer.requests == 0:
+            assert time.monotonic() < deadline, "node B never asked the peer for a block"
+            time.sleep(0.5)
+        asked = time.monotonic()
+        # the 30 s window, the 2 s watch, a redial through Tor
+        while peer.connections < 2:
+            assert time.monotonic() - asked < 90, (
+                "a connection that owed blocks and brought none for 90 s was kept: "
+                f"{peer.connections} connection(s), {peer.ended_by_them} ended; "
+                + node_b.run("list", "--peers", tid).stdout)
+            time.sleep(0.5)
+        assert peer.ended_by_them >= 1
+        row = next(r for r in node_b.json("list") if r["id"] == tid)
+        assert row["state"] != "complete" and row["done"] == 0
+        assert "silent connection" in (row["reason"] or ""), row
+        assert node_b.json("node", "status")["silent_closed"] >= 1
+    finally:
+        node_b.run("remove", tid, "--delete-data")
+    assert_no_leak(sinkhole, mark, "a peer that withholds every block")
+    assert_node_answers(node_b)
+
+
 # -- a trusted node whose catalogue carries terminal escapes and huge fields ----------------
 ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31m\u202eevil\u2066\x9b1m\x7f"
 

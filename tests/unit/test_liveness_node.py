@@ -65,6 +65,10 @@ class FakeEngine:
         self.statuses = statuses  # tid -> (total_done, connected)
         self.log = log if log is not None else []
         self.connected_to = []
+        self.peer_list = {}  # tid -> [Peer-like]
+
+    def peers(self, tid):
+        return self.peer_list.get(tid, [])
 
     def has(self, tid):
         return tid in self.statuses
@@ -124,6 +128,55 @@ async def test_the_watchdog_closes_a_silent_path_and_the_download_says_why(tmp_p
     assert node.reasons["d" * 40] == ("no data from any peer for 30 s; 1 peer lost; "
                                       "1 silent connection closed")
     assert "d" * 40 not in node.stalled
+
+
+def _peer(endpoint: str, payload: int, requests: int, incoming: bool = False):
+    host, port = endpoint.rsplit(":", 1)
+    return SimpleNamespace(host=host, port=int(port), payload_down=payload, requests=requests,
+                           incoming=incoming)
+
+
+async def test_a_peer_that_sends_keep_alives_but_never_the_blocks_asked_for_is_closed(tmp_path):
+    """Keep-alives keep a path from being silent; a connection that owes blocks and
+    brings none for the window is closed all the same. One that brings payload, and one we
+    ask nothing of (it chokes us), stay."""
+    tid = "c" * 40
+    stuck = FakePath(tid, "out", "a" * 56, "127.64.0.1:1000", down=500, active=1)
+    slow = FakePath(tid, "out", "b" * 56, "127.64.0.2:1000", down=700, active=1)
+    choking = FakePath(tid, "out", "c" * 56, "127.64.0.3:1000", down=900, active=1)
+    node = _watched_node(tmp_path, [_row(tid)], {tid: (1000, 3)}, [stuck, slow, choking])
+    peers = {"stuck": _peer(stuck.endpoint, 5000, 40), "slow": _peer(slow.endpoint, 5000, 40),
+             "choking": _peer(choking.endpoint, 5000, 0)}
+    node.parts.engine.peer_list[tid] = list(peers.values())
+    for t in range(0, 30, 2):
+        for path in (stuck, slow, choking):
+            path.down += 4  # keep-alives on every path: none is silent
+        peers["slow"].payload_down += 16384 * (t % 4 == 0)  # a block now and then
+        await node._watch_once(float(t))
+    assert node.parts.bridges.log == []
+    for path in (stuck, slow, choking):
+        path.down += 4
+    await node._watch_once(30.0)
+    assert node.parts.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
+    assert node.silent_closed == 1
+    assert "1 silent connection closed" in node.reasons[tid]
+
+
+async def test_owed_blocks_are_not_judged_for_a_gated_download_or_an_incoming_peer(tmp_path):
+    tid = "9" * 40
+    path = FakePath(tid, "out", "a" * 56, "127.64.0.1:1000", down=500, active=1)
+    node = _watched_node(tmp_path, [_row(tid)], {tid: (1000, 1)}, [path])
+    node.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40, incoming=True)]
+    for t in range(0, 64, 2):
+        path.down += 4
+        await node._watch_once(float(t))
+    assert node.parts.bridges.log == []  # incoming: not one of our paths' endpoints
+    node.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40)]
+    node.gated.add(tid)  # waiting for relay credit: libtorrent asks for nothing that counts
+    for t in range(64, 128, 2):
+        path.down += 4
+        await node._watch_once(float(t))
+    assert node.parts.bridges.log == []
 
 
 async def test_losing_the_last_peer_shows_at_the_next_look_and_announces_again(tmp_path):
