@@ -212,16 +212,23 @@ async def test_a_reader_that_leaves_releases_its_deadlines(swarm, monkeypatch):
     assert {f["path"].rsplit("/", 1)[1] for f in listed["playable"]} == {"01 tone.opus",
                                                                         "02 tone.mp3"}
     big = s.stream._reader(tid).spans[index_of(s, "03 big.bin")]
-    assert any(c[0] == "set_piece_deadline" and c[1] == big.piece_at(start) for c in calls)
+    # deadlines for the pieces ahead of the reader (the one under it may have come already:
+    # libtorrent fetches in its own order, and a loaded machine gives it time)
+    assert any(c[0] == "set_piece_deadline" and big.piece_at(start) <= c[1] <= big.last_piece
+               for c in calls), calls
     resp.close()  # the player goes away
     await wait_for(lambda: not s.stream.readers(tid), 10)
     assert calls[-1][0] == "clear_piece_deadlines" and calls[-1][1]
     assert s.stream._reader(tid).deadlines == {}
     # libtorrent leaves a piece whose deadline goes at priority 1; the engine restores 4
-    await asyncio.sleep(0.2)
-    priorities = s.leecher._handles[tid].get_piece_priorities()
-    held = s.leecher.have_pieces(tid)
-    assert {p for p, h in zip(priorities, held) if not h} == {4}
+    def missing_priorities() -> set[int]:
+        priorities = s.leecher._handles[tid].get_piece_priorities()
+        return {p for p, h in zip(priorities, s.leecher.have_pieces(tid)) if not h}
+
+    try:
+        await wait_for(lambda: missing_priorities() == {4}, 10)
+    except AssertionError:
+        assert missing_priorities() == {4}  # shows what the pieces were left at
 
 
 async def test_two_readers_at_once_each_get_their_bytes(swarm):
