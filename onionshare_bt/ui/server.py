@@ -67,6 +67,7 @@ class UiServer:
         self.onion: str | None = None
         self._runner: web.AppRunner | None = None
         self._publishing = asyncio.Lock()
+        self._onion_tor: Tor | None = None
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=256 * 1024)
@@ -90,6 +91,12 @@ class UiServer:
         app.router.add_post("/trust/depth", p.trust_depth)
         app.router.add_get("/settings", p.settings)
         return app
+
+    @property
+    def cookie(self) -> str:
+        """The session cookie's name: cookies ignore ports, and two nodes' UIs on one
+        machine differ only in theirs."""
+        return f"{COOKIE}_{self.port}"
 
     # -- lifetime -----------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -129,13 +136,15 @@ class UiServer:
 
     async def _publish(self) -> None:
         async with self._publishing:
-            if self.onion is not None:
-                return
             if self.tor is None:
                 raise ObtError("this node's web UI cannot publish an onion (no tor)")
-            address, _key = await self.tor().add_onion(
+            tor = self.tor()
+            if self.onion is not None and tor is self._onion_tor:
+                return
+            # first time, or the node restarted tor (the old onion went with it)
+            address, _key = await tor.add_onion(
                 {ONION_PORT: ("127.0.0.1", self.port)}, None, await_publication=True)
-            self.onion = address
+            self.onion, self._onion_tor = address, tor
             log.info("the web UI is published on an onion service of its own")
 
     # -- the guard ----------------------------------------------------------------------
@@ -156,7 +165,7 @@ class UiServer:
             return plain(404)
         if request.path.startswith("/management/"):
             return await handler(request) if request.method == "GET" else plain(404)
-        session = self.gate.session(request.cookies.get(COOKIE))
+        session = self.gate.session(request.cookies.get(self.cookie))
         if session is None:
             return plain(404)
         if request.method == "POST":
@@ -173,7 +182,7 @@ class UiServer:
         if session is None:
             return plain(404)
         resp = web.Response(status=303, headers={"Location": "/"})
-        resp.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/")
+        resp.set_cookie(self.cookie, session.id, httponly=True, samesite="Strict", path="/")
         return resp
 
     async def _static(self, request: web.Request) -> web.StreamResponse:

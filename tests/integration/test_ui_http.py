@@ -17,7 +17,7 @@ import pytest
 
 from onionshare_bt.errors import UsageError
 from onionshare_bt.ops import requests as rq
-from onionshare_bt.ui.security import COOKIE, HEADERS
+from onionshare_bt.ui.security import HEADERS
 from onionshare_bt.ui.server import UiServer
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -81,10 +81,10 @@ async def login(server, http) -> tuple[str, str]:
     link = (await server.link())["url"]
     async with http.get(link, allow_redirects=False) as resp:
         assert resp.status == 303 and resp.headers["Location"] == "/"
-        cookie = resp.cookies[COOKIE]
+        cookie = resp.cookies[server.cookie]
         assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
         sid = cookie.value
-    async with http.get(base(server) + "/trust", headers={"Cookie": f"{COOKIE}={sid}"}) as resp:
+    async with http.get(base(server) + "/trust", headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
         text = await resp.text()
     return sid, re.search(r'name=csrf value="([^"]+)"', text).group(1)
 
@@ -102,11 +102,11 @@ async def test_a_link_is_good_once_and_becomes_a_strict_httponly_cookie(ui):
     async with http.get(link, allow_redirects=False) as resp:
         assert resp.status == 303 and resp.headers["Location"] == "/"
         assert_secured(resp)
-        sid = resp.cookies[COOKIE].value
+        sid = resp.cookies[server.cookie].value
     async with http.get(link, allow_redirects=False) as resp:  # used: nothing
         assert resp.status == 404 and await resp.text() == "404: Not Found"
-        assert COOKIE not in resp.cookies
-    async with http.get(base(server) + "/", headers={"Cookie": f"{COOKIE}={sid}"}) as resp:
+        assert server.cookie not in resp.cookies
+    async with http.get(base(server) + "/", headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
         assert resp.status == 200 and "Overview" in await resp.text()
         assert_secured(resp)
 
@@ -116,10 +116,10 @@ async def test_a_link_is_good_once_and_becomes_a_strict_httponly_cookie(ui):
 async def test_wrong_token_or_no_cookie_is_a_plain_404(ui, path):
     server, ops, http = ui
     await server.link()  # a link exists; it is not the one guessed
-    for cookie in ({}, {"Cookie": f"{COOKIE}=guessed"}):
+    for cookie in ({}, {"Cookie": f"{server.cookie}=guessed"}):
         async with http.get(base(server) + path, headers=cookie, allow_redirects=False) as resp:
             assert resp.status == 404 and await resp.text() == "404: Not Found"
-            assert COOKIE not in resp.cookies
+            assert server.cookie not in resp.cookies
             assert_secured(resp)
     assert ops.ran == []
 
@@ -134,13 +134,13 @@ async def test_a_foreign_host_is_refused_even_with_a_session(ui, host):
     link = (await server.link())["url"].split(str(server.port), 1)[1]
     for path in ("/", "/shares", link):
         async with http.get(base(server) + path, allow_redirects=False,
-                            headers={"Host": host, "Cookie": f"{COOKIE}={sid}"}) as resp:
+                            headers={"Host": host, "Cookie": f"{server.cookie}={sid}"}) as resp:
             assert resp.status == 404, (host, path)
             assert_secured(resp)
     assert ops.ran == []
     async with http.get(base(server) + "/", allow_redirects=False,  # localhost:<port> is ours
                         headers={"Host": f"localhost:{server.port}",
-                                 "Cookie": f"{COOKIE}={sid}"}) as resp:
+                                 "Cookie": f"{server.cookie}={sid}"}) as resp:
         assert resp.status == 200
 
 
@@ -154,7 +154,7 @@ async def test_a_cross_origin_or_tokenless_post_is_forbidden_and_runs_nothing(ui
     server, ops, http = ui
     sid, csrf = await login(server, http)
     ops.ran.clear()
-    headers = {"Cookie": f"{COOKIE}={sid}"}
+    headers = {"Cookie": f"{server.cookie}={sid}"}
     if origin:
         headers["Origin"] = origin.format(port=server.port)
     form = {"onion": "c" * 56}
@@ -170,7 +170,7 @@ async def test_a_cross_origin_or_tokenless_post_is_forbidden_and_runs_nothing(ui
 async def test_a_same_origin_post_runs_the_clis_request_and_redirects(ui):
     server, ops, http = ui
     sid, csrf = await login(server, http)
-    headers = {"Cookie": f"{COOKIE}={sid}", "Origin": base(server)}
+    headers = {"Cookie": f"{server.cookie}={sid}", "Origin": base(server)}
     ops.ran.clear()
     async with http.post(base(server) + "/trust/add", allow_redirects=False, headers=headers,
                          data={"csrf": csrf, "onion": "c" * 56}) as resp:
@@ -200,7 +200,7 @@ async def test_a_same_origin_post_runs_the_clis_request_and_redirects(ui):
 async def test_hostile_names_render_inert(ui):
     server, ops, http = ui
     sid, _ = await login(server, http)
-    headers = {"Cookie": f"{COOKIE}={sid}"}
+    headers = {"Cookie": f"{server.cookie}={sid}"}
     for path in ("/", "/shares", "/downloads", "/shares?path=/src"):
         async with http.get(base(server) + path, headers=headers) as resp:
             text = await resp.text()
@@ -215,7 +215,7 @@ async def test_hostile_names_render_inert(ui):
 async def test_events_stream_live_figures(ui):
     server, ops, http = ui
     sid, _ = await login(server, http)
-    async with http.get(base(server) + "/events", headers={"Cookie": f"{COOKIE}={sid}"}) as resp:
+    async with http.get(base(server) + "/events", headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
         assert_secured(resp)
         seen = []
@@ -226,3 +226,47 @@ async def test_events_stream_live_figures(ui):
     row = seen[0]["t"]["cd" * 20]
     assert row["pct"] == "25.0 %" and row["progress"] == 0.25 and row["eta"] == "15 s"
     assert HOSTILE in seen[0]["o"]["log"]  # text for textContent, never HTML
+
+
+class FakeTor:
+    def __init__(self, onion: str) -> None:
+        self.onion, self.added, self.removed = onion, [], []
+
+    async def add_onion(self, ports, key=None, *, await_publication=True):
+        self.added.append((ports, key, await_publication))
+        return self.onion, "ED25519-V3:secret"
+
+    async def remove_onion(self, address):
+        self.removed.append(address)
+
+
+async def test_onion_is_published_on_demand_once_per_tor_and_its_host_admitted(tmp_path):
+    tors = [FakeTor("e" * 56)]
+    server = UiServer(FakeOps(tmp_path), log_path=tmp_path / "none.log", tor=lambda: tors[-1])
+    await server.start()
+    try:
+        plain = await server.link()
+        assert "onion_url" not in plain and tors[0].added == []  # off by default
+        first = await server.link(onion=True)
+        again = await server.link(onion=True)
+        assert tors[0].added == [({80: ("127.0.0.1", server.port)}, None, True)]
+        token = first["url"].rsplit("/", 1)[1]
+        assert first["onion_url"] == f"http://{'e' * 56}.onion/management/{token}"
+        assert again["onion_url"] != first["onion_url"]  # a new token each time
+        async with aiohttp.ClientSession() as http:
+            async with http.get(first["url"], allow_redirects=False,
+                                headers={"Host": f"{'e' * 56}.onion"}) as resp:
+                assert resp.status == 303  # the onion's own name is a good Host
+            sid = resp.cookies[server.cookie].value
+            async with http.post(base(server) + "/trust/add", allow_redirects=False,
+                                 data={"onion": "x", "csrf": "x"},
+                                 headers={"Host": f"{'e' * 56}.onion",
+                                          "Origin": f"http://127.0.0.1:{server.port}",
+                                          "Cookie": f"{server.cookie}={sid}"}) as resp:
+                assert resp.status == 403  # the origin must be the onion's
+        tors.append(FakeTor("f" * 56))  # the node restarted tor: published anew
+        assert (await server.link(onion=True))["onion_url"].startswith(f"http://{'f' * 56}")
+        assert len(tors[1].added) == 1
+    finally:
+        await server.close()
+    assert tors[1].removed == ["f" * 56]
