@@ -62,8 +62,10 @@ def digests(root: Path) -> dict[str, str]:
 class Ui:
     """One node's UI in one browser."""
 
-    def __init__(self, node: Node, driver: webdriver.Chrome, shots: Path, tag: str) -> None:
+    def __init__(self, node: Node, driver: webdriver.Chrome, shots: Path, tag: str,
+                 javascript: bool = True) -> None:
         self.node, self.d, self.shots, self.tag = node, driver, shots, tag
+        self.javascript = javascript
         link = node.json("ui")["url"]
         self.base = link.split("/management/")[0]
         driver.get(link)
@@ -152,6 +154,8 @@ def share_from_ui(ui: Ui, src: Path) -> tuple[str, str]:
     row = next(r for r in ui.d.find_elements(By.CSS_SELECTOR, "tr[data-row]")
                if src.name in r.find_element(By.CSS_SELECTOR, "td.name").text)
     uri = row.find_element(By.CSS_SELECTOR, "input.uri").get_attribute("value")
+    # ui.js shows the copy button; without JavaScript the URI is selected by hand
+    assert row.find_element(By.CSS_SELECTOR, "button.copy").is_displayed() == ui.javascript
     listed = {t["id"]: t for t in ui.node.json("list")}
     tid = row.get_attribute("data-row")
     assert listed[tid]["uri"] == uri and listed[tid]["name"] == src.name
@@ -209,12 +213,12 @@ def test_a_shares_from_its_ui_and_b_downloads_with_live_progress(world):
 
 def test_the_same_flow_with_javascript_off(world):
     driver = world["nojs"]
-    a = Ui(world["a"], driver, world["shots"], "nojs-a")
+    a = Ui(world["a"], driver, world["shots"], "nojs-a", javascript=False)
     assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-updates") is None
     src = make_folder(world["root"] / "a", "holiday-nojs",
                       {"pic.bin": 512 * 1024, "sub/readme.txt": 300})
     tid, uri = share_from_ui(a, src)
-    b = Ui(world["b"], driver, world["shots"], "nojs-b")
+    b = Ui(world["b"], driver, world["shots"], "nojs-b", javascript=False)
     assert paste_uri(b, uri) == tid
 
     def complete() -> bool:
