@@ -59,7 +59,8 @@ def live_fields(row: dict) -> dict:
     """What the live updates change in a torrent's row (see static/ui.js)."""
     return {"state": row.get("state", ""), "pct": percent(row), "progress": row.get("progress") or 0,
             "done": size(row.get("done")), "rate_down": rate(row.get("rate_down")),
-            "rate_up": rate(row.get("rate_up")), "eta": eta(row), "peers": str(row.get("peers", 0))}
+            "rate_up": rate(row.get("rate_up")), "eta": eta(row), "peers": str(row.get("peers", 0)),
+            "path": str(row.get("path") or "")}
 
 
 def page(title: str, body: str, session: Session, *, live: bool = False) -> str:
@@ -104,8 +105,9 @@ def kv(pairs: list[tuple[str, str]]) -> str:
 
 
 # -- pages ---------------------------------------------------------------------------------
-def overview(status: dict, relay: dict, ratio: dict, rows: list[dict], log: list[str],
-             session: Session) -> str:
+def overview(status: dict, relay: dict, ratio: dict, rows: list[dict],
+             logs: dict[str, str], session: Session) -> str:
+    """:param logs: the tail of each log by name (the node's, its tor's)"""
     o = overview_fields(status, relay, ratio, rows)
     body = kv([
         ("Tor", f'<span data-o=tor>{e(o["tor"])}</span>'),
@@ -117,7 +119,9 @@ def overview(status: dict, relay: dict, ratio: dict, rows: list[dict], log: list
         ("Node", e(f"obt {status.get('version', '?')}, pid {status.get('pid', '?')}, "
                    f"up {status.get('uptime', 0):.0f} s, home {status.get('home', '')}")),
     ])
-    body += "<h2>Node log</h2><pre class=log data-o=log>" + e("\n".join(log)) + "</pre>"
+    for name, text in logs.items():
+        body += (f"<h2>The {e(name)}'s log</h2>"
+                 f'<pre class=log data-o="log-{e(name)}">{e(text)}</pre>')
     return page("Overview", body, session, live=True)
 
 
@@ -214,7 +218,7 @@ def downloads(rows: list[dict], session: Session) -> str:
             f'<td>{live(tid, "done", size(r.get("done")))}</td>'
             f'<td>{live(tid, "rate_down", rate(r.get("rate_down")))}</td>'
             f'<td>{live(tid, "eta", eta(r))}</td><td>{live(tid, "peers", str(r.get("peers", 0)))}</td>'
-            f'<td><small>{e(r.get("path"))}</small>{_reason(r)}</td>'
+            f'<td><small>{live(tid, "path", r.get("path") or "")}</small>{_reason(r)}</td>'
             f'<td>{form(f"/downloads/{quote(tid)}/remove", session, "", "Remove", cls="inline")}</td></tr>')
     body += "<h2>Downloads</h2>" + table(
         ("Name", "Size", "State", "Progress", "Done", "Rate", "ETA", "Peers", "Where", ""),

@@ -36,15 +36,16 @@ LOG_BYTES = 16 * 1024
 GET_TIMEOUT = 300.0
 
 
-def tail(path: Path, lines: int = LOG_LINES) -> list[str]:
+def tail(path: Path, lines: int = LOG_LINES) -> str:
+    """The last ``lines`` lines of a log, or a note saying why there are none."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - LOG_BYTES))
             text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return text.splitlines()[-lines:]
+    except OSError as exc:
+        return f"(cannot read {path}: {exc.strerror or exc})"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty so far)"
 
 
 def page(text: str) -> web.Response:
@@ -61,8 +62,10 @@ class Pages:
     :param ops: the node's operations (``await ops.run(request)``)
     """
 
-    def __init__(self, ops, log_path: Path, interval: float) -> None:
-        self.ops, self.log_path, self.interval = ops, log_path, interval
+    def __init__(self, ops, logs: Callable[[], dict[str, Path]], interval: float) -> None:
+        """:param logs: the logs the overview shows, by name (asked each time: tor's
+        changes when the node restarts tor)"""
+        self.ops, self.logs, self.interval = ops, logs, interval
         #: set when the server stops: the event streams end
         self.closing = asyncio.Event()
 
@@ -89,8 +92,11 @@ class Pages:
 
     async def overview(self, request: web.Request) -> web.Response:
         status, relay, ratio, rows = await self._overview_data()
-        return page(html.overview(status, relay, ratio, rows, tail(self.log_path),
+        return page(html.overview(status, relay, ratio, rows, self._tails(),
                                   request[SESSION]))
+
+    def _tails(self) -> dict[str, str]:
+        return {name: tail(path) for name, path in self.logs().items()}
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: every ``interval`` the live figures of every torrent."""
@@ -100,7 +106,7 @@ class Pages:
             status, relay, ratio, rows = await self._overview_data()
             data = {"t": {r["id"]: html.live_fields(r) for r in rows},
                     "o": {**html.overview_fields(status, relay, ratio, rows),
-                          "log": "\n".join(tail(self.log_path))}}
+                          **{f"log-{k}": v for k, v in self._tails().items()}}}
             try:
                 await resp.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
             except (ConnectionError, RuntimeError):

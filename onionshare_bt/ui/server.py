@@ -39,6 +39,8 @@ class Ops(Protocol):
 
 
 class Tor(Protocol):
+    log_path: Path
+
     async def add_onion(self, ports: dict, key: str | None = None, *,
                         await_publication: bool = True) -> tuple[str, str]: ...
 
@@ -53,7 +55,7 @@ class UiServer:
     """The node's management UI.
 
     :param ops: the node's operations (:class:`~onionshare_bt.ops.operations.Operations`)
-    :param log_path: the node's log, whose tail the overview shows
+    :param log_path: the node's log, whose tail the overview shows (and tor's)
     :param tor: the node's tor client now (it changes when tor is restarted), for ``--onion``
     :param interval: seconds between two live updates
     """
@@ -62,7 +64,8 @@ class UiServer:
                  clock: Callable[[], float] = time.time, interval: float = 1.0) -> None:
         self.ops, self.tor = ops, tor
         self.gate = Gate(clock)
-        self.pages = pages.Pages(ops, log_path, interval)
+        self.pages = pages.Pages(ops, self._logs, interval)
+        self._log_path = log_path
         self.port = 0
         self.onion: str | None = None
         self._runner: web.AppRunner | None = None
@@ -91,6 +94,12 @@ class UiServer:
         app.router.add_post("/trust/depth", p.trust_depth)
         app.router.add_get("/settings", p.settings)
         return app
+
+    def _logs(self) -> dict[str, Path]:
+        logs = {"node": self._log_path}
+        if self.tor is not None:
+            logs["tor"] = self.tor().log_path
+        return logs
 
     @property
     def cookie(self) -> str:

@@ -225,10 +225,12 @@ async def test_events_stream_live_figures(ui):
                 seen.append(json.loads(line[6:]))
     row = seen[0]["t"]["cd" * 20]
     assert row["pct"] == "25.0 %" and row["progress"] == 0.25 and row["eta"] == "15 s"
-    assert HOSTILE in seen[0]["o"]["log"]  # text for textContent, never HTML
+    assert HOSTILE in seen[0]["o"]["log-node"]  # text for textContent, never HTML
 
 
 class FakeTor:
+    log_path = "/nonexistent/tor.log"
+
     def __init__(self, onion: str) -> None:
         self.onion, self.added, self.removed = onion, [], []
 
