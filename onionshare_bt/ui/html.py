@@ -120,7 +120,7 @@ def overview(status: dict, relay: dict, ratio: dict, rows: list[dict],
                    f"up {status.get('uptime', 0):.0f} s, home {status.get('home', '')}")),
     ])
     for name, text in logs.items():
-        body += (f"<h2>The {e(name)}'s log</h2>"
+        body += (f"<h2>Log: {e(name)}</h2>"
                  f'<pre class=log data-o="log-{e(name)}">{e(text)}</pre>')
     return page("Overview", body, session, live=True)
 

@@ -298,3 +298,21 @@ def test_foreign_host_and_cross_origin_post_are_refused_in_the_browser(world):
     WebDriverWait(driver, 30).until(lambda d: d.current_url.startswith(b.base))
     assert driver.find_element(By.TAG_NAME, "body").text in ("404: Not Found", "403: Forbidden")
     assert world["b"].json("trust", "list")["trusted"] == [onion]  # nothing ran
+
+
+def test_obt_ui_onion_publishes_the_ui_on_an_onion_of_its_own(world):
+    a, b = world["a"], world["b"]
+    plain = a.json("ui")
+    assert "onion_url" not in plain  # off by default
+    info = a.json("ui", "--onion")
+    onion = info["onion_url"].split("/")[2]
+    assert onion.endswith(".onion") and onion != a.json("node", "id")["onion"]
+    assert info["onion_url"].rsplit("/", 1)[1] == info["url"].rsplit("/", 1)[1]
+    # from node B, through Tor: the link becomes a session and the overview (redirect
+    # followed, cookie kept); used once, the same link is a plain 404
+    status, body = b.fetch_torrent(info["onion_url"])
+    assert status == 200 and b"<h1>Overview</h1>" in body
+    status, body = b.fetch_torrent(info["onion_url"])
+    assert (status, body) == (404, b"404: Not Found")
+    again = a.json("ui", "--onion")
+    assert again["onion_url"].split("/")[2] == onion  # one onion while the node runs
