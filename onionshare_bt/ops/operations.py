@@ -49,7 +49,8 @@ class Operations:
         self.ui: UiFace | None = None
         t, n, tr, m, r = self.torrents, self.node, self.trust, self.mirrors, self.releases
         self._runners: dict[type[rq.Request], Runner] = {
-            rq.Share: t.share, rq.SharePreview: t.share_preview, rq.Get: t.get, rq.ListTorrents: t.list, rq.Torrent: t.torrent,
+            rq.Share: t.share, rq.SharePreview: t.share_preview, rq.Get: t.get,
+            rq.ListTorrents: t.list, rq.Torrent: t.torrent,
             rq.TorrentFile: t.torrent_file, rq.Peers: t.peers, rq.Play: t.play,
             rq.SetOpen: t.set_open, rq.Unshare: t.unshare, rq.Remove: t.remove,
             rq.Status: n.status, rq.Stop: n.stop, rq.RelayStatus: n.relay_status,

@@ -281,7 +281,8 @@ class UpdateCheck(Request):
 #: every operation by name: the control socket's whole vocabulary
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls for cls in (
-        Share, SharePreview, Get, ListTorrents, Torrent, TorrentFile, Peers, Play, SetOpen, Unshare, Remove,
+        Share, SharePreview, Get, ListTorrents, Torrent, TorrentFile, Peers, Play, SetOpen,
+        Unshare, Remove,
         Status, Stop, RelayStatus, Ratio, Settings, UiLink,
         NodeId, Publish, Published, Catalogue,
         TrustAdd, TrustRemove, TrustList, TrustDepth, TrustGraph, Search,

@@ -57,10 +57,10 @@ def percent(row: dict) -> str:
 
 def live_fields(row: dict) -> dict:
     """What the live updates change in a torrent's row (see static/ui.js)."""
-    return {"state": row.get("state", ""), "pct": percent(row), "progress": row.get("progress") or 0,
-            "done": size(row.get("done")), "rate_down": rate(row.get("rate_down")),
-            "rate_up": rate(row.get("rate_up")), "eta": eta(row), "peers": str(row.get("peers", 0)),
-            "path": str(row.get("path") or "")}
+    return {"state": row.get("state", ""), "pct": percent(row),
+            "progress": row.get("progress") or 0, "done": size(row.get("done")),
+            "rate_down": rate(row.get("rate_down")), "rate_up": rate(row.get("rate_up")),
+            "eta": eta(row), "peers": str(row.get("peers", 0)), "path": str(row.get("path") or "")}
 
 
 def page(title: str, body: str, session: Session, *, live: bool = False) -> str:
@@ -93,6 +93,16 @@ def table(head: tuple[str, ...], rows: list[str], empty: str) -> str:
         return f"<p class=empty>{e(empty)}</p>"
     th = "".join(f"<th>{e(h)}</th>" for h in head)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def tr(cells: list[str], tid: str | None = None) -> str:
+    """A table row of cells that are already HTML; ``tid`` names the torrent it shows."""
+    attr = f' data-row="{e(tid)}"' if tid else ""
+    return f"<tr{attr}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def name_cell(r: dict) -> str:
+    return f'<span class=name>{e(r.get("name"))}</span><br><small>{e(r["id"][:16])}</small>'
 
 
 def live(tid: str, key: str, text: str) -> str:
@@ -159,18 +169,19 @@ def shares(rows: list[dict], public: set[str], session: Session,
     for r in rows:
         tid = r["id"]
         is_public = tid in public
-        actions = form(f"/shares/{quote(tid)}/publish", session, hidden("public", "0" if is_public else "1"),
+        uri = e(r.get("uri"))
+        actions = form(f"/shares/{quote(tid)}/publish", session,
+                       hidden("public", "0" if is_public else "1"),
                        "Unpublish" if is_public else "Publish publicly", cls="inline")
         actions += form(f"/shares/{quote(tid)}/unshare", session, "", "Unshare", cls="inline")
-        out.append(
-            f'<tr data-row="{e(tid)}"><td class=name>{e(r.get("name"))}<br><small>{e(tid[:16])}</small></td>'
-            f'<td>{e(size(r.get("size")))}</td><td>{live(tid, "state", r.get("state", ""))}</td>'
-            f'<td>{live(tid, "peers", str(r.get("peers", 0)))}</td>'
-            f'<td>{live(tid, "rate_up", rate(r.get("rate_up")))}</td>'
-            f'<td><input class=uri readonly value="{e(r.get("uri"))}" aria-label="URI">'
-            f'<button type=button class=copy data-copy="{e(r.get("uri"))}" hidden>Copy</button></td>'
-            f'<td>{"public" if is_public else "private"}</td>'
-            f'<td><a href="/shares/{quote(tid)}/peers">peers</a> {actions}</td></tr>')
+        out.append(tr([
+            name_cell(r), e(size(r.get("size"))), live(tid, "state", r.get("state", "")),
+            live(tid, "peers", str(r.get("peers", 0))),
+            live(tid, "rate_up", rate(r.get("rate_up"))),
+            f'<input class=uri readonly value="{uri}" aria-label="URI">'
+            f'<button type=button class=copy data-copy="{uri}" hidden>Copy</button>',
+            "public" if is_public else "private",
+            f'<a href="/shares/{quote(tid)}/peers">peers</a> {actions}'], tid))
     body += "<h2>Shares</h2>" + table(
         ("Name", "Size", "State", "Peers", "Up", "URI", "Catalogue", ""), out, "No shares yet.")
     return page("Shares", body, session, live=True)
@@ -185,7 +196,8 @@ def _preview(p: dict, session: Session) -> str:
                    "are left out.</p>") if p.get("hidden_skipped") else ""
     return (
         "<section class=preview><h3>Will be shared</h3>"
-        f"<p><strong>{e(p.get('path'))}</strong>: {len(files)} file(s), {e(size(p.get('size')))}.</p>"
+        f"<p><strong>{e(p.get('path'))}</strong>: {len(files)} file(s), "
+        f"{e(size(p.get('size')))}.</p>"
         "<p class=warn>Anyone with the share's URI can download these files and see their "
         "names and sizes; publishing it publicly lists it for every node that trusts this one. "
         "Files may carry identifying metadata (obt share --scrub cleans copies).</p>"
@@ -204,22 +216,21 @@ def peers(info: dict, session: Session) -> str:
 
 
 def downloads(rows: list[dict], session: Session) -> str:
-    body = form("/downloads", session,
-                '<label>URI <input name=uri required size=70 placeholder="http://….onion/private/…">'
-                '</label>', "Download", cls="inline")
+    box = ('<label>URI <input name=uri required size=70 '
+           'placeholder="http://….onion/private/…"></label>')
+    body = form("/downloads", session, box, "Download", cls="inline")
     out = []
     for r in rows:
         tid = r["id"]
-        out.append(
-            f'<tr data-row="{e(tid)}"><td class=name>{e(r.get("name"))}<br><small>{e(tid[:16])}</small></td>'
-            f'<td>{e(size(r.get("size")))}</td><td>{live(tid, "state", r.get("state", ""))}</td>'
-            f'<td><progress data-t="{e(tid)}" data-k=progress max=1 '
-            f'value="{float(r.get("progress") or 0):.4f}"></progress> {live(tid, "pct", percent(r))}</td>'
-            f'<td>{live(tid, "done", size(r.get("done")))}</td>'
-            f'<td>{live(tid, "rate_down", rate(r.get("rate_down")))}</td>'
-            f'<td>{live(tid, "eta", eta(r))}</td><td>{live(tid, "peers", str(r.get("peers", 0)))}</td>'
-            f'<td><small>{live(tid, "path", r.get("path") or "")}</small>{_reason(r)}</td>'
-            f'<td>{form(f"/downloads/{quote(tid)}/remove", session, "", "Remove", cls="inline")}</td></tr>')
+        bar = (f'<progress data-t="{e(tid)}" data-k=progress max=1 '
+               f'value="{float(r.get("progress") or 0):.4f}"></progress> ')
+        out.append(tr([
+            name_cell(r), e(size(r.get("size"))), live(tid, "state", r.get("state", "")),
+            bar + live(tid, "pct", percent(r)), live(tid, "done", size(r.get("done"))),
+            live(tid, "rate_down", rate(r.get("rate_down"))), live(tid, "eta", eta(r)),
+            live(tid, "peers", str(r.get("peers", 0))),
+            f'<small>{live(tid, "path", r.get("path") or "")}</small>{_reason(r)}',
+            form(f"/downloads/{quote(tid)}/remove", session, "", "Remove", cls="inline")], tid))
     body += "<h2>Downloads</h2>" + table(
         ("Name", "Size", "State", "Progress", "Done", "Rate", "ETA", "Peers", "Where", ""),
         out, "No downloads yet.")
@@ -231,6 +242,28 @@ def _reason(r: dict) -> str:
     return f"<br><small class=reason>{e(text)}</small>" if text else ""
 
 
+def _items(items: list[dict], session: Session, degree: bool) -> str:
+    """Catalogue items (a search's results, or one node's catalogue), each with Fetch."""
+    out = [tr([f"<span class=name>{e(i.get('name'))}</span>", e(size(i.get("size"))),
+               e(i.get("files"))]
+              + ([e(i.get("degree")), f"<small>{e(str(i.get('node', ''))[:16])}…</small>"]
+                 if degree else [])
+              + [form("/downloads", session, hidden("uri", i.get("uri")), "Fetch",
+                      cls="inline")])
+           for i in items]
+    head = ("Name", "Size", "Files") + (("Degree", "Node") if degree else ()) + ("",)
+    return table(head, out, "Nothing found.")
+
+
+def catalogue(uri: str, data: dict | None, session: Session, error: str = "") -> str:
+    body = f"<p>Public catalogue <code>{e(uri)}</code></p>"
+    if error:
+        body += f'<p class="flash error" role=alert>{e(error)}</p>'
+    if data is not None:
+        body += _items(data.get("items", []), session, degree=False)
+    return page("Catalogue", body, session)
+
+
 def search(q: str, data: dict | None, session: Session, error: str = "") -> str:
     body = ('<form method=get action="/search" class=inline>'
             f'<label>Search the trusted nodes <input name=q value="{e(q)}" required></label>'
@@ -238,22 +271,19 @@ def search(q: str, data: dict | None, session: Session, error: str = "") -> str:
     if error:
         body += f'<p class="flash error" role=alert>{e(error)}</p>'
     if data is not None:
-        out = [f"<tr><td class=name>{e(i.get('name'))}</td><td>{e(size(i.get('size')))}</td>"
-               f"<td>{e(i.get('files'))}</td><td>{e(i.get('degree'))}</td>"
-               f"<td><small>{e(str(i.get('node', ''))[:16])}…</small></td>"
-               f"<td>{form('/downloads', session, hidden('uri', i.get('uri')), 'Fetch', cls='inline')}</td></tr>"
-               for i in data.get("results", [])]
         body += f"<p>{int(data.get('searched', 0))} node(s) searched.</p>"
-        body += table(("Name", "Size", "Files", "Degree", "Node", ""), out, "Nothing found.")
+        body += _items(data.get("results", []), session, degree=True)
         gone = data.get("unreachable") or []
         if gone:
-            body += "<p>Unreachable: " + ", ".join(e(str(u.get("onion", ""))[:16]) for u in gone) + "</p>"
+            names = ", ".join(e(str(u.get("onion", ""))[:16]) for u in gone)
+            body += f"<p>Unreachable: {names}</p>"
     return page("Search", body, session)
 
 
 def trust(info: dict, me: dict, session: Session) -> str:
+    catalogue = f'<input class=uri readonly value="{e(me.get("public_uri"))}">'
     body = kv([("This node", f"<code>{e(me.get('onion'))}</code>"),
-               ("Public catalogue", f'<input class=uri readonly value="{e(me.get("public_uri"))}">')])
+               ("Public catalogue", catalogue)])
     body += form("/trust/add", session, '<label>Trust a node <input name=onion required size=64 '
                  'placeholder="….onion"></label>', "Trust", cls="inline")
     body += form("/trust/depth", session, f'<label>Depth <input name=depth type=number min=1 max=6 '

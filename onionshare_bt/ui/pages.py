@@ -15,12 +15,14 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 from typing import Any
 
 from aiohttp import web
 
 from ..errors import ObtError, UsageError
 from ..ops import requests as rq
+from ..uri import parse_uri
 from . import html
 from .security import Session, secure
 
@@ -103,7 +105,12 @@ class Pages:
         resp = secure(web.StreamResponse(headers={"Content-Type": "text/event-stream"}))
         await resp.prepare(request)
         while not self.closing.is_set():
-            status, relay, ratio, rows = await self._overview_data()
+            try:
+                status, relay, ratio, rows = await self._overview_data()
+            except ObtError as exc:  # e.g. tor restarting: say so, try again next time
+                await resp.write(f"event: trouble\ndata: {json.dumps(exc.message)}\n\n".encode())
+                await self._pause()
+                continue
             data = {"t": {r["id"]: html.live_fields(r) for r in rows},
                     "o": {**html.overview_fields(status, relay, ratio, rows),
                           **{f"log-{k}": v for k, v in self._tails().items()}}}
@@ -111,9 +118,12 @@ class Pages:
                 await resp.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
             except (ConnectionError, RuntimeError):
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closing.wait(), self.interval)
+            await self._pause()
         return resp
+
+    async def _pause(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closing.wait(), self.interval)
 
     # -- shares -------------------------------------------------------------------------
     async def shares(self, request: web.Request) -> web.Response:
@@ -157,6 +167,11 @@ class Pages:
         return page(html.downloads(rows, request[SESSION]))
 
     async def get(self, request: web.Request) -> web.Response:
+        """Download a private URI; a public catalogue's URI shows its items to pick from."""
+        form = await request.post()
+        text = form.get("uri")
+        if isinstance(text, str) and _is_catalogue(text):
+            return redirect("/catalogue?" + urlencode({"uri": text.strip()}))
         settings = await self.ops.run(rq.Settings())
         target = str(Path(settings["home"]) / "downloads")
         return await self._act(
@@ -168,6 +183,15 @@ class Pages:
         tid = request.match_info["id"]
         return await self._act(request, "/downloads", lambda f: rq.Remove(id=tid),
                                lambda r: f"removed {r['name']} (its files stay)")
+
+    async def catalogue(self, request: web.Request) -> web.Response:
+        uri = request.query.get("uri", "")
+        data, error = None, ""
+        try:
+            data = await self.ops.run(rq.Catalogue(uri=uri))
+        except ObtError as exc:
+            error = exc.message
+        return page(html.catalogue(uri, data, request[SESSION], error))
 
     # -- search and trust ---------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
@@ -207,6 +231,13 @@ def _text(form, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{name} is missing")
     return value.strip()
+
+
+def _is_catalogue(text: str) -> bool:
+    try:
+        return parse_uri(text).kind == "public"
+    except ObtError:
+        return False  # the download refuses it, with the reason
 
 
 def _depth(text: str) -> int:

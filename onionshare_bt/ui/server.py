@@ -1,11 +1,11 @@
 """The web UI's HTTP server: aiohttp on 127.0.0.1 (an ephemeral port), in the node's loop.
 
-Every request passes :func:`UiServer._guard` first: the Host header must name the UI (else a
+Every request passes :meth:`UiServer._guard` first: the Host header must name the UI (else a
 plain 404), the session cookie must be known (else a plain 404; only ``/management/<token>``
 is open, to exchange a one-time link for that cookie), and a POST must come from the UI's
 own origin (else 403) carrying its session's CSRF token (else 403). Every answer, refusals
-included, carries the headers of :data:`.security.HEADERS`. The access log is off: a link's path is a
-credential.
+included, carries the headers of :data:`.security.HEADERS`. The access log is off: a link's
+path is a credential.
 
 ``obt ui --onion`` publishes the same server on an onion service of its own (virtual port
 80), through the node's tor like every other service; the onion lives until the node stops.
@@ -48,7 +48,9 @@ class Tor(Protocol):
 
 
 def plain(status: int) -> web.Response:
-    return web.Response(status=status, text=f"{status}: {'Not Found' if status == 404 else 'Forbidden'}")
+    """A refusal that says nothing more: ``404: Not Found`` or ``403: Forbidden``."""
+    reason = "Not Found" if status == 404 else "Forbidden"
+    return web.Response(status=status, text=f"{status}: {reason}")
 
 
 class UiServer:
@@ -87,6 +89,7 @@ class UiServer:
         app.router.add_get("/downloads", p.downloads)
         app.router.add_post("/downloads", p.get)
         app.router.add_post("/downloads/{id}/remove", p.remove)
+        app.router.add_get("/catalogue", p.catalogue)
         app.router.add_get("/search", p.search)
         app.router.add_get("/trust", p.trust)
         app.router.add_post("/trust/add", p.trust_add)
@@ -163,6 +166,8 @@ class UiServer:
             resp = await self._checked(request, handler)
         except web.HTTPException as exc:  # the router's 404/405
             resp = plain(404 if exc.status in (404, 405) else exc.status)
+        except ObtError as exc:  # a page's operation failed (a POST's failure is a message)
+            resp = web.Response(status=500, text=f"error: {exc.message}")
         if not resp.prepared:
             secure(resp)
         return resp

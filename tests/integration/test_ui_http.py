@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from onionshare_bt.errors import UsageError
+from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.ops import requests as rq
 from onionshare_bt.ui.security import HEADERS
 from onionshare_bt.ui.server import UiServer
@@ -51,7 +52,15 @@ class FakeOps:
                               "files": [{"path": f"src/{HOSTILE}", "size": 3}]},
             rq.Share: {"name": "src", "uri": "http://x/private/y"},
             rq.Get: {"name": "film", "id": "cd" * 20},
+            rq.Search: {"searched": 1, "unreachable": [{"onion": HOSTILE}],
+                        "results": [{"name": HOSTILE, "size": 1, "files": 1, "degree": 1,
+                                     "node": HOSTILE, "uri": f"http://x/private/{HOSTILE}"}]},
+            rq.Catalogue: {"node": "n", "items": [{"name": HOSTILE, "size": 1, "files": 1,
+                                                   "uri": "http://y/private/z"}]},
+            rq.Peers: {"id": TID, "paths": [{"direction": "in", "onion": HOSTILE, "down": 1,
+                                             "up": 2, "active": 1}], "engine_peers": []},
         }
+        self.results[rq.Settings] = {**self.results[rq.Settings], "player": HOSTILE}
 
     async def run(self, request):
         self.ran.append(request)
@@ -84,7 +93,8 @@ async def login(server, http) -> tuple[str, str]:
         cookie = resp.cookies[server.cookie]
         assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
         sid = cookie.value
-    async with http.get(base(server) + "/trust", headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
+    async with http.get(base(server) + "/trust",
+                        headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
         text = await resp.text()
     return sid, re.search(r'name=csrf value="([^"]+)"', text).group(1)
 
@@ -201,21 +211,41 @@ async def test_hostile_names_render_inert(ui):
     server, ops, http = ui
     sid, _ = await login(server, http)
     headers = {"Cookie": f"{server.cookie}={sid}"}
-    for path in ("/", "/shares", "/downloads", "/shares?path=/src"):
+    pages = ("/", "/shares", "/downloads", "/shares?path=/src", "/search?q=x", "/settings",
+             f"/shares/{TID}/peers", "/catalogue?uri=http://y/public/t")
+    for path in pages:
         async with http.get(base(server) + path, headers=headers) as resp:
             text = await resp.text()
         assert resp.headers["Content-Type"].startswith("text/html")
         assert "<script>alert" not in text and "<img src=x" not in text, path
-        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text, path
+        assert "&lt;script&gt;alert(" in text, path  # shown as text (settings show JSON)
         # the only script is the page's own file
         assert re.findall(r"<script[^>]*>", text) == ['<script src="/static/ui.js" defer>']
     assert rq.SharePreview(path="/src") in ops.ran
+    assert rq.Search(terms=["x"]) in ops.ran and rq.Catalogue(uri="http://y/public/t") in ops.ran
 
+
+async def test_a_public_catalogue_uri_shows_its_items_to_fetch(ui):
+    server, ops, http = ui
+    sid, csrf = await login(server, http)
+    headers = {"Cookie": f"{server.cookie}={sid}", "Origin": base(server)}
+    public = f"http://{onion_from_pubkey(bytes(32))}.onion/public/{'t' * 22}"
+    ops.ran.clear()
+    async with http.post(base(server) + "/downloads", allow_redirects=False, headers=headers,
+                         data={"csrf": csrf, "uri": public}) as resp:
+        assert resp.status == 303 and resp.headers["Location"].startswith("/catalogue?uri=")
+        where = resp.headers["Location"]
+    assert ops.ran == []  # nothing downloaded
+    async with http.get(base(server) + where, headers=headers) as resp:
+        text = await resp.text()
+    assert ops.ran == [rq.Catalogue(uri=public)]
+    assert '<input type=hidden name="uri" value="http://y/private/z">' in text  # Fetch
 
 async def test_events_stream_live_figures(ui):
     server, ops, http = ui
     sid, _ = await login(server, http)
-    async with http.get(base(server) + "/events", headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
+    async with http.get(base(server) + "/events",
+                        headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
         assert_secured(resp)
         seen = []

@@ -164,7 +164,7 @@ def share_from_ui(ui: Ui, src: Path) -> tuple[str, str]:
     ui.expect(f"shared {src.name}: http://")
     assert ui.d.current_url == ui.base + "/shares"  # post-redirect-get
     row = next(r for r in ui.d.find_elements(By.CSS_SELECTOR, "tr[data-row]")
-               if src.name in r.find_element(By.CSS_SELECTOR, "td.name").text)
+               if src.name in r.find_element(By.CSS_SELECTOR, "span.name").text)
     uri = row.find_element(By.CSS_SELECTOR, "input.uri").get_attribute("value")
     # ui.js shows the copy button; without JavaScript the URI is selected by hand
     assert row.find_element(By.CSS_SELECTOR, "button.copy").is_displayed() == ui.javascript
@@ -274,7 +274,7 @@ def test_trust_and_search_through_the_ui(world):
     form.find_element(By.NAME, "q").send_keys("lighthouse")
     form.find_element(By.CSS_SELECTOR, "button").click()
     b.wait(lambda: "node(s) searched" in b.d.find_element(By.TAG_NAME, "main").text)
-    names = [c.text for c in b.d.find_elements(By.CSS_SELECTOR, "td.name")]
+    names = [c.text for c in b.d.find_elements(By.CSS_SELECTOR, "span.name")]
     assert names == ["lighthouse-photos"]
     b.shot("search")
     b.d.find_element(By.CSS_SELECTOR, 'form[action="/downloads"] button').click()  # one click
