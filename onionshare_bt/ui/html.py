@@ -16,7 +16,8 @@ from urllib.parse import quote
 from .security import Session
 
 NAV = (("/", "Overview"), ("/shares", "Shares"), ("/downloads", "Downloads"),
-       ("/search", "Search"), ("/trust", "Trust"), ("/settings", "Settings"))
+       ("/search", "Search"), ("/trust", "Trust"), ("/mirrors", "Mirrors"),
+       ("/releases", "Releases"), ("/settings", "Settings"))
 
 
 def e(value: object) -> str:
@@ -293,6 +294,36 @@ def trust(info: dict, me: dict, session: Session) -> str:
            for o in info.get("trusted", [])]
     body += "<h2>Trusted nodes</h2>" + table(("Node", ""), out, "This node trusts no one yet.")
     return page("Trust", body, session)
+
+
+def mirrors(rows: list[dict], session: Session) -> str:
+    box = ('<label>Mirror a node <input name=onion required size=64 placeholder="….onion">'
+           '</label><label><input type=checkbox name=follow value=1> follow its changes</label>')
+    body = form("/mirrors/add", session, box, "Mirror", cls="inline")
+    out = [tr([f"<code>{e(m.get('source'))}</code>",
+               f'<input class=uri readonly value="{e(m.get("public_uri"))}">',
+               e(len(m.get("items") or [])), "yes" if m.get("follow") else "no",
+               e(m.get("error") or ("synced" if m.get("synced") else "not yet synced")),
+               form("/mirrors/remove", session, hidden("onion", m.get("source")), "Remove",
+                    cls="inline")])
+           for m in rows]
+    body += "<h2>Mirrors</h2>" + table(
+        ("Source", "Mirror's public URI", "Items", "Follow", "State", ""), out,
+        "This node mirrors no one.")
+    return page("Mirrors", body, session)
+
+
+def releases(rows: list[dict], session: Session) -> str:
+    body = ("<p>Signed releases of obt found on the trusted nodes are fetched, verified and "
+            "seeded; none is ever installed.</p>")
+    body += form("/releases/check", session, "", "Check for updates", cls="inline")
+    out = [tr([e(r.get("version")), e(r.get("state")),
+               f"<small>{e(r.get('path') if r.get('state') == 'verified' else '')}</small>",
+               f"<small>{e(r.get('source') or '')}</small>", e(r.get("reason") or "")])
+           for r in rows]
+    body += "<h2>Releases</h2>" + table(("Version", "State", "Folder", "From", "Note"), out,
+                                        "No releases known.")
+    return page("Releases", body, session)
 
 
 def settings(values: dict, session: Session) -> str:

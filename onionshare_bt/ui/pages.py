@@ -222,6 +222,27 @@ class Pages:
                                lambda f: rq.TrustDepth(depth=_depth(_text(f, "depth"))),
                                lambda r: f"trust depth {r['depth']}")
 
+    # -- mirrors and releases -----------------------------------------------------------
+    async def mirrors(self, request: web.Request) -> web.Response:
+        return page(html.mirrors(await self.ops.run(rq.MirrorList()), request[SESSION]))
+
+    async def mirror_add(self, request: web.Request) -> web.Response:
+        return await self._act(
+            request, "/mirrors",
+            lambda f: rq.MirrorAdd(onion=_text(f, "onion"), follow=f.get("follow") == "1"),
+            lambda r: f"mirroring {r['source']} at {r['public_uri']}")
+
+    async def mirror_remove(self, request: web.Request) -> web.Response:
+        return await self._act(request, "/mirrors",
+                               lambda f: rq.MirrorRemove(onion=_text(f, "onion")),
+                               lambda r: f"no longer mirrored: {r['source']}")
+
+    async def releases(self, request: web.Request) -> web.Response:
+        return page(html.releases(await self.ops.run(rq.ReleaseList()), request[SESSION]))
+
+    async def update_check(self, request: web.Request) -> web.Response:
+        return await self._act(request, "/releases", lambda f: rq.UpdateCheck(), _checked)
+
     async def settings(self, request: web.Request) -> web.Response:
         return page(html.settings(await self.ops.run(rq.Settings()), request[SESSION]))
 
@@ -231,6 +252,19 @@ def _text(form, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{name} is missing")
     return value.strip()
+
+
+def _checked(info: dict) -> str:
+    """What an update check found, in one line."""
+    release = info.get("release")
+    text = (f"obt {release['version']} found, verified and seeded ({release['state']})"
+            if release else "no newer release")
+    refused, gone = info.get("refused") or [], info.get("unreachable") or []
+    if refused:
+        text += f"; {len(refused)} refused"
+    if gone:
+        text += f"; {len(gone)} node(s) unreachable"
+    return f"update check (this is obt {info.get('current', '?')}): {text}"
 
 
 def _is_catalogue(text: str) -> bool:

@@ -95,6 +95,11 @@ class UiServer:
         app.router.add_post("/trust/add", p.trust_add)
         app.router.add_post("/trust/remove", p.trust_remove)
         app.router.add_post("/trust/depth", p.trust_depth)
+        app.router.add_get("/mirrors", p.mirrors)
+        app.router.add_post("/mirrors/add", p.mirror_add)
+        app.router.add_post("/mirrors/remove", p.mirror_remove)
+        app.router.add_get("/releases", p.releases)
+        app.router.add_post("/releases/check", p.update_check)
         app.router.add_get("/settings", p.settings)
         return app
 

@@ -60,6 +60,16 @@ class FakeOps:
             rq.Peers: {"id": TID, "paths": [{"direction": "in", "onion": HOSTILE, "down": 1,
                                              "up": 2, "active": 1}], "engine_peers": []},
         }
+        self.results.update({
+            rq.MirrorList: [{"source": HOSTILE, "public_uri": HOSTILE, "follow": True,
+                             "items": [{}], "synced": None, "error": HOSTILE}],
+            rq.MirrorAdd: {"source": f"{'d' * 56}.onion", "public_uri": "http://m/public/t"},
+            rq.ReleaseList: [{"version": HOSTILE, "state": "verified", "path": HOSTILE,
+                              "source": HOSTILE, "reason": HOSTILE}],
+            rq.UpdateCheck: {"current": "0.1.0", "offers": 1, "refused": [{}],
+                             "unreachable": [], "release": {"version": "0.2.0",
+                                                            "state": "verified"}},
+        })
         self.results[rq.Settings] = {**self.results[rq.Settings], "player": HOSTILE}
 
     async def run(self, request):
@@ -205,6 +215,15 @@ async def test_a_same_origin_post_runs_the_clis_request_and_redirects(ui):
                          data={"csrf": csrf, "uri": "http://x/private/y"}) as resp:
         assert resp.status == 303 and resp.headers["Location"] == "/downloads"
     assert rq.Get(uri="http://x/private/y", target=str(ops.home / "downloads")) in ops.ran
+    async with http.post(base(server) + "/mirrors/add", headers=headers,
+                         data={"csrf": csrf, "onion": "d" * 56, "follow": "1"}) as resp:
+        assert f"mirroring {'d' * 56}.onion at http://m/public/t" in await resp.text()
+    assert rq.MirrorAdd(onion="d" * 56, follow=True) in ops.ran
+    async with http.post(base(server) + "/releases/check", headers=headers,
+                         data={"csrf": csrf}) as resp:
+        assert ("update check (this is obt 0.1.0): obt 0.2.0 found, verified and seeded "
+                "(verified); 1 refused") in await resp.text()
+    assert rq.UpdateCheck() in ops.ran
 
 
 async def test_hostile_names_render_inert(ui):
@@ -212,7 +231,8 @@ async def test_hostile_names_render_inert(ui):
     sid, _ = await login(server, http)
     headers = {"Cookie": f"{server.cookie}={sid}"}
     pages = ("/", "/shares", "/downloads", "/shares?path=/src", "/search?q=x", "/settings",
-             f"/shares/{TID}/peers", "/catalogue?uri=http://y/public/t")
+             f"/shares/{TID}/peers", "/catalogue?uri=http://y/public/t", "/mirrors",
+             "/releases")
     for path in pages:
         async with http.get(base(server) + path, headers=headers) as resp:
             text = await resp.text()

@@ -213,7 +213,7 @@ def test_a_shares_from_its_ui_and_b_downloads_with_live_progress(world):
     a.go(f"/shares/{tid}/peers")
     assert "Peers" in a.d.title
     a.shot("peers")
-    for name in ("search", "trust", "settings"):
+    for name in ("search", "trust", "mirrors", "releases", "settings"):
         b.go(f"/{name}")
         b.shot(name)
     b.go("/")
