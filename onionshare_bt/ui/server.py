@@ -122,7 +122,7 @@ class UiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         return self.port
 
     async def close(self) -> None:
@@ -140,13 +140,10 @@ class UiServer:
 
         :raises TorError: tor refused the onion service
         """
-        out: dict = {}
         if onion:
-            out["onion_url"] = ""  # filled below, with the same token
             await self._publish()
         token, expires = self.gate.new_link()
-        out["url"] = f"http://127.0.0.1:{self.port}/management/{token}"
-        out["expires"] = expires
+        out = {"url": f"http://127.0.0.1:{self.port}/management/{token}", "expires": expires}
         if onion:
             out["onion_url"] = f"http://{self.onion}.onion/management/{token}"
         return out
