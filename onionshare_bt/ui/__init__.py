@@ -11,6 +11,7 @@
                  of :mod:`onionshare_bt.ops.requests`, the CLI's own) and redirects after a
                  POST; ``/events`` streams live figures as server-sent events
     html.py      the pages' HTML, every value escaped (pure)
+    graph.py     the trust graph as an inline SVG picture (pure)
     static/      ui.js (live updates, optional: everything works with JavaScript off) and
                  ui.css; no build step
 

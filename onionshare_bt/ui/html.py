@@ -293,6 +293,8 @@ def trust(info: dict, me: dict, session: Session) -> str:
            f"{form('/trust/remove', session, hidden('onion', o), 'Remove', cls='inline')}</td></tr>"
            for o in info.get("trusted", [])]
     body += "<h2>Trusted nodes</h2>" + table(("Node", ""), out, "This node trusts no one yet.")
+    body += ('<p><a href="/trust/graph">Walk the trusted nodes to the trust depth and draw '
+             "what answers</a> (takes a while over Tor).</p>")
     return page("Trust", body, session)
 
 
@@ -324,6 +326,15 @@ def releases(rows: list[dict], session: Session) -> str:
     body += "<h2>Releases</h2>" + table(("Version", "State", "Folder", "From", "Note"), out,
                                         "No releases known.")
     return page("Releases", body, session)
+
+
+def trust_graph(data: dict, picture: str, session: Session) -> str:
+    """:param picture: the graph as SVG (:func:`.graph.svg`)"""
+    nodes = data.get("nodes") or []
+    gone = sum(1 for n in nodes if not n.get("reachable", True))
+    body = (f"<p>Depth {e(data.get('depth'))}: {len(nodes)} node(s) reached through trust, "
+            f"{gone} unreachable. Hover a node for its address.</p>")
+    return page("Trust graph", body + f"<div class=graph>{picture}</div>", session)
 
 
 def settings(values: dict, session: Session) -> str:

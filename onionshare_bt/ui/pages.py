@@ -23,7 +23,7 @@ from aiohttp import web
 from ..errors import ObtError, UsageError
 from ..ops import requests as rq
 from ..uri import parse_uri
-from . import html
+from . import graph, html
 from .security import Session, secure
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,10 @@ class Pages:
     async def trust(self, request: web.Request) -> web.Response:
         info, me = await asyncio.gather(self.ops.run(rq.TrustList()), self.ops.run(rq.NodeId()))
         return page(html.trust(info, me, request[SESSION]))
+
+    async def trust_graph(self, request: web.Request) -> web.Response:
+        data = await self.ops.run(rq.TrustGraph())
+        return page(html.trust_graph(data, graph.svg(data), request[SESSION]))
 
     async def trust_add(self, request: web.Request) -> web.Response:
         return await self._act(request, "/trust", lambda f: rq.TrustAdd(onion=_text(f, "onion")),

@@ -92,6 +92,7 @@ class UiServer:
         app.router.add_get("/catalogue", p.catalogue)
         app.router.add_get("/search", p.search)
         app.router.add_get("/trust", p.trust)
+        app.router.add_get("/trust/graph", p.trust_graph)
         app.router.add_post("/trust/add", p.trust_add)
         app.router.add_post("/trust/remove", p.trust_remove)
         app.router.add_post("/trust/depth", p.trust_depth)

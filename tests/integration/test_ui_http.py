@@ -70,6 +70,12 @@ class FakeOps:
                              "unreachable": [], "release": {"version": "0.2.0",
                                                             "state": "verified"}},
         })
+        child = {"onion": HOSTILE, "degree": 1, "reachable": False, "error": HOSTILE,
+                 "children": [{"onion": "f" * 56, "degree": 2, "reachable": True,
+                               "error": None, "children": []}]}
+        self.results[rq.TrustGraph] = {"depth": 2, "tree": {"onion": "b" * 56,
+                                                            "children": [child]},
+                                       "nodes": [child, child["children"][0]]}
         self.results[rq.Settings] = {**self.results[rq.Settings], "player": HOSTILE}
 
     async def run(self, request):
@@ -232,7 +238,7 @@ async def test_hostile_names_render_inert(ui):
     headers = {"Cookie": f"{server.cookie}={sid}"}
     pages = ("/", "/shares", "/downloads", "/shares?path=/src", "/search?q=x", "/settings",
              f"/shares/{TID}/peers", "/catalogue?uri=http://y/public/t", "/mirrors",
-             "/releases")
+             "/releases", "/trust/graph")
     for path in pages:
         async with http.get(base(server) + path, headers=headers) as resp:
             text = await resp.text()
@@ -322,3 +328,16 @@ async def test_onion_is_published_on_demand_once_per_tor_and_its_host_admitted(t
     finally:
         await server.close()
     assert tors[1].removed == ["f" * 56]
+
+
+async def test_the_trust_graph_is_a_picture_of_the_walk(ui):
+    server, ops, http = ui
+    sid, _ = await login(server, http)
+    async with http.get(base(server) + "/trust/graph",
+                        headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
+        text = await resp.text()
+    svg = text.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert svg.count("<circle") == 3 and svg.count("<path") == 2
+    assert svg.count('stroke="#b00020"') == 1  # the unreachable node, drawn hollow and red
+    assert f"{'f' * 16}…</text>" in svg and "this node</text>" in svg
+    assert "<script" not in svg and "2 node(s) reached through trust, 1 unreachable" in text

@@ -269,6 +269,10 @@ def test_trust_and_search_through_the_ui(world):
     b.submit("/trust/depth", depth="2")
     b.expect("trust depth 2")
     b.shot("trust")
+    b.d.find_element(By.CSS_SELECTOR, 'a[href="/trust/graph"]').click()
+    labels = [t.text for t in b.wait(lambda: b.d.find_elements(By.CSS_SELECTOR, "svg text"))]
+    assert labels == ["this node", a_onion[:16] + "…"]  # A answered, drawn at degree 1
+    b.shot("trust-graph")
     b.go("/search")
     form = b.d.find_element(By.CSS_SELECTOR, 'form[action="/search"]')
     form.find_element(By.NAME, "q").send_keys("lighthouse")
