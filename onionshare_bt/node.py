@@ -50,6 +50,7 @@ from .tor.client import TorClient
 from .tor.network import Network
 from .tracker.client import TrackerClient
 from .tracker.server import TrackerServer
+from .ui.server import UiServer
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,10 @@ class Node:
             origin=self.origin, trust=self.trust, mirrors=self.mirrors, releases=self.releases,
             gated=self.gated, stalled=self.stalled, reasons=self.reasons, lifetime=self,
         )
+        self.ui = UiServer(self.ops, log_path=cfg.log_path, tor=lambda: self.parts.tor)
+        await self.ui.start()  # the web UI on 127.0.0.1; obt ui hands out links
+        self._stack.push_async_callback(self.ui.close)
+        self.ops.ui = self.ui
         control = ControlServer(cfg.socket_path, self.ops.call)
         await control.start()
         self._stack.push_async_callback(control.close)

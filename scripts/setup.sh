@@ -40,6 +40,18 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
     apt-get install -y -qq ffmpeg >/dev/null
 fi
 
+# chromium and its driver: the web UI's tests run in a real headless browser
+# (tests/tor/test_ui.py, through selenium and Debian's /usr/bin/chromedriver)
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]} (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     python3 -m venv .venv

@@ -17,6 +17,7 @@
     mirror.py    mirror add|list|remove
     release.py   release keygen|make|publish|list, update check
     testnet.py   testnet up|down|status
+    ui.py        ui (a one-time link into the node's web UI)
 
 Data goes to stdout (one line, or one JSON document with ``--json``); progress, warnings
 and errors go to stderr. Heavy modules (the node's parts, rich) are imported lazily;

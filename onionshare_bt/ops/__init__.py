@@ -2,19 +2,21 @@
 
 ::
 
-    operations.py Operations: every operation of a running node, by request type
+    operations.py Operations: every operation of a running node, by request type;
+                  ui_link (the web UI sets itself as ``Operations.ui`` once it serves)
     requests.py   every operation's name and typed request (the table client and server
                   share), and the one place arguments are checked
     results.py    what each operation returns (TypedDicts of the JSON it sends)
-    torrents.py   share, get, list, torrent, torrent_file, peers, play, open, unshare, remove
-    node.py       status, stop, relay_status, ratio
+    torrents.py   share, share_preview, get, list, torrent, torrent_file, peers, play, open,
+                  unshare, remove
+    node.py       status, stop, relay_status, ratio, settings
     trust.py      node_id, publish, published, catalogue, trust_*, search, mirror_*,
                   release_*, update_check
 
 :class:`Operations` is composed of the node's parts, given at construction (it is not a
-mixin of the node). Callers in the node's process (the web UI) build a request and
-``await ops.run(request)``; the control socket hands ``ops.call`` the name and JSON
-arguments it read, which :func:`requests.parse` turns into that request first.
+mixin of the node). Callers in the node's process (the web UI, :mod:`onionshare_bt.ui`)
+build a request and ``await ops.run(request)``; the control socket hands ``ops.call`` the
+name and JSON arguments it read, which :func:`requests.parse` turns into that request first.
 
 This package's ``__init__`` imports nothing: a client (the CLI) loads :mod:`.requests`
 alone, without the node's parts.

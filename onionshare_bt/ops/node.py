@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Set
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .. import __version__, torrents
@@ -82,6 +84,18 @@ class NodeOps:
             info.update(in_consensus=flags is not None, flags=flags or [], pid=relay.tor.pid,
                         or_address=await relay.tor.or_address())
         return info
+
+    async def settings(self, req: rq.Settings) -> dict:
+        """Every setting by name, JSON-ready (paths as text, tuples as lists)."""
+        out = {}
+        for field in dataclasses.fields(self.config):
+            value = getattr(self.config, field.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
+            out[field.name] = value
+        return out
 
     async def ratio(self, req: rq.Ratio) -> rs.RatioInfo:
         return {**self.relay.allowance().as_dict(), "relay": self.relay.enabled,

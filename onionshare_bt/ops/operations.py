@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Set
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import NodeError
 from . import requests
 from . import requests as rq
+from . import results as rs
 from .node import Lifetime, NodeOps
 from .torrents import TorrentOps
 from .trust import MirrorOps, ReleaseOps, TrustOps
@@ -24,6 +26,13 @@ if TYPE_CHECKING:
 Runner = Callable[[Any], Awaitable[Any]]
 
 
+class UiFace(Protocol):
+    """What the operations see of the web UI (:class:`~onionshare_bt.ui.server.UiServer`)."""
+
+    async def link(self, onion: bool) -> rs.UiLinkInfo:
+        """A one-time link in; with ``onion`` the UI is published on its own onion too."""
+
+
 class Operations:
     """Every operation of a running node, by request type."""
 
@@ -36,13 +45,16 @@ class Operations:
         self.trust = TrustOps(trust, parts.store)
         self.mirrors = MirrorOps(mirrors)
         self.releases = ReleaseOps(releases)
+        #: the web UI, once it serves (it runs these operations, so it comes after them)
+        self.ui: UiFace | None = None
         t, n, tr, m, r = self.torrents, self.node, self.trust, self.mirrors, self.releases
         self._runners: dict[type[rq.Request], Runner] = {
-            rq.Share: t.share, rq.Get: t.get, rq.ListTorrents: t.list, rq.Torrent: t.torrent,
+            rq.Share: t.share, rq.SharePreview: t.share_preview, rq.Get: t.get,
+            rq.ListTorrents: t.list, rq.Torrent: t.torrent,
             rq.TorrentFile: t.torrent_file, rq.Peers: t.peers, rq.Play: t.play,
             rq.SetOpen: t.set_open, rq.Unshare: t.unshare, rq.Remove: t.remove,
             rq.Status: n.status, rq.Stop: n.stop, rq.RelayStatus: n.relay_status,
-            rq.Ratio: n.ratio,
+            rq.Ratio: n.ratio, rq.Settings: n.settings, rq.UiLink: self.ui_link,
             rq.NodeId: tr.node_id, rq.Publish: tr.publish, rq.Published: tr.published,
             rq.Catalogue: tr.catalogue, rq.TrustAdd: tr.add, rq.TrustRemove: tr.remove,
             rq.TrustList: tr.list, rq.TrustDepth: tr.depth, rq.TrustGraph: tr.graph,
@@ -51,6 +63,12 @@ class Operations:
             rq.ReleasePublish: r.publish, rq.ReleaseList: r.list, rq.ReleaseShow: r.show,
             rq.UpdateCheck: r.update_check,
         }
+
+    async def ui_link(self, req: rq.UiLink) -> rs.UiLinkInfo:
+        """A one-time link into the web UI (see :mod:`onionshare_bt.ui`)."""
+        if self.ui is None:
+            raise NodeError("this node serves no web UI")
+        return await self.ui.link(req.onion)
 
     async def run(self, request: rq.Request) -> Any:
         """Run one operation; its result is JSON-ready."""

@@ -67,6 +67,15 @@ class Share(Request):
 
 
 @dataclasses.dataclass(frozen=True)
+class SharePreview(Request):
+    """What sharing ``path`` would publish (its files and size), before anything is shared."""
+
+    op = "share_preview"
+    path: str
+    include_hidden: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Get(Request):
     op = "get"
     uri: str
@@ -145,6 +154,22 @@ class RelayStatus(Request):
 @dataclasses.dataclass(frozen=True)
 class Ratio(Request):
     op = "ratio"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(Request):
+    """The settings the node runs with (config.toml over the defaults), read-only."""
+
+    op = "settings"
+
+
+@dataclasses.dataclass(frozen=True)
+class UiLink(Request):
+    """A one-time link into the web UI; with ``onion`` the UI is also published on an
+    onion service of its own (and stays published until the node stops)."""
+
+    op = "ui_link"
+    onion: bool = False
 
 
 # -- identity, catalogue, trust ------------------------------------------------------------
@@ -256,8 +281,9 @@ class UpdateCheck(Request):
 #: every operation by name: the control socket's whole vocabulary
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls for cls in (
-        Share, Get, ListTorrents, Torrent, TorrentFile, Peers, Play, SetOpen, Unshare, Remove,
-        Status, Stop, RelayStatus, Ratio,
+        Share, SharePreview, Get, ListTorrents, Torrent, TorrentFile, Peers, Play, SetOpen,
+        Unshare, Remove,
+        Status, Stop, RelayStatus, Ratio, Settings, UiLink,
         NodeId, Publish, Published, Catalogue,
         TrustAdd, TrustRemove, TrustList, TrustDepth, TrustGraph, Search,
         MirrorAdd, MirrorRemove, MirrorList,

@@ -52,6 +52,19 @@ class TorrentInfo(TypedDict, total=False):
     reason: str | None
 
 
+class SharePreviewInfo(TypedDict):
+    path: str
+    size: int
+    files: list[dict]
+    hidden_skipped: int
+
+
+class UiLinkInfo(TypedDict, total=False):
+    url: str
+    onion_url: str
+    expires: float
+
+
 class TorrentFileInfo(TypedDict):
     id: str
     name: str

@@ -9,6 +9,7 @@ torrents are gated, stalled, and why).
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,16 @@ class TorrentOps:
     async def share(self, req: rq.Share) -> rs.ShareInfo:
         return await torrents.share(self.parts, req.path, req.onions, req.include_hidden,
                                     open_share=req.open, scrub=req.scrub)
+
+    async def share_preview(self, req: rq.SharePreview) -> rs.SharePreviewInfo:
+        """The files sharing a path would publish, chosen as :meth:`share` chooses them."""
+        from ..engine.metainfo import select
+
+        chosen = select(Path(req.path), include_hidden=req.include_hidden,
+                        forbidden=(self.parts.config.home,))
+        return {"path": str(chosen.root), "size": sum(f.size for f in chosen.files),
+                "files": [{"path": f.path, "size": f.size} for f in chosen.files],
+                "hidden_skipped": chosen.hidden_skipped}
 
     async def get(self, req: rq.Get) -> rs.DownloadInfo:
         return await torrents.get(self.parts, req.uri, req.target, req.timeout)

@@ -37,10 +37,11 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # the parts of a node, each given what it needs by the node
     ("parts", frozenset({
         "tracker", "multiplex", "relay", "trust", "mirror", "release", "stream", "scan",
-        "torrents", "swarm", "ui", "cast",
+        "torrents", "swarm", "cast",
     })),
-    # the node: its lifetime, its operations, the control socket and the daemon
-    ("node", frozenset({"node", "ops", "api", "control", "daemon"})),
+    # the node: its lifetime, its operations, its faces (the control socket, the web UI) and
+    # the daemon; the UI builds the operations' typed requests, as the control socket does
+    ("node", frozenset({"node", "ops", "api", "control", "ui", "daemon"})),
     # what only the command line (and the tests) start: the private Tor network, the demo
     ("tools", frozenset({"testnet", "demo"})),
     # the command line
