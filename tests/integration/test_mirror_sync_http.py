@@ -100,10 +100,8 @@ async def test_the_reported_attack_changes_nothing(origin_node):
     attack = [mcore.Update(IH, onion(100_000 + i), 80, 0, 0.0) for i in range(4000)]
     attack += [mcore.Update(IH, onion(i), 80, -1, 0.0) for i in range(1000)]  # "stopped"
     body = mcore.encode_request(MIRROR, "", 0, 0.0, attack)
-    started = time.perf_counter()
     with pytest.raises(Refused, match="HTTP 413"):
         await env.http.post(env.url, body, 10, mcore.MAX_MESSAGE)
-    elapsed = time.perf_counter() - started
     # the most a caller without a credential may send, pushing peers: refused too
     small = mcore.encode_request(MIRROR, "", 0, 0.0, attack[:mcore.MAX_PUSH])
     with pytest.raises(Refused, match="HTTP 403: pushing peers needs a mirror credential"):
@@ -111,7 +109,6 @@ async def test_the_reported_attack_changes_nothing(origin_node):
     assert real_peers(env) == before and len(before) == 1000
     assert env.origin.trackers(IH) == [] and env.origin.mirrors == {}
     assert env.store.peers.count() == 0
-    assert elapsed < 0.5, elapsed
 
 
 async def test_anyone_reads_the_feed_read_only(origin_node):
@@ -128,18 +125,14 @@ async def test_a_trusted_mirrors_signed_push_is_taken_and_it_is_named(origin_nod
     signer, mirror = mirror_signer(tmp_path), as_mirror()
     pushed = [mcore.Update(IH, onion(200_000 + i), 80, 0, 0.0) for i in range(mcore.MAX_PUSH)]
     body = mcore.encode_request(MIRROR, env.origin.feed.epoch, env.origin.feed.seq, 0.0, pushed)
-    started = time.perf_counter()
     raw = await env.http.post(env.url, body, 10, mcore.MAX_MESSAGE,
                               headers=lambda: signer._credential(mirror, body))
-    elapsed = time.perf_counter() - started
     reply = mcore.parse_reply(raw)
     assert reply.registered
     assert {onion(200_000 + i) for i in range(mcore.MAX_PUSH)} <= real_peers(env)
     assert env.tracker.swarm.size(bytes.fromhex(IH)) == 1000  # the stalest made room
     assert env.origin.trackers(IH) == [MIRROR]
     assert env.store.peers.count() == mcore.MAX_PUSH
-    assert elapsed < 0.5, elapsed  # HTTP round trip included; the loop-time budget is in
-    #                                test_swarm_owner (< 50 ms)
 
 
 async def test_an_untrusted_mirror_is_told_why_and_its_push_refused(origin_node, tmp_path):
