@@ -139,7 +139,7 @@ async def republish_all(parts: Parts) -> None:
 # -- shares -----------------------------------------------------------------------------
 async def share(parts: Parts, path: str, onions: int | None,
                 include_hidden: bool = False, open_share: bool | None = False,
-                scrub: bool = False, staged=None) -> dict:
+                scrub: bool = False, staged=None, wait: bool = True) -> dict:
     """Share a file or folder; sharing the same content again returns its existing URI.
 
     Symlinks and the node's own home are refused; hidden files are left out unless
@@ -152,9 +152,11 @@ async def share(parts: Parts, path: str, onions: int | None,
 
     :param open_share: admit standard clients too (see :func:`set_open`); None: the
       config's ``open_shares`` for a new share, unchanged for an existing one
+    :param wait: return only once every onion's descriptor is uploaded, so the URI answers
+      when printed; else tor uploads them in the next seconds (``obt share --no-wait``)
     """
     if scrub:
-        return await _share_scrubbed(parts, path, onions, include_hidden, open_share)
+        return await _share_scrubbed(parts, path, onions, include_hidden, open_share, wait)
     made = await asyncio.to_thread(create_share, Path(path), include_hidden=include_hidden,
                                    forbidden=() if staged else (parts.config.home,))
     meta, skipped = made.meta, {"hidden_skipped": made.hidden_skipped}
@@ -172,7 +174,8 @@ async def share(parts: Parts, path: str, onions: int | None,
     served = Served(meta.id, token, meta.data, meta.info_hashes, open=opened)
     tracker_port = await parts.tracker.serve(served)
     try:
-        rows = await new_onions(parts, meta, onions or parts.config.onions, "share", tracker_port)
+        rows = await new_onions(parts, meta, onions or parts.config.onions, "share", tracker_port,
+                                wait=wait)
     except BaseException:
         await parts.tracker.withdraw(meta.id)
         await parts.bridges.close_torrent(meta.id)
@@ -191,7 +194,7 @@ async def share(parts: Parts, path: str, onions: int | None,
 
 
 async def _share_scrubbed(parts: Parts, path: str, onions: int | None, include_hidden: bool,
-                          open_share: bool | None) -> dict:
+                          open_share: bool | None, wait: bool = True) -> dict:
     """Share cleaned copies of ``path``, made in ``<home>/staging/<random>/<name>``.
 
     Cleaning is deterministic: the same original gives the same copies, hence the same
@@ -204,7 +207,7 @@ async def _share_scrubbed(parts: Parts, path: str, onions: int | None, include_h
                                      include_hidden=include_hidden)
     try:
         info = await share(parts, str(staged.root), onions, include_hidden, open_share,
-                           staged=staged)
+                           staged=staged, wait=wait)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, staged.folder, True)
         raise

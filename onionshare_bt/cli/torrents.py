@@ -28,11 +28,14 @@ from .base import command, json_option, torrent_out_option
               help="Share cleaned copies without identifying metadata (originals untouched).")
 @click.option("--keep-metadata", is_flag=True,
               help="Share the files as they are, metadata included, without asking.")
+@click.option("--no-wait", is_flag=True,
+              help="Print the URI once the share is made, before tor has published its "
+                   "onions (it answers a few seconds later).")
 @torrent_out_option
 @json_option
 @command
 async def share(state, path, onions, include_hidden, open_share, scrub, keep_metadata,
-                torrent_out, as_json):
+                no_wait, torrent_out, as_json):
     """Share a file or folder; print its private URI.
 
     Inside a folder, hidden files are left out (unless --include-hidden) and symbolic links
@@ -52,7 +55,7 @@ async def share(state, path, onions, include_hidden, open_share, scrub, keep_met
                                          as_json)
     cfg = await client.node(state)
     request = rq.Share(path=str(chosen.root), onions=onions, include_hidden=include_hidden,
-                       open=open_share, scrub=scrub)
+                       open=open_share, scrub=scrub, no_wait=no_wait)
     with r.busy(state.progress(as_json), "hashing and publishing the share…"):
         info = await client.send(cfg, request, timeout=3600)
     r.say_scrubbed(info.get("scrubbed"), report)

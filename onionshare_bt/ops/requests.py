@@ -58,12 +58,14 @@ class Request:
 @dataclasses.dataclass(frozen=True)
 class Share(Request):
     op = "share"
-    sent_when_set = ("include_hidden", "open", "scrub")
+    sent_when_set = ("include_hidden", "open", "scrub", "no_wait")
     path: str
     onions: int | None = None
     include_hidden: bool = False
     open: bool | None = None
     scrub: bool = False
+    #: answer once the share is made, before tor has uploaded its onions' descriptors
+    no_wait: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,7 +55,8 @@ class TorrentOps:
 
     async def share(self, req: rq.Share) -> rs.ShareInfo:
         return await torrents.share(self.parts, req.path, req.onions, req.include_hidden,
-                                    open_share=req.open, scrub=req.scrub)
+                                    open_share=req.open, scrub=req.scrub,
+                                    wait=not req.no_wait)
 
     async def share_preview(self, req: rq.SharePreview) -> rs.SharePreviewInfo:
         """The files sharing a path would publish, chosen as :meth:`share` chooses them."""
