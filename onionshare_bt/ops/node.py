@@ -78,6 +78,7 @@ class NodeOps:
             "burst_limit": relay.settings.bandwidth_burst if relay.enabled else None,
             "in_consensus": False, "flags": [], "restarts": relay.restarts,
             "pid": None, "or_address": None,
+            "history": [[round(t, 1), round(r)] for t, r in relay.history.rates()],
         }
         if relay.tor is not None and relay.tor.is_alive():
             flags = await self.parts.tor.relay_flags(relay.fingerprint)

@@ -132,6 +132,7 @@ class RelayStatusInfo(TypedDict):
     restarts: int
     pid: int | None
     or_address: str | None
+    history: list[list[float]]  # [unix time, bytes/s relayed over the step before]
 
 
 class RatioInfo(TypedDict, total=False):

@@ -140,3 +140,33 @@ def gate_closed(closed: bool, allowance: Allowance, needed: int) -> bool:
     if closed:
         return allowance.remaining < min(REOPEN_CREDIT, max(needed, 1))
     return False
+
+
+#: seconds between two points of the relay's rate history, and how many points it keeps
+#: (an hour): what ``obt relay status --json`` gives as ``history`` and the UI draws
+HISTORY_STEP = 10.0
+HISTORY_POINTS = 360
+
+
+class RateHistory:
+    """The relay's relayed-bytes counter sampled over time, for its rate as a chart (pure:
+    the caller passes the time).
+
+    A point is kept at most every ``step`` seconds, the last ``points`` of them.
+    """
+
+    def __init__(self, step: float = HISTORY_STEP, points: int = HISTORY_POINTS) -> None:
+        self.step, self.points = step, points
+        self._samples: list[tuple[float, int]] = []
+
+    def add(self, now: float, relayed: int) -> None:
+        if self._samples and now - self._samples[-1][0] < self.step:
+            return
+        self._samples.append((now, relayed))
+        del self._samples[:-(self.points + 1)]
+
+    def rates(self) -> list[tuple[float, float]]:
+        """``(time, bytes/s since the point before)`` for every point but the first; a
+        counter that went back (a ledger reset) counts as 0."""
+        return [(t1, max(0, b1 - b0) / (t1 - t0))
+                for (t0, b0), (t1, b1) in zip(self._samples, self._samples[1:]) if t1 > t0]

@@ -10,6 +10,7 @@ import datetime
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 
 from ..errors import ObtError
@@ -17,7 +18,7 @@ from ..store import LedgerRow, Store
 from ..tor.network import Network
 from ..tor.relay import RelaySettings, RelayTor, fingerprint_of
 from ..tor.torrc import find_tor
-from .core import Allowance, Ledger, Sample, advance, count_downloads
+from .core import Allowance, Ledger, RateHistory, Sample, advance, count_downloads
 from .nickname import random_nickname, valid_nickname
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Relay:
         self.ledger = Ledger(boot=saved.boot, last_written=saved.last_written,
                              relayed=saved.relayed)
         self.used = saved.used
+        #: the relayed-bytes counter over the last hour, for the rate chart
+        self.history = RateHistory()
 
     async def prepare(self) -> str:
         """Create the relay's keys; returns its fingerprint (before anything starts).
@@ -105,6 +108,7 @@ class Relay:
             return
         self.ledger, added = advance(self.ledger, Sample(self._boot, written))
         self._save(added)
+        self.history.add(time.time(), self.ledger.relayed)
 
     def count_downloads(self, payload: dict[str, int]) -> None:
         """Add the downloads' new payload bytes to what the node has used."""

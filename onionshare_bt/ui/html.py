@@ -117,8 +117,9 @@ def kv(pairs: list[tuple[str, str]]) -> str:
 
 # -- pages ---------------------------------------------------------------------------------
 def overview(status: dict, relay: dict, ratio: dict, rows: list[dict],
-             logs: dict[str, str], session: Session) -> str:
-    """:param logs: the tail of each log by name (the node's, its tor's)"""
+             logs: dict[str, str], session: Session, chart: str = "") -> str:
+    """:param logs: the tail of each log by name (the node's, its tor's)
+    :param chart: the relay's rate over time, as SVG (:func:`.chart.rate_svg`)"""
     o = overview_fields(status, relay, ratio, rows)
     body = kv([
         ("Tor", f'<span data-o=tor>{e(o["tor"])}</span>'),
@@ -130,6 +131,8 @@ def overview(status: dict, relay: dict, ratio: dict, rows: list[dict],
         ("Node", e(f"obt {status.get('version', '?')}, pid {status.get('pid', '?')}, "
                    f"up {status.get('uptime', 0):.0f} s, home {status.get('home', '')}")),
     ])
+    if relay.get("enabled"):
+        body += f"<h2>Relay rate, last hour</h2>{chart}"
     for name, text in logs.items():
         body += (f"<h2>Log: {e(name)}</h2>"
                  f'<pre class=log data-o="log-{e(name)}">{e(text)}</pre>')

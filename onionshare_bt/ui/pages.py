@@ -23,7 +23,7 @@ from aiohttp import web
 from ..errors import ObtError, UsageError
 from ..ops import requests as rq
 from ..uri import parse_uri
-from . import graph, html
+from . import chart, graph, html
 from .security import Session, secure
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Pages:
     async def overview(self, request: web.Request) -> web.Response:
         status, relay, ratio, rows = await self._overview_data()
         return page(html.overview(status, relay, ratio, rows, self._tails(),
-                                  request[SESSION]))
+                                  request[SESSION], chart.rate_svg(relay.get("history"))))
 
     def _tails(self) -> dict[str, str]:
         return {name: tail(path) for name, path in self.logs().items()}

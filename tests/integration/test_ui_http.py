@@ -341,3 +341,20 @@ async def test_the_trust_graph_is_a_picture_of_the_walk(ui):
     assert svg.count('stroke="#b00020"') == 1  # the unreachable node, drawn hollow and red
     assert f"{'f' * 16}…</text>" in svg and "this node</text>" in svg
     assert "<script" not in svg and "2 node(s) reached through trust, 1 unreachable" in text
+
+
+async def test_the_overview_draws_the_relays_rate_over_time(ui):
+    server, ops, http = ui
+    sid, _ = await login(server, http)
+    cookie = {"Cookie": f"{server.cookie}={sid}"}
+    async with http.get(base(server) + "/", headers=cookie) as resp:
+        assert "Relay rate" not in await resp.text()  # no relay: no chart
+    ops.results[rq.RelayStatus] = {"enabled": True, "relayed_total": 9, "relayed_today": 9,
+                                   "history": [[1000.0, 0], [1010.0, 2048], [1020.0, 1024]]}
+    async with http.get(base(server) + "/", headers=cookie) as resp:
+        text = await resp.text()
+    svg = text.split("Relay rate, last hour</h2>", 1)[1].split("</svg>", 1)[0]
+    assert svg.startswith("<svg") and "<polyline" in svg
+    points = svg.split('points="', 1)[1].split('"', 1)[0].split()
+    assert len(points) == 3 and float(points[1].split(",")[1]) < float(points[0].split(",")[1])
+    assert "2.0 KiB/s" in svg  # the top of the scale: the fastest point

@@ -207,6 +207,9 @@ def test_download_pauses_at_the_allowance_then_relaying_earns_the_rest(net):
     assert len(watcher.samples) >= 5 and gate_leaks(watcher.samples) == [], watcher.samples
     assert digests(net["root"] / "a-out" / "payload") == digests(net["src"])
     assert digests(net["root"] / "c-out" / "payload") == digests(net["src"])
+    # what the UI's rate chart draws: a point every 10 s, and A's relaying shows in them
+    history = a.json("relay", "status")["history"]
+    assert history and max(r for _, r in history) > 0, history
 
 
 def test_ledger_survives_node_and_relay_restarts_without_double_counting(net):
