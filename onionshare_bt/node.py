@@ -235,6 +235,7 @@ class Node:
         await torrents.republish_all(parts)
         await self.trust.republish()
         await self.mirrors.republish()
+        await self.ui.republish()
 
     async def _dial(self, onion: str, port: int, torrent_id: str):
         """Dial a peer's onion for one torrent, on circuits of that torrent's own."""

@@ -68,7 +68,7 @@ class Operations:
         """A one-time link into the web UI (see :mod:`onionshare_bt.ui`)."""
         if self.ui is None:
             raise NodeError("this node serves no web UI")
-        return await self.ui.link(req.onion)
+        return await self.ui.link(req.onion, req.client_auth)
 
     async def run(self, request: rq.Request) -> Any:
         """Run one operation; its result is JSON-ready."""

@@ -171,7 +171,10 @@ class UiLink(Request):
     onion service of its own (and stays published until the node stops)."""
 
     op = "ui_link"
+    sent_when_set = ("client_auth",)
     onion: bool = False
+    #: publish the onion behind Tor v3 client authorization (implies ``onion``)
+    client_auth: bool = False
 
 
 # -- identity, catalogue, trust ------------------------------------------------------------

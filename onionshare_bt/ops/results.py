@@ -63,6 +63,7 @@ class UiLinkInfo(TypedDict, total=False):
     url: str
     onion_url: str
     expires: float
+    client_auth: dict  # private_key (base32, for Tor Browser), auth_private (a file's line)
 
 
 class TorrentFileInfo(TypedDict):

@@ -299,7 +299,8 @@ class TorClient:
 
     async def add_onion(self, ports: dict[int, tuple[str, int]], key: str | None = None, *,
                         await_publication: bool = True,
-                        timeout: float = 60.0) -> tuple[str, str]:
+                        timeout: float = 60.0,
+                        client_auth: str | None = None) -> tuple[str, str]:
         """Publish an ephemeral v3 onion service (``ADD_ONION``).
 
         :param ports: virtual port -> local ``(host, port)`` it forwards to
@@ -307,6 +308,8 @@ class TorClient:
           None creates a new one
         :param await_publication: wait until a first descriptor upload succeeded
         :param timeout: seconds to wait for that upload
+        :param client_auth: a client's x25519 public key (base32, see :mod:`.clientauth`):
+          only a client holding its private half can reach the service
         :returns: ``(address without .onion, key)``; keep the key secret (0600)
         :raises TorError: if tor refuses (e.g. a malformed key or the service exists)
         :raises Timeout: if no descriptor was uploaded in time (the service is removed)
@@ -315,7 +318,8 @@ class TorClient:
         targets = {int(v): f"{host}:{int(port)}" for v, (host, port) in ports.items()}
         response = await self._call(
             self._ctl().create_ephemeral_hidden_service,
-            targets, key_type=key_type, key_content=content, await_publication=False)
+            targets, key_type=key_type, key_content=content, await_publication=False,
+            client_auth_v3=client_auth)
         address = str(response.service_id)
         if key is None:
             key = f"{response.private_key_type}:{response.private_key}"

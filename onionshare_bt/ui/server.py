@@ -8,7 +8,10 @@ included, carries the headers of :data:`.security.HEADERS`. The access log is of
 path is a credential.
 
 ``obt ui --onion`` publishes the same server on an onion service of its own (virtual port
-80), through the node's tor like every other service; the onion lives until the node stops.
+80), through the node's tor like every other service; the onion lives until the node stops,
+on the same address when the node restarts its tor. ``--client-auth`` publishes it with Tor
+v3 client authorization instead: a new address, reachable only with the private key printed
+once (:mod:`~onionshare_bt.tor.clientauth`); asking for the other kind replaces the onion.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from aiohttp import web
 from ..errors import ObtError
 from . import pages
 from .pages import SESSION
+from ..tor.clientauth import ClientKey, new_client_key
 from .security import COOKIE, Gate, host_allowed, origin_allowed, secure
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,8 @@ class Tor(Protocol):
     log_path: Path
 
     async def add_onion(self, ports: dict, key: str | None = None, *,
-                        await_publication: bool = True) -> tuple[str, str]: ...
+                        await_publication: bool = True,
+                        client_auth: str | None = None) -> tuple[str, str]: ...
 
     async def remove_onion(self, address: str) -> None: ...
 
@@ -73,6 +78,9 @@ class UiServer:
         self._runner: web.AppRunner | None = None
         self._publishing = asyncio.Lock()
         self._onion_tor: Tor | None = None
+        self._onion_key: str | None = None
+        #: the client key the onion was published with (None: no client authorization)
+        self._client: ClientKey | None = None
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=256 * 1024)
@@ -136,31 +144,49 @@ class UiServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def link(self, onion: bool = False) -> dict:
-        """A one-time link in (``obt ui``); with ``onion`` the UI's onion is published first.
+    async def link(self, onion: bool = False, client_auth: bool = False) -> dict:
+        """A one-time link in (``obt ui``); with ``onion`` the UI's onion is published first,
+        with ``client_auth`` behind Tor v3 client authorization (its key in the reply).
 
         :raises TorError: tor refused the onion service
         """
-        if onion:
-            await self._publish()
+        if onion or client_auth:
+            await self._publish(client_auth)
         token, expires = self.gate.new_link()
         out = {"url": f"http://127.0.0.1:{self.port}/management/{token}", "expires": expires}
-        if onion:
+        if onion or client_auth:
             out["onion_url"] = f"http://{self.onion}.onion/management/{token}"
+        if client_auth and self._client is not None:
+            out["client_auth"] = {"private_key": self._client.private,
+                                  "auth_private": self._client.auth_private(self.onion or "")}
         return out
 
-    async def _publish(self) -> None:
+    async def _publish(self, client_auth: bool) -> None:
         async with self._publishing:
             if self.tor is None:
                 raise ObtError("this node's web UI cannot publish an onion (no tor)")
             tor = self.tor()
+            if self.onion is not None and (self._client is not None) != client_auth:
+                with contextlib.suppress(ObtError):  # the other kind: replaced, links die
+                    await tor.remove_onion(self.onion)
+                self.onion = self._onion_key = self._client = None
             if self.onion is not None and tor is self._onion_tor:
                 return
-            # first time, or the node restarted tor (the old onion went with it)
-            address, _key = await tor.add_onion(
-                {ONION_PORT: ("127.0.0.1", self.port)}, None, await_publication=True)
+            if self.onion is None:
+                self._client = new_client_key() if client_auth else None
+            # first time, or the node restarted tor: the same key keeps the same address
+            address, self._onion_key = await tor.add_onion(
+                {ONION_PORT: ("127.0.0.1", self.port)}, self._onion_key,
+                await_publication=True,
+                client_auth=self._client.public if self._client else None)
             self.onion, self._onion_tor = address, tor
-            log.info("the web UI is published on an onion service of its own")
+            log.info("the web UI is published on an onion service of its own%s",
+                     " (client authorization)" if self._client else "")
+
+    async def republish(self) -> None:
+        """After the node restarted its tor: the UI's onion again, on the same address."""
+        if self.onion is not None:
+            await self._publish(self._client is not None)
 
     # -- the guard ----------------------------------------------------------------------
     @web.middleware

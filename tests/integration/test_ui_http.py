@@ -9,6 +9,7 @@ requests the CLI sends and redirect (post-redirect-get); /events streams live fi
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -290,9 +291,10 @@ class FakeTor:
     def __init__(self, onion: str) -> None:
         self.onion, self.added, self.removed = onion, [], []
 
-    async def add_onion(self, ports, key=None, *, await_publication=True):
+    async def add_onion(self, ports, key=None, *, await_publication=True, client_auth=None):
         self.added.append((ports, key, await_publication))
-        return self.onion, "ED25519-V3:secret"
+        self.client_auth = client_auth
+        return self.onion, key or f"ED25519-V3:secret-{len(self.added)}"
 
     async def remove_onion(self, address):
         self.removed.append(address)
@@ -322,12 +324,45 @@ async def test_onion_is_published_on_demand_once_per_tor_and_its_host_admitted(t
                                           "Origin": f"http://127.0.0.1:{server.port}",
                                           "Cookie": f"{server.cookie}={sid}"}) as resp:
                 assert resp.status == 403  # the origin must be the onion's
-        tors.append(FakeTor("f" * 56))  # the node restarted tor: published anew
-        assert (await server.link(onion=True))["onion_url"].startswith(f"http://{'f' * 56}")
-        assert len(tors[1].added) == 1
+        tors.append(FakeTor("e" * 56))  # the node restarted tor: published again
+        await server.republish()  # what the node does after a tor restart
+        assert tors[1].added == [({80: ("127.0.0.1", server.port)}, "ED25519-V3:secret-1",
+                                  True)]  # the same key: the same address, links still good
+        assert (await server.link(onion=True))["onion_url"].startswith(f"http://{'e' * 56}")
+        assert len(tors[1].added) == 1 and tors[1].client_auth is None
     finally:
         await server.close()
-    assert tors[1].removed == ["f" * 56]
+    assert tors[1].removed == ["e" * 56]
+
+
+async def test_client_authorization_replaces_the_onion_and_hands_out_the_key_once(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    tors = [FakeTor("e" * 56)]
+    server = UiServer(FakeOps(tmp_path), log_path=tmp_path / "none.log", tor=lambda: tors[-1])
+    await server.start()
+    try:
+        await server.link(onion=True)
+        authed = await server.link(client_auth=True)
+        tor = tors[0]
+        assert tor.removed == ["e" * 56] and len(tor.added) == 2
+        assert tor.added[1][1] is None  # a new key: a new address, old links die
+        key = authed["client_auth"]["private_key"]
+        assert len(key) == 52 and len(tor.client_auth) == 52 and tor.client_auth != key
+        assert authed["client_auth"]["auth_private"] == f"{'e' * 56}:descriptor:x25519:{key}"
+        assert authed["onion_url"].startswith(f"http://{'e' * 56}.onion/management/")
+        # the public key tor got is the private key's own
+        raw = base64.b32decode(key + "====")
+        public = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        assert base64.b32encode(public).decode().rstrip("=") == tor.client_auth
+        again = await server.link(client_auth=True)  # kept: asked again, the same onion
+        assert len(tor.added) == 2 and again["client_auth"]["private_key"] == key
+        plain = await server.link(onion=True)  # asked without: replaced again
+        assert len(tor.added) == 3 and "client_auth" not in plain and tor.client_auth is None
+    finally:
+        await server.close()
 
 
 async def test_the_trust_graph_is_a_picture_of_the_walk(ui):

@@ -320,3 +320,52 @@ def test_obt_ui_onion_publishes_the_ui_on_an_onion_of_its_own(world):
     assert (status, body) == (404, b"404: Not Found")
     again = a.json("ui", "--onion")
     assert again["onion_url"].split("/")[2] == onion  # one onion while the node runs
+
+
+def test_obt_ui_client_auth_onion_answers_only_a_tor_holding_the_key(world):
+    """A stranger holding the link but not the key cannot reach the UI's onion at all: its
+    tor cannot read the service's descriptor. With the key (as Tor Browser asks for it), it
+    can; the plain onion of the test before was replaced."""
+    import asyncio
+    import base64
+
+    import stem.control
+
+    from onionshare_bt.errors import Timeout
+    from onionshare_bt.tor import socks
+
+    a, b = world["a"], world["b"]
+    before = a.json("ui", "--onion")["onion_url"].split("/")[2]
+    info = a.json("ui", "--client-auth")
+    address = info["onion_url"].split("/")[2]
+    key = info["client_auth"]["private_key"]
+    assert address != before
+    assert info["client_auth"]["auth_private"] == (
+        f"{address.removesuffix('.onion')}:descriptor:x25519:{key}")
+    host, port = b.json("node", "status")["tor"]["socks"]
+
+    async def reply_code(onion: str, retry: float | None) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            _, writer = await socks.open_connection(
+                (host, port), onion, 80, timeout=30,
+                retry_until=None if retry is None else loop.time() + retry)
+        except socks.SocksError as exc:
+            return exc.code
+        except Timeout:
+            return -1
+        writer.close()
+        return 0
+
+    assert asyncio.run(reply_code(address, 90)) == 0xF4  # tor: client authorization missing
+    assert asyncio.run(reply_code(before, None)) != 0  # the replaced onion answers nothing
+    control = (b.home / "tor" / "control_port").read_text().split("=", 1)[1].strip()
+    ctl_host, ctl_port = control.rsplit(":", 1)
+    with stem.control.Controller.from_port(ctl_host, int(ctl_port)) as ctl:
+        ctl.authenticate()
+        raw = base64.b32decode(key + "=" * (-len(key) % 8))
+        reply = ctl.msg(f"ONION_CLIENT_AUTH_ADD {address.removesuffix('.onion')} "
+                        f"x25519:{base64.b64encode(raw).decode()}")
+        assert reply.is_ok(), str(reply)
+    status, body = b.fetch_torrent(info["onion_url"])
+    assert status == 200 and b"<h1>Overview</h1>" in body
