@@ -339,12 +339,66 @@ async def seed_back(parts: Parts, row: TorrentRow) -> list[OnionRow]:
 
 
 async def restore_download(parts: Parts, row: TorrentRow) -> None:
+    """Bring a download back; a paused one comes back paused, and does not announce."""
     meta = parts.meta(row)
     await publish(parts, meta, parts.store.onions.of(meta.id), None)
-    parts.engine.add(meta, Path(row.save_path), resume=row.resume)
+    paused = row.state == "paused"
+    parts.engine.add(meta, Path(row.save_path), resume=row.resume, paused=paused)
     if row.state == "moving":  # stopped between verification and the move: do it now
         parts.engine.move(meta.id, Path(row.target))
+    if not paused:
+        start_announcing(parts, row)
+
+
+def pause(parts: Parts, row: TorrentRow) -> TorrentRow:
+    """Pause a download: libtorrent stops it (and hangs up on its peers), the store says
+    "paused" (so a restarted node keeps it paused), and the announce loop ends with one
+    ``stopped`` announce, so trackers stop listing an onion that serves nothing.
+
+    :raises UsageError: a share, or a download that is not downloading (complete, being
+      moved into place, failed), or one that holds every piece already
+    """
+    if row.role != "download":
+        raise UsageError(f"{row.name!r} is a share; only a download is paused")
+    if row.state != "downloading":
+        raise UsageError(f"{row.name!r} is {row.state}; only a download in progress is paused")
+    st = parts.engine.status(row.id)
+    if st.total_wanted and st.total_done >= st.total_wanted:
+        raise UsageError(f"{row.name!r} has every piece already; it is being completed")
+    parts.engine.pause(row.id)
+    parts.store.torrents.update(row.id, state="paused")
+    parts.engine.save_resume(row.id)
+    parts.tasks.spawn(f"announce:{row.id}", _announce_stopped(parts, row))
+    return dataclasses.replace(row, state="paused")
+
+
+def resume(parts: Parts, row: TorrentRow) -> TorrentRow:
+    """Resume a paused download: it downloads again and announces (``started``) at once.
+
+    :raises UsageError: anything but a paused download
+    """
+    if row.state != "paused":
+        raise UsageError(f"{row.name!r} is {row.state}, not paused")
+    parts.store.torrents.update(row.id, state="downloading")
+    parts.engine.resume(row.id)
+    row = dataclasses.replace(row, state="downloading")
     start_announcing(parts, row)
+    return row
+
+
+async def _announce_stopped(parts: Parts, row: TorrentRow) -> None:
+    """One ``stopped`` announce to every tracker of a paused download (best effort)."""
+    uri = parse_uri(row.uri)
+    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in parts.store.trackers.of(row.id)
+                        if o != uri.onion]
+    own = {o.address for o in parts.store.onions.of(row.id)}
+    status = parts.engine.status(row.id)
+    replies = await asyncio.gather(
+        *(_announce_to(parts, row, t, "stopped", own, status) for t in trackers),
+        return_exceptions=True)
+    for reply in replies:
+        if isinstance(reply, ObtError):
+            log.info("stopped announce for %s failed: %s", row.id[:16], reply.message)
 
 
 def describe_download(parts: Parts, row: TorrentRow) -> dict:

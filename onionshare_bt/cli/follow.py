@@ -22,14 +22,14 @@ Show = Callable[[dict], None]
 
 
 async def download(cfg: Config, torrent_id: str, show: Show | None = None) -> dict:
-    """Poll a download until it is complete or failed; its last row.
+    """Poll a download until it is complete, failed or paused; its last row.
 
     :raises Timeout: no progress for ``stall_timeout`` seconds (the download goes on)
     """
     last_done, last_change = -1, time.monotonic()
     while True:
         row = await send(cfg, rq.Torrent(id=torrent_id))
-        if row["state"] in ("complete", "error"):
+        if row["state"] in ("complete", "error", "paused"):
             if show:
                 show(row)
             return row

@@ -1,4 +1,4 @@
-"""``obt share``, ``get``, ``list``, ``unshare`` and ``remove``."""
+"""``obt share``, ``get``, ``list``, ``unshare``, ``remove``, ``pause`` and ``resume``."""
 
 from __future__ import annotations
 
@@ -115,6 +115,8 @@ async def get(state, uri, target, timeout, no_wait, pick, torrent_out, as_json):
     except asyncio.CancelledError:
         r.err("the download goes on in the node; run the same 'obt get' again to follow it")
         raise
+    if final["state"] == "paused":
+        r.err(f"{r.shown(final['name'])} is paused; 'obt resume {final['id'][:16]}' resumes it")
     if final["state"] == "error":
         raise TorrentError(f"{r.shown(final['name'])}: {r.shown(final['error'], 500)}")
     path = str(Path(final["path"]) / final["name"])
@@ -175,4 +177,24 @@ async def remove(state, torrent_id, delete_data, as_json):
     r.emit(info, as_json, r.removed_text(info, False, None))
 
 
-COMMANDS = (share, get, list_, unshare, remove)
+@click.command()
+@click.argument("torrent_id", metavar="ID")
+@json_option
+@command
+async def pause(state, torrent_id, as_json):
+    """Pause download ID; it stays paused, across node restarts too, until resumed."""
+    info = await client.send(state.config, rq.Pause(id=torrent_id))
+    r.emit(info, as_json, f"paused {r.shown(info['name'])}")
+
+
+@click.command()
+@click.argument("torrent_id", metavar="ID")
+@json_option
+@command
+async def resume(state, torrent_id, as_json):
+    """Resume paused download ID."""
+    info = await client.send(state.config, rq.Resume(id=torrent_id))
+    r.emit(info, as_json, f"resumed {r.shown(info['name'])}")
+
+
+COMMANDS = (share, get, list_, unshare, remove, pause, resume)

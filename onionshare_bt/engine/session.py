@@ -394,7 +394,8 @@ class Engine:
 
     # -- torrents ---------------------------------------------------------------------
     def add(
-        self, meta: Metainfo, save_path: Path, *, seed: bool = False, resume: bytes | None = None
+        self, meta: Metainfo, save_path: Path, *, seed: bool = False, resume: bytes | None = None,
+        paused: bool = False,
     ) -> None:
         """Add a torrent with no trackers, web seeds or DHT nodes, and PEX/DHT/LSD off.
 
@@ -423,6 +424,8 @@ class Engine:
         )
         params.flags &= ~lt.torrent_flags.auto_managed
         params.flags &= ~lt.torrent_flags.paused
+        if paused:  # added paused: it opens no connection before it is resumed
+            params.flags |= lt.torrent_flags.paused
         if seed and not resume:
             params.flags |= lt.torrent_flags.seed_mode
         try:

@@ -53,6 +53,7 @@ class Operations:
             rq.ListTorrents: t.list, rq.Torrent: t.torrent,
             rq.TorrentFile: t.torrent_file, rq.Peers: t.peers, rq.Play: t.play,
             rq.SetOpen: t.set_open, rq.Unshare: t.unshare, rq.Remove: t.remove,
+            rq.Pause: t.pause, rq.Resume: t.resume,
             rq.Status: n.status, rq.Stop: n.stop, rq.RelayStatus: n.relay_status,
             rq.Ratio: n.ratio, rq.Settings: n.settings, rq.UiLink: self.ui_link,
             rq.NodeId: tr.node_id, rq.Publish: tr.publish, rq.Published: tr.published,

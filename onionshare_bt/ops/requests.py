@@ -137,6 +137,22 @@ class Remove(Request):
     delete_data: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Pause(Request):
+    """Pause a download: libtorrent stops it, and it stays paused across node restarts."""
+
+    op = "pause"
+    id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume(Request):
+    """Resume a paused download: it downloads and announces again."""
+
+    op = "resume"
+    id: str
+
+
 # -- the node ------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Status(Request):
@@ -287,7 +303,7 @@ class UpdateCheck(Request):
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls for cls in (
         Share, SharePreview, Get, ListTorrents, Torrent, TorrentFile, Peers, Play, SetOpen,
-        Unshare, Remove,
+        Unshare, Remove, Pause, Resume,
         Status, Stop, RelayStatus, Ratio, Settings, UiLink,
         NodeId, Publish, Published, Catalogue,
         TrustAdd, TrustRemove, TrustList, TrustDepth, TrustGraph, Search,

@@ -96,6 +96,14 @@ class OpenInfo(TypedDict):
     open: bool
 
 
+class PauseInfo(TypedDict):
+    """``obt pause`` and ``obt resume``: the download's state after it."""
+
+    id: str
+    name: str
+    state: str
+
+
 class StatusInfo(TypedDict, total=False):
     """``obt node status``; the node's vital signs (``Node.health``) are merged in."""
 

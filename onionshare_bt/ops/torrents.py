@@ -1,4 +1,5 @@
-"""The torrent operations: share, get, list, show, play, open, unshare, remove.
+"""The torrent operations: share, get, list, show, play, open, unshare, remove, pause,
+resume.
 
 Composed of the parts they use, given at construction: the node's torrent parts
 (:class:`~onionshare_bt.torrents.Parts`), the stream service (``obt play``), the origin
@@ -113,6 +114,17 @@ class TorrentOps:
         if req.onion:
             return await torrents.withdraw_onion(self.parts, row, req.onion)
         return await self._forget(row, delete_data=False)
+
+    async def pause(self, req: rq.Pause) -> rs.PauseInfo:
+        """Pause a download; it stays paused across node restarts (see
+        :func:`~onionshare_bt.torrents.pause`)."""
+        row = torrents.pause(self.parts, find(self.parts.store, req.id))
+        return {"id": row.id, "name": row.name, "state": row.state}
+
+    async def resume(self, req: rq.Resume) -> rs.PauseInfo:
+        """Resume a paused download; it announces again at once."""
+        row = torrents.resume(self.parts, find(self.parts.store, req.id))
+        return {"id": row.id, "name": row.name, "state": row.state}
 
     async def remove(self, req: rq.Remove) -> rs.Removed:
         return await self._forget(find(self.parts.store, req.id), req.delete_data)

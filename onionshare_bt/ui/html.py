@@ -234,11 +234,23 @@ def downloads(rows: list[dict], session: Session) -> str:
             live(tid, "rate_down", rate(r.get("rate_down"))), live(tid, "eta", eta(r)),
             live(tid, "peers", str(r.get("peers", 0))),
             f'<small>{live(tid, "path", r.get("path") or "")}</small>{_reason(r)}',
-            form(f"/downloads/{quote(tid)}/remove", session, "", "Remove", cls="inline")], tid))
+            _pause_button(r, session)
+            + form(f"/downloads/{quote(tid)}/remove", session, "", "Remove", cls="inline")],
+            tid))
     body += "<h2>Downloads</h2>" + table(
         ("Name", "Size", "State", "Progress", "Done", "Rate", "ETA", "Peers", "Where", ""),
         out, "No downloads yet.")
     return page("Downloads", body, session, live=True)
+
+
+def _pause_button(r: dict, session: Session) -> str:
+    """Resume for a paused download, Pause for one in progress, nothing for the rest."""
+    state, tid = r.get("state"), quote(r["id"])
+    if state == "paused":
+        return form(f"/downloads/{tid}/resume", session, "", "Resume", cls="inline")
+    if state in ("complete", "moving", "error"):
+        return ""
+    return form(f"/downloads/{tid}/pause", session, "", "Pause", cls="inline")
 
 
 def _reason(r: dict) -> str:

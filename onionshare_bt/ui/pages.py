@@ -184,6 +184,16 @@ class Pages:
         return await self._act(request, "/downloads", lambda f: rq.Remove(id=tid),
                                lambda r: f"removed {r['name']} (its files stay)")
 
+    async def pause(self, request: web.Request) -> web.Response:
+        tid = request.match_info["id"]
+        return await self._act(request, "/downloads", lambda f: rq.Pause(id=tid),
+                               lambda r: f"paused {r['name']}")
+
+    async def resume(self, request: web.Request) -> web.Response:
+        tid = request.match_info["id"]
+        return await self._act(request, "/downloads", lambda f: rq.Resume(id=tid),
+                               lambda r: f"resumed {r['name']}")
+
     async def catalogue(self, request: web.Request) -> web.Response:
         uri = request.query.get("uri", "")
         data, error = None, ""

@@ -97,6 +97,8 @@ class UiServer:
         app.router.add_get("/downloads", p.downloads)
         app.router.add_post("/downloads", p.get)
         app.router.add_post("/downloads/{id}/remove", p.remove)
+        app.router.add_post("/downloads/{id}/pause", p.pause)
+        app.router.add_post("/downloads/{id}/resume", p.resume)
         app.router.add_get("/catalogue", p.catalogue)
         app.router.add_get("/search", p.search)
         app.router.add_get("/trust", p.trust)

@@ -393,3 +393,36 @@ async def test_the_overview_draws_the_relays_rate_over_time(ui):
     points = svg.split('points="', 1)[1].split('"', 1)[0].split()
     assert len(points) == 3 and float(points[1].split(",")[1]) < float(points[0].split(",")[1])
     assert "2.0 KiB/s" in svg  # the top of the scale: the fastest point
+
+
+async def test_a_download_row_pauses_and_resumes_with_plain_forms(ui):
+    """Pause on a download in progress, Resume on a paused one, none on a finished one;
+    each is a form POST that runs the CLI's request and redirects to the downloads page."""
+    server, ops, http = ui
+    sid, csrf = await login(server, http)
+    headers = {"Cookie": f"{server.cookie}={sid}", "Origin": base(server)}
+    dl = "cd" * 20
+    async with http.get(base(server) + "/downloads", headers=headers) as resp:
+        text = await resp.text()
+    assert f'action="/downloads/{dl}/pause"' in text and "/resume" not in text
+    ops.results[rq.Pause] = {"id": dl, "name": "film", "state": "paused"}
+    ops.ran.clear()
+    async with http.post(base(server) + f"/downloads/{dl}/pause", allow_redirects=False,
+                         headers=headers, data={"csrf": csrf}) as resp:
+        assert resp.status == 303 and resp.headers["Location"] == "/downloads"
+    assert ops.ran == [rq.Pause(id=dl)]
+    rows = ops.results[rq.ListTorrents]
+    ops.results[rq.ListTorrents] = [rows[0], {**rows[1], "state": "paused"}]
+    async with http.get(base(server) + "/downloads", headers=headers) as resp:
+        text = await resp.text()
+    assert "paused film" in text  # the outcome, once
+    assert f'action="/downloads/{dl}/resume"' in text and "/pause" not in text
+    ops.results[rq.Resume] = {"id": dl, "name": "film", "state": "downloading"}
+    async with http.post(base(server) + f"/downloads/{dl}/resume", headers=headers,
+                         data={"csrf": csrf}) as resp:
+        assert "resumed film" in await resp.text()
+    assert ops.ran[-2:] == [rq.Resume(id=dl), rq.ListTorrents()]
+    ops.results[rq.ListTorrents] = [rows[0], {**rows[1], "state": "complete"}]
+    async with http.get(base(server) + "/downloads", headers=headers) as resp:
+        text = await resp.text()
+    assert "/pause" not in text and "/resume" not in text and f"/downloads/{dl}/remove" in text

@@ -1,5 +1,5 @@
 """Operating a node through the CLI: list/status schemas, Ctrl-C and re-attach, a stalled
-download, unshare and remove. On the real private Tor network.
+download, pause and resume, unshare and remove. On the real private Tor network.
 """
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ import json
 import os
 import secrets
 import signal
+import time
 
 import pytest
 
 from .conftest import Node
-from .test_node_lifecycle import row, wait_until
+from .test_node_lifecycle import row, settled, wait_until
 from .test_share_get import digests
 
 #: the documented schemas (man/obt.1): key -> type(s)
@@ -24,7 +25,8 @@ LIST_ENGINE_KEYS = {
     "progress": float, "done": int, "wanted": int, "rate_down": int, "rate_up": int,
     "peers": int, "payload_down": int, "payload_up": int,
 }
-STATES = {"seeding", "downloading", "waiting for peers", "stalled", "moving", "complete", "error"}
+STATES = {"seeding", "downloading", "waiting for peers", "stalled", "paused", "moving", "complete",
+          "error"}
 STATUS_KEYS = {
     "running": bool, "version": str, "pid": int, "uptime": (int, float), "home": str,
     "network": str, "tor": dict, "engine": dict, "onions": int, "torrents": int,
@@ -112,6 +114,61 @@ def test_a_stalled_download_is_reported_and_recovers(pair, tmp_path):
     wait_until(lambda: (row(leecher, tid) or {}).get("state") == "complete", 240, "completion",
                show=lambda: row(leecher, tid))
     assert digests(out / src.name) == digests(src)
+
+
+#: the pausing leecher's download cap: a 4 MiB share takes some 16 s, time to pause it
+PAUSE_RATE = 256 * 1024
+
+
+def still(node: Node, tid: str, least: int = 1, seconds: float = 4.0) -> dict:
+    """The paused download's row once it shows no peer and the same ``least`` or more bytes
+    twice; then it must keep them, with no peer, for ``seconds``."""
+    def idle():
+        r = row(node, tid)
+        if r and r["state"] == "paused" and r.get("peers") == 0 and r["done"] >= least:
+            return r["done"]
+        return None
+
+    done = wait_until(lambda: settled(idle), 60, "a paused download at rest",
+                      show=lambda: row(node, tid))[0]
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        now = row(node, tid)
+        assert (now["state"], now["done"], now["peers"]) == ("paused", done, 0), now
+        time.sleep(0.5)
+    return done
+
+
+def test_a_paused_download_stays_paused_across_a_restart_and_resumes(pair, tmp_path):
+    seeder, _, root = pair
+    slow = Node(root / f"slow-{secrets.token_hex(3)}", seeder.network)
+    slow.configure(download_rate=PAUSE_RATE, announce_interval=10, stall_timeout=8)
+    slow.start()
+    try:
+        src = make_share(tmp_path, 4)
+        info = seeder.json("share", str(src))
+        tid = info["infohash"]
+        refused = seeder.run("pause", tid[:10])
+        assert refused.returncode == 2 and "is a share" in refused.stderr
+        out = tmp_path / "out"
+        slow.json("get", info["uri"], "-o", str(out), "--no-wait")
+        wait_until(lambda: (row(slow, tid) or {}).get("done", 0) > 0, 120, "payload")
+        refused = slow.run("resume", tid[:10])
+        assert refused.returncode == 2 and "not paused" in refused.stderr
+        assert slow.json("pause", tid[:10]) == {"id": tid, "name": src.name, "state": "paused"}
+        before = still(slow, tid)
+        assert before < 4 * 1024 * 1024
+        slow.stop()
+        slow.start()
+        still(slow, tid, least=before)  # restored paused: it does not move, nor is it stalled
+        assert slow.json("resume", tid[:10])["state"] == "downloading"
+        wait_until(lambda: (row(slow, tid) or {}).get("state") == "complete", 120,
+                   "completion", show=lambda: row(slow, tid))
+        assert digests(out / src.name) == digests(src)
+        refused = slow.run("pause", tid[:10])
+        assert refused.returncode == 2 and "is complete" in refused.stderr
+    finally:
+        slow.stop()
 
 
 def test_unshare_withdraws_the_onions(pair, tmp_path):

@@ -4,7 +4,8 @@
 Node A shares a folder from its UI (the file list and size shown before confirming); node B
 pastes the URI into its UI and the download completes byte-identical, its progress updating
 live through server-sent events (no reload). The same flow again with JavaScript disabled
-(plain forms, post-redirect-get, reloads). Then A publishes a share from its UI, B trusts
+(plain forms, post-redirect-get, reloads), and a download paused and resumed from its row's
+buttons. Then A publishes a share from its UI, B trusts
 A and searches from its UI, and one click fetches the result. Every page is screenshotted
 (the folder is printed).
 
@@ -28,6 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from .conftest import Node
+from .test_node_lifecycle import row
 
 #: one story: each step relies on the ones before (see conftest.py)
 pytestmark = pytest.mark.incremental
@@ -250,6 +252,22 @@ def test_the_same_flow_with_javascript_off(world):
     b.expect(f"removed {src.name}")
     assert not b.d.find_elements(By.CSS_SELECTOR, f'tr[data-row="{tid}"]')
     assert tid not in {t["id"] for t in world["b"].json("list")}
+
+
+def test_a_download_pauses_and_resumes_from_its_row_with_javascript_off(world):
+    src = make_folder(world["root"] / "src-a", "pausable", {"big.bin": 4 * 1024 * 1024})
+    uri = world["a"].json("share", str(src))["uri"]
+    b = Ui(world["b"], world["nojs"], world["shots"], "nojs-pause", javascript=False)
+    tid = paste_uri(b, uri)
+    b.wait(lambda: (row(world["b"], tid) or {}).get("done", 0) > 0, timeout=120)
+    b.go("/downloads")
+    b.d.find_element(By.CSS_SELECTOR, f'form[action="/downloads/{tid}/pause"] button').click()
+    b.expect(f"paused {src.name}")
+    assert row(world["b"], tid)["state"] == "paused" and b.cell(tid, "state") == "paused"
+    b.d.find_element(By.CSS_SELECTOR, f'form[action="/downloads/{tid}/resume"] button').click()
+    b.expect(f"resumed {src.name}")
+    b.wait(lambda: (row(world["b"], tid) or {}).get("state") == "complete", timeout=150)
+    assert digests(world["b"].home / "downloads" / src.name) == digests(src)
 
 
 def test_trust_and_search_through_the_ui(world):
