@@ -216,8 +216,14 @@ def status_text(info: dict) -> str:
         f"node pid {info['pid']}, up {info['uptime']:.0f} s, obt {info['version']}\n"
         f"tor: {boot.get('progress')}% ({boot.get('summary', '')}), "
         f"socks {info['tor']['socks'][0]}:{info['tor']['socks'][1]}\n"
-        f"onions: {info['onions']}, torrents: {info['torrents']}, network: {info['network']}"
+        f"onions: {info['onions']}{_unpublished(info)}, torrents: {info['torrents']}, network: {info['network']}"
     )
+
+
+def _unpublished(info: dict) -> str:
+    """After a start or a tor restart, tor uploads the onions' descriptors as it can."""
+    waiting = info["onions"] - info.get("published", info["onions"])
+    return f" ({waiting} not yet published)" if waiting > 0 else ""
 
 
 def relay_text(info: dict) -> str:

@@ -45,6 +45,7 @@ class NodeOps:
 
     async def status(self, req: rq.Status) -> rs.StatusInfo:
         tor = self.parts.tor
+        onions = self.parts.store.onions.all()
         try:
             boot = await tor.bootstrap_status()
         except TorError as exc:  # tor died; the watchdog is restarting it
@@ -58,7 +59,8 @@ class NodeOps:
             "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address),
                     "restarts": self.lifetime.tor_restarts},
             "engine": {"listen_port": self.parts.engine.listen_port},
-            "onions": len(self.parts.store.onions.all()),
+            "onions": len(onions),
+            "published": tor.count_published(o.address for o in onions),
             "torrents": len(self.parts.store.torrents.all()),
             "bridges": self.parts.bridges.usage(),
             **self.lifetime.health(),

@@ -115,6 +115,8 @@ class StatusInfo(TypedDict, total=False):
     tor: dict
     engine: dict
     onions: int
+    #: how many of them this tor has uploaded a descriptor for since it started
+    published: int
     torrents: int
     bridges: dict
     loop_lag_max_ms: float

@@ -19,7 +19,7 @@ import os
 import time
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -290,11 +290,19 @@ class TorClient:
     # -- public API -------------------------------------------------------------------
 
     async def bootstrap_status(self) -> dict:
-        """Ask tor how far it has bootstrapped.
+        """How far tor has bootstrapped.
+
+        Once it reached 100 %, the answer comes from tor's status events without a
+        control-port round trip: a node whose tor is busy (a burst of new onion services)
+        still answers ``obt node status`` at once.
 
         :returns: ``{"progress": int, "summary": str, "tag": str, "warning": str | None}``
         :raises TorError: if tor is not running
         """
+        if self._status["progress"] >= 100 and self._controller is not None:
+            if not self.is_alive():
+                raise TorError("tor is not running")
+            return dict(self._status)
         return await self._fetch_status()
 
     async def add_onion(self, ports: dict[int, tuple[str, int]], key: str | None = None, *,
@@ -330,6 +338,11 @@ class TorClient:
                 await self.remove_onion(address)
                 raise
         return address, key
+
+    def count_published(self, addresses: Iterable[str]) -> int:
+        """How many of **addresses** (without ``.onion``) this tor has uploaded a descriptor
+        for since it started: after a restart, the others are not reachable yet."""
+        return sum(1 for a in addresses if a in self._published)
 
     async def _await_published(self, address: str, timeout: float) -> None:
         if address in self._published:

@@ -127,6 +127,9 @@ class FakeTorClient:
     async def relay_flags(self, fingerprint: str) -> list[str] | None:
         return None
 
+    def count_published(self, addresses) -> int:
+        return sum(1 for a in addresses if a in self.published)
+
     async def add_onion(self, ports, key=None, *, await_publication=True, timeout=60.0):
         from onionshare_bt.trust.identity import SigningKey, expand_seed
 

@@ -151,8 +151,12 @@ class Node:
         lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
         (self.home / "config.toml").write_text("\n".join(lines) + "\n")
 
-    def fetch_torrent(self, uri: str, timeout: float = 90) -> tuple[int, bytes]:
-        """GET a share's .torrent through this node's tor (status, body)."""
+    def fetch_torrent(self, uri: str, timeout: float = 90,
+                      tries: list[str] | None = None) -> tuple[int, bytes]:
+        """GET a share's .torrent through this node's tor (status, body).
+
+        :param tries: a list to which each failed attempt is added (when, how long, why)
+        """
         import asyncio
 
         import aiohttp
@@ -162,18 +166,30 @@ class Node:
 
         from aiohttp_socks import ProxyError, ProxyTimeoutError
 
+        tries = [] if tries is None else tries
+
         async def fetch():
             connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
             async with aiohttp.ClientSession(connector=connector) as http:
                 while True:  # like any client: the first try after a publication may fail
+                    began = time.monotonic()
                     try:  # an attempt stuck on stale intro points is retried afresh
                         async with http.get(uri, timeout=aiohttp.ClientTimeout(total=30)
                                             ) as resp:
                             return resp.status, await resp.read()
-                    except (ProxyError, ProxyTimeoutError, TimeoutError):
+                    except (ProxyError, ProxyTimeoutError, TimeoutError,
+                            aiohttp.ClientConnectionError) as exc:
+                        tries.append(f"+{began - started:.0f}s {time.monotonic() - began:.1f}s "
+                                     f"{type(exc).__name__}: {exc}"[:160])
                         await asyncio.sleep(1)
 
-        return asyncio.run(asyncio.wait_for(fetch(), timeout))
+        started = time.monotonic()
+        try:
+            return asyncio.run(asyncio.wait_for(fetch(), timeout))
+        except TimeoutError:
+            raise AssertionError(f"{uri[:40]}… did not answer within {timeout:g} s through "
+                                 f"{self.home.name}'s tor; {len(tries)} attempts: "
+                                 + "; ".join(tries[:3] + ["…"] + tries[-3:])) from None
 
     def start(self) -> dict:
         if not (self.home / "config.toml").exists():

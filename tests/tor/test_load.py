@@ -46,6 +46,10 @@ LIST_ANSWER_WITHIN = 2.0
 LIST_COMMAND_WITHIN = 15.0
 SHARES = 100
 SAMPLE = 8
+#: seconds a restarted node's tor may take to upload its 200 onions' descriptors again
+REPUBLISH_TIMEOUT = 300
+#: seconds each sampled URI may take to answer after that (measured alone: ~100 s)
+FETCH_TIMEOUT = 300
 ANNOUNCES = 2000
 ANNOUNCE_CONCURRENCY = 50
 LOOP_LAG_BOUND_MS = 250.0
@@ -199,15 +203,44 @@ def test_a_node_with_a_hundred_shares_restarts_and_republishes_them_all(
         assert {r["state"] for r in rows} == {"seeding"}, [r for r in rows
                                                           if r["state"] != "seeding"][:3]
 
-        # through another node's tor: every sampled URI answers with its own .torrent
+        # the node says when its tor has uploaded every onion's descriptor again; until
+        # then a client may find none, or an HSDir's pre-restart one with dead intro points
+        started = time.monotonic()
+        deadline, status = started + REPUBLISH_TIMEOUT, {}
+        while time.monotonic() < deadline:
+            status = node.json("node", "status")
+            if status["published"] == status["onions"]:
+                break
+            time.sleep(2)
+        figures["republish_s"] = round(time.monotonic() - started, 1)
+        assert status["published"] == status["onions"] == 2 * SHARES, (
+            f"{status['onions'] - status['published']} of {status['onions']} onions not "
+            f"published again {REPUBLISH_TIMEOUT} s after the restart")
+
+        # through another node's tor: every sampled URI answers with its own .torrent. Even
+        # after every descriptor was uploaded again, fresh clients got 0xF2 (introduction
+        # failed) on every try for ~100 s, then all eight answered within a second of each
+        # other (3 runs alone: 98-103 s): tor-side state, not root-caused, bounded here
         started = time.monotonic()
         sample = random.Random(22).sample(sorted(uris.items()), SAMPLE)
+        tries: dict[str, list[str]] = {uri: [] for _, uri in sample}
+        took: dict[str, float] = {}
+
+        def fetch(uri: str):
+            began = time.monotonic()
+            result = seeder.fetch_torrent(uri, timeout=FETCH_TIMEOUT, tries=tries[uri])
+            took[uri] = round(time.monotonic() - began, 1)
+            return result
+
         with ThreadPoolExecutor(SAMPLE) as pool:  # as many clients would, at once
-            fetched = list(pool.map(lambda item: seeder.fetch_torrent(item[1], timeout=240),
-                                    sample))
+            fetched = list(pool.map(lambda item: fetch(item[1]), sample))
         for (tid, uri), (code, body) in zip(sample, fetched):
             assert code == 200 and parse(body).id == tid, (uri, code)
         figures["sample_fetch_s"] = round(time.monotonic() - started, 1)
+        figures["each_fetch_s"] = sorted(took.values())
+        figures["failed_attempts"] = {uri[7:23]: len(t) for uri, t in tries.items()}
+        figures["first_and_last_failure"] = [tries[uri][i] for uri in list(tries)[:2]
+                                             for i in (0, -1) if tries[uri]]
         figures["resources"] = node.json("node", "status").get("resources")
     finally:
         node.stop()

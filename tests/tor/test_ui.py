@@ -112,7 +112,11 @@ class Ui:
         return self.d.find_element(By.CSS_SELECTOR, f'span[data-t="{tid}"][data-k="{key}"]').text
 
     def wait(self, cond, timeout: float = 120, poll: float = 0.2):
-        return WebDriverWait(self.d, timeout, poll_frequency=poll).until(lambda _d: cond())
+        """Poll ``cond`` until it is truthy. An element replaced while it was read (a page
+        that reloads or redraws itself) is read again on the next poll."""
+        return WebDriverWait(self.d, timeout, poll_frequency=poll,
+                             ignored_exceptions=(StaleElementReferenceException,)
+                             ).until(lambda _d: cond())
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +292,8 @@ def test_trust_and_search_through_the_ui(world):
     b.expect("trust depth 2")
     b.shot("trust")
     b.d.find_element(By.CSS_SELECTOR, 'a[href="/trust/graph"]').click()
-    labels = [t.text for t in b.wait(lambda: b.d.find_elements(By.CSS_SELECTOR, "svg text"))]
+    b.wait(lambda: b.d.current_url == b.base + "/trust/graph")
+    labels = b.wait(lambda: [t.text for t in b.d.find_elements(By.CSS_SELECTOR, "svg text")])
     assert labels == ["this node", a_onion[:16] + "…"]  # A answered, drawn at degree 1
     b.shot("trust-graph")
     b.go("/search")
@@ -296,7 +301,7 @@ def test_trust_and_search_through_the_ui(world):
     form.find_element(By.NAME, "q").send_keys("lighthouse")
     form.find_element(By.CSS_SELECTOR, "button").click()
     b.wait(lambda: "node(s) searched" in b.d.find_element(By.TAG_NAME, "main").text)
-    names = [c.text for c in b.d.find_elements(By.CSS_SELECTOR, "span.name")]
+    names = b.wait(lambda: [c.text for c in b.d.find_elements(By.CSS_SELECTOR, "span.name")])
     assert names == ["lighthouse-photos"]
     b.shot("search")
     b.d.find_element(By.CSS_SELECTOR, 'form[action="/downloads"] button').click()  # one click

@@ -1,0 +1,56 @@
+"""``obt node status`` tells how many onions tor has published since it started."""
+import asyncio
+
+import pytest
+
+from onionshare_bt.cli.render import status_text
+from onionshare_bt.errors import TorError
+from onionshare_bt.onion import onion_from_pubkey
+from onionshare_bt.tor.client import TorClient
+from onionshare_bt.tor.network import Network
+
+A, B = onion_from_pubkey(bytes(32)), onion_from_pubkey(bytes([1]) * 32)
+
+
+def _info(onions: int, published: int) -> dict:
+    return {"pid": 1, "uptime": 3.0, "version": "x", "network": "tor", "onions": onions,
+            "published": published, "torrents": 1,
+            "tor": {"bootstrap": {"progress": 100, "summary": "Done"},
+                    "socks": ["127.0.0.1", 9050]}}
+
+
+def test_the_status_line_names_onions_not_yet_published():
+    assert "onions: 200 (63 not yet published)," in status_text(_info(200, 137))
+    assert "onions: 200, torrents" in status_text(_info(200, 200))
+
+
+def test_an_upload_counts_once_and_a_removed_onion_no_longer(tmp_path):
+    tor = TorClient(tmp_path / "tor", Network.public())
+    tor._loop = asyncio.new_event_loop()
+    try:
+        assert tor.count_published([A, B]) == 0
+        tor._uploaded(A)
+        tor._uploaded(A)  # one event per HSDir
+        assert tor.count_published([A, B]) == 1
+        asyncio.run(tor.remove_onion(A))  # tor not running: only forgotten
+        assert tor.count_published([A, B]) == 0
+    finally:
+        tor._loop.close()
+
+
+class _Alive:
+    pid = 4242
+
+    @staticmethod
+    def poll():
+        return None
+
+
+def test_a_bootstrapped_tor_answers_its_status_without_a_control_round_trip(tmp_path):
+    tor = TorClient(tmp_path / "tor", Network.public())
+    tor._proc, tor._controller = _Alive(), object()  # any call to it would raise
+    tor._status = {"progress": 100, "summary": "Done", "tag": "done", "warning": None}
+    assert asyncio.run(tor.bootstrap_status())["progress"] == 100
+    tor._proc.poll = lambda: 0  # exited: no stale answer
+    with pytest.raises(TorError):
+        asyncio.run(tor.bootstrap_status())
