@@ -48,7 +48,9 @@ SHARES = 100
 SAMPLE = 8
 #: seconds a restarted node's tor may take to upload its 200 onions' descriptors again
 REPUBLISH_TIMEOUT = 300
-#: seconds each sampled URI may take to answer after that (measured alone: ~100 s)
+#: `obt share` time-outs (exit 4) tolerated among the hundred, each retried once
+MAX_SHARE_RETRIES = 3
+#: seconds each sampled URI may take to answer after that (~100 s before pacing)
 FETCH_TIMEOUT = 300
 ANNOUNCES = 2000
 ANNOUNCE_CONCURRENCY = 50
@@ -184,9 +186,30 @@ def test_a_node_with_a_hundred_shares_restarts_and_republishes_them_all(
         # two at a time, each waiting for its onions' first descriptor upload. With --no-wait
         # the node's tor gets a burst of new services and the node once took over 10 s to
         # answer obt's first call (exit 4), at two and at four at a time: an open finding
+        retried: list[str] = []
+
+        def share(path: Path) -> dict:
+            # with 100-200 services, the private network's 7 relays run short of paths
+            # (tor: "128 general-purpose client circuits pending", "Could not find a node
+            # that matches the configured _HSLayer2Nodes set") and the node's tor once left
+            # ADD_ONION unanswered for 30 s, once published no upload in 60 s: `obt share`
+            # says so (exit 4, nothing kept). A user retries; so does this test, once per
+            # share, and counts it
+            for attempt in (1, 2):
+                proc = node.run("share", str(path), "--json")
+                if proc.returncode == 0:
+                    return json.loads(proc.stdout)
+                assert attempt == 1 and proc.returncode == 4, proc.stderr
+                assert ("was not published within" in proc.stderr
+                        or "did not answer a control command" in proc.stderr), proc.stderr
+                retried.append(path.name)
+            raise AssertionError("unreachable")
+
         with ThreadPoolExecutor(2) as pool:
-            infos = list(pool.map(lambda p: node.json("share", str(p)), files))
+            infos = list(pool.map(share, files))
         figures["share_all_s"] = round(time.monotonic() - started, 1)
+        figures["shares_retried"] = retried
+        assert len(retried) <= MAX_SHARE_RETRIES, figures
         uris = {i["infohash"]: i["uri"] for i in infos}
         assert len(uris) == SHARES
         assert all(len(i["onions"]) == 2 for i in infos)
@@ -217,10 +240,10 @@ def test_a_node_with_a_hundred_shares_restarts_and_republishes_them_all(
             f"{status['onions'] - status['published']} of {status['onions']} onions not "
             f"published again {REPUBLISH_TIMEOUT} s after the restart")
 
-        # through another node's tor: every sampled URI answers with its own .torrent. Even
-        # after every descriptor was uploaded again, fresh clients got 0xF2 (introduction
-        # failed) on every try for ~100 s, then all eight answered within a second of each
-        # other (3 runs alone: 98-103 s): tor-side state, not root-caused, bounded here
+        # through another node's tor: every sampled URI answers with its own .torrent. Before
+        # the node paced its republication, fresh clients got 0xF2 (introduction failed) for
+        # ~100 s (3 runs alone: 98-103 s): the restarted tor had lost most uploads of its
+        # burst, and HSDirs served the old descriptors (see tor.client.REPUBLISH_WINDOW)
         started = time.monotonic()
         sample = random.Random(22).sample(sorted(uris.items()), SAMPLE)
         tries: dict[str, list[str]] = {uri: [] for _, uri in sample}
