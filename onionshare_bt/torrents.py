@@ -68,16 +68,15 @@ class Parts:
 async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
     """Republish a torrent's onions from stored keys; returns the published rows.
 
-    It does not wait for the descriptors' upload: the addresses exist already and tor is
-    given them a few at a time (:meth:`~.tor.client.TorClient.republish`), so a node
-    restoring a hundred shares does not wait for them, nor call one failed because its tor
-    was busy (peers and downloaders retry until it answers).
+    It does not wait for the descriptors' upload: the addresses exist already, tor uploads
+    them as it can, and a node restoring a hundred shares at once must not call one of them
+    failed because its tor was busy (peers and downloaders retry until it answers).
     """
     published = []
     try:
         for row in rows:
             published.append(await _publish_one(parts, meta, row.purpose, tracker_port, row.key,
-                                                wait=False, address=row.address))
+                                                wait=False))
     except BaseException:
         await unpublish(parts, meta.id, [r.address for r in published])
         raise
@@ -105,20 +104,14 @@ async def new_onions(
     return rows
 
 
-async def _publish_one(parts, meta, purpose, tracker_port, key, wait=True,
-                       address=None) -> OnionRow:
-    """One onion for a torrent: new (no ``key``), or stored (``key`` and its ``address``:
-    republished without waiting, paced by tor's client)."""
+async def _publish_one(parts, meta, purpose, tracker_port, key, wait=True) -> OnionRow:
     legacy = legacy_info_hash(meta.data)  # what aria2 < 1.37 calls a hybrid torrent
     aliases = {legacy: meta.info_hashes[0]} if legacy else None
     path = await parts.bridges.inbound(meta.id, meta.info_hashes, aliases)
     ports = {PEER_VIRTUAL_PORT: ("127.0.0.1", int(path.endpoint.rsplit(":", 1)[1]))}
     if tracker_port is not None:
         ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
-    if address is not None and key is not None and not wait:
-        parts.tor.republish(address, ports, key)
-    else:
-        address, key = await parts.tor.add_onion(ports, key, await_publication=wait)
+    address, key = await parts.tor.add_onion(ports, key, await_publication=wait)
     path.onion = address
     parts.onion_ports[address] = ports
     return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
@@ -137,9 +130,10 @@ async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None
 async def republish_all(parts: Parts) -> None:
     """Publish every onion again (same keys, same local ports) on a fresh tor."""
     keys = {o.address: o.key for o in parts.store.onions.all()}
-    for address, ports in parts.onion_ports.items():
-        if address in keys:
-            parts.tor.republish(address, ports, keys[address])
+    await asyncio.gather(*(
+        parts.tor.add_onion(ports, keys[address], await_publication=False)
+        for address, ports in parts.onion_ports.items() if address in keys
+    ))
 
 
 # -- shares -----------------------------------------------------------------------------

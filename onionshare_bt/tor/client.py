@@ -6,7 +6,7 @@
         address, key = await tor.add_onion({80: ("127.0.0.1", 8080)})
         reader, writer = await socks.open_connection(tor.socks_address, peer, 80)
 
-stem is threaded: every controller call runs in a thread of its own pool under a time
+stem is threaded: every controller call runs in ``asyncio.to_thread`` under a time
 limit, and stem's listeners only hand events to the loop (``call_soon_threadsafe``).
 stem exceptions become :class:`~onionshare_bt.errors.TorError` and its subclasses.
 """
@@ -14,15 +14,12 @@ stem exceptions become :class:`~onionshare_bt.errors.TorError` and its subclasse
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import os
 import time
 import signal
 import subprocess
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +44,6 @@ LAUNCH_TIMEOUT = 30.0
 TERM_GRACE = 3.0
 KILL_TIMEOUT = 5.0
 _KEY_TYPE = "ED25519-V3"
-#: onion services republished at once (:meth:`TorClient.republish`), each until its first
-#: descriptor upload. A freshly started tor given 40 stored keys at once sent 546 uploads in
-#: one second and completed none of them, with no FAILED event; HSDirs kept serving the
-#: descriptors of the tor before (dead introduction points, SOCKS 0xF2) until the services'
-#: next scheduled upload: ~100 s on the private network, 1-2 hours on Tor's
-REPUBLISH_WINDOW = 4
-#: tries to republish one onion whose ADD_ONION tor refused or did not answer in time
-REPUBLISH_ATTEMPTS = 4
-#: seconds before such a retry, times the try's number
-REPUBLISH_RETRY = 5.0
-#: stem's calls run here, never queued behind the node's other blocking work (file checks,
-#: libtorrent) in asyncio's default pool: a restored node's ADD_ONIONs once waited 30 s
-_STEM_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obt-stem")
-#: seconds one republication holds its place in the window, waiting for its first upload
-REPUBLISH_SLOT = 30.0
-#: seconds without a first descriptor upload after which a service is added again (the
-#: private network publishes in ~1.1 s; the real one in a few seconds to tens of seconds)
-KICK_AFTER = 20.0
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -104,8 +83,6 @@ class TorClient:
         self._ready: asyncio.Future[None] | None = None
         self._published: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._window = asyncio.Semaphore(REPUBLISH_WINDOW)
-        self._queued: dict[str, asyncio.Task[None]] = {}
 
     @property
     def pid(self) -> int:
@@ -297,8 +274,7 @@ class TorClient:
         """Run a blocking stem call in a thread, bounded, translating its errors."""
         try:
             async with asyncio.timeout(CONTROL_TIMEOUT):
-                return await asyncio.get_running_loop().run_in_executor(
-                    _STEM_THREADS, functools.partial(fn, *args, **kwargs))
+                return await asyncio.to_thread(fn, *args, **kwargs)
         except TimeoutError as exc:
             raise Timeout(f"tor did not answer a control command in {CONTROL_TIMEOUT:g} s") from exc
         except stem.SocketClosed as exc:
@@ -346,82 +322,22 @@ class TorClient:
         :raises TorError: if tor refuses (e.g. a malformed key or the service exists)
         :raises Timeout: if no descriptor was uploaded in time (the service is removed)
         """
-        response = await self._add(ports, key, client_auth)
+        key_type, content = _split_key(key) if key is not None else ("NEW", _KEY_TYPE)
+        targets = {int(v): f"{host}:{int(port)}" for v, (host, port) in ports.items()}
+        response = await self._call(
+            self._ctl().create_ephemeral_hidden_service,
+            targets, key_type=key_type, key_content=content, await_publication=False,
+            client_auth_v3=client_auth)
         address = str(response.service_id)
         if key is None:
             key = f"{response.private_key_type}:{response.private_key}"
         if await_publication:
             try:
-                if not await self._until_uploaded(address, ports, key, timeout, client_auth):
-                    raise Timeout(f"the onion service was not published within {timeout:g} s")
+                await self._await_published(address, timeout)
             except BaseException:
                 await self.remove_onion(address)
                 raise
         return address, key
-
-    async def _add(self, ports: dict[int, tuple[str, int]], key: str | None,
-                   client_auth: str | None) -> Any:
-        key_type, content = _split_key(key) if key is not None else ("NEW", _KEY_TYPE)
-        targets = {int(v): f"{host}:{int(port)}" for v, (host, port) in ports.items()}
-        return await self._call(
-            self._ctl().create_ephemeral_hidden_service,
-            targets, key_type=key_type, key_content=content, await_publication=False,
-            client_auth_v3=client_auth)
-
-    async def _until_uploaded(self, address: str, ports: dict[int, tuple[str, int]], key: str,
-                              timeout: float, client_auth: str | None = None) -> bool:
-        """Wait for a just-added service's first descriptor upload. One that sees none for a
-        third of ``timeout`` (at least :data:`KICK_AFTER`) is removed and added again with
-        its key: a fresh start uploads at once, where tor would retry a lost upload only at
-        its next scheduled one. :returns: whether an upload came within ``timeout``"""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            try:
-                await self._await_published(address, min(max(KICK_AFTER, timeout / 3), left))
-                return True
-            except Timeout:
-                if deadline - loop.time() <= 0:
-                    return False
-            log.info("%s… had no descriptor upload yet; publishing it again", address[:16])
-            await self._call(self._ctl().remove_ephemeral_hidden_service, address)
-            await self._add(ports, key, client_auth)
-
-    def republish(self, address: str, ports: dict[int, tuple[str, int]], key: str) -> None:
-        """Publish again an onion this node published before, paced: at most
-        :data:`REPUBLISH_WINDOW` of them wait for their first descriptor upload at once, the
-        others queue. Returns at once; a refusal is logged (the address is known already).
-
-        :param address: the address **key** publishes, without ``.onion``
-        """
-        if address in self._queued:
-            return
-        task = asyncio.get_running_loop().create_task(self._republish(address, ports, key))
-        self._queued[address] = task
-        task.add_done_callback(lambda _t: self._queued.pop(address, None))
-
-    async def _republish(self, address: str, ports: dict[int, tuple[str, int]],
-                         key: str) -> None:
-        for attempt in range(1, REPUBLISH_ATTEMPTS + 1):
-            async with self._window:
-                try:
-                    try:
-                        await self._add(ports, key, None)
-                    except TorError as exc:  # an ADD_ONION that timed out may have landed
-                        if "collision" not in exc.message.lower():
-                            raise
-                    if not await self._until_uploaded(address, ports, key, REPUBLISH_SLOT):
-                        log.info("%s… not yet published after %g s; the next one goes",
-                                 address[:16], REPUBLISH_SLOT)
-                    return
-                except (TorError, Timeout) as exc:  # a control command tor did not answer
-                    failure = exc.message
-            level = logging.ERROR if attempt == REPUBLISH_ATTEMPTS else logging.WARNING
-            log.log(level, "could not republish %s… (try %d of %d): %s", address[:16],
-                    attempt, REPUBLISH_ATTEMPTS, failure)
-            if attempt < REPUBLISH_ATTEMPTS:
-                await asyncio.sleep(REPUBLISH_RETRY * attempt)
 
     def count_published(self, addresses: Iterable[str]) -> int:
         """How many of **addresses** (without ``.onion``) this tor has uploaded a descriptor
@@ -460,11 +376,6 @@ class TorClient:
         :raises TorError: if tor is not running
         """
         service_id = parse_onion(address)
-        queued = self._queued.pop(service_id, None)
-        if queued is not None:  # it may have reached tor already: removed below as well
-            queued.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await queued
         self._published.discard(service_id)
         if not self.is_alive():
             return
@@ -485,9 +396,6 @@ class TorClient:
 
         Removes nothing from the data dir. Safe to call more than once.
         """
-        for task in list(self._queued.values()):
-            task.cancel()
-        self._queued.clear()
         controller, self._controller = self._controller, None
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()

@@ -127,11 +127,6 @@ class FakeTorClient:
     async def relay_flags(self, fingerprint: str) -> list[str] | None:
         return None
 
-    def republish(self, address, ports, key) -> None:
-        self.published[address] = dict(ports)
-        if 80 in ports:
-            self.socks.routes[f"{address}.onion"] = ports[80][1]
-
     def count_published(self, addresses) -> int:
         return sum(1 for a in addresses if a in self.published)
 

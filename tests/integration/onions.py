@@ -22,12 +22,5 @@ class FakeOnions:
         self.published[address] = ports
         return address, key
 
-    def republish(self, address: str, ports, key: str) -> None:
-        assert onion_from_pubkey(hashlib.sha256(key.encode()).digest()) == address
-        self.published[address] = ports
-
-    def count_published(self, addresses) -> int:
-        return sum(1 for a in addresses if a in self.published)
-
     async def remove_onion(self, address: str) -> None:
         self.published.pop(address.removesuffix(".onion"), None)
