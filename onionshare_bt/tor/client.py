@@ -341,7 +341,9 @@ class TorClient:
 
     def count_published(self, addresses: Iterable[str]) -> int:
         """How many of **addresses** (without ``.onion``) this tor has uploaded a descriptor
-        for since it started: after a restart, the others are not reachable yet."""
+        for since it started: after a restart, the others are not reachable yet. One upload
+        is no proof that one is: a service has two descriptors (this time period's and the
+        next's) and a freshly restarted tor has lost uploads of a burst without an event."""
         return sum(1 for a in addresses if a in self._published)
 
     async def _await_published(self, address: str, timeout: float) -> None:
