@@ -216,7 +216,8 @@ def status_text(info: dict) -> str:
         f"node pid {info['pid']}, up {info['uptime']:.0f} s, obt {info['version']}\n"
         f"tor: {boot.get('progress')}% ({boot.get('summary', '')}), "
         f"socks {info['tor']['socks'][0]}:{info['tor']['socks'][1]}\n"
-        f"onions: {info['onions']}{_unpublished(info)}, torrents: {info['torrents']}, network: {info['network']}"
+        f"onions: {info['onions']}{_unpublished(info)}, torrents: {info['torrents']}, "
+        f"network: {info['network']}"
     )
 
 
