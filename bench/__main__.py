@@ -74,7 +74,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
 
 def meta(args: argparse.Namespace) -> dict:
     """What the figures were measured with."""
-    from onionshare_bt.engine.session import settings
+    from onionshare_bt.engine.settings import settings
 
     tor = subprocess.run(["tor", "--version"], capture_output=True, text=True, timeout=30)
     tuning = {k: v for k, v in settings().items()

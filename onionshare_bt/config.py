@@ -226,7 +226,7 @@ def _release_keys(raw) -> tuple[str, ...]:
     shipped ones."""
     if not isinstance(raw, list) or not raw:
         raise UsageError("release_keys must be a non-empty list of hex ed25519 public keys")
-    keys = [hex_bytes(str(k), 32) for k in raw]  # as release.core.parse_public_key reads them
+    keys = [hex_bytes(str(k), 32) for k in raw]  # as release.signing.parse_public_key reads them
     if None in keys:
         raise UsageError("a maintainer public key is 64 hex characters")
     return tuple(k.hex() for k in keys)

@@ -1,7 +1,7 @@
 """The maintainer keys a node trusts for obt releases by default.
 
 Each entry is a raw ed25519 public key as 64 hex characters (see
-:func:`onionshare_bt.release.core.parse_public_key`). Only public halves belong here.
+:func:`onionshare_bt.release.signing.parse_public_key`). Only public halves belong here.
 """
 
 from __future__ import annotations

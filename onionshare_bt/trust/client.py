@@ -26,7 +26,7 @@ MAX_TRUSTS = 1024
 MAX_ITEMS = 10_000
 #: files one catalogue item may claim
 MAX_FILES = 1_000_000
-#: the longest release version an offer may name (release.core.MAX_VERSION)
+#: the longest release version an offer may name (release.manifest.MAX_VERSION)
 MAX_OFFER_VERSION = 64
 _CATALOGUE_PATH = re.compile(r"/public/[A-Za-z0-9_-]{22,86}")
 #: added times beyond this (the year 3000) are not times

@@ -17,8 +17,9 @@ import libtorrent as lt
 import aiohttp
 from aiohttp import web
 
+from onionshare_bt.engine.bare import bare_torrent
 from onionshare_bt.engine.metainfo import parse
-from onionshare_bt.engine.session import Engine, bare_torrent
+from onionshare_bt.engine.session import Engine
 from onionshare_bt.multiplex.bridge import Bridges
 
 from .test_peerwire_probe import fake_onion, make_torrent, started, wait_for

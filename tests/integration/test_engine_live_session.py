@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from onionshare_bt.engine.metainfo import create
-from onionshare_bt.engine.session import Engine, bridge_filter, loopback_filter
+from onionshare_bt.engine.session import Engine
+from onionshare_bt.engine.settings import bridge_filter, loopback_filter
 from onionshare_bt.errors import TorrentError
 from onionshare_bt.multiplex.bridge import Bridges
 from onionshare_bt.onion import onion_from_pubkey

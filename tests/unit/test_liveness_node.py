@@ -18,7 +18,7 @@ import pytest
 from onionshare_bt import node as node_mod
 from onionshare_bt import torrents
 from onionshare_bt.config import Config
-from onionshare_bt.engine.session import Event
+from onionshare_bt.engine.alerts import Event
 from onionshare_bt.node import Node
 from onionshare_bt.store import TorrentRow
 

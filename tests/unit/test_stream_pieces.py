@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from onionshare_bt.engine.session import Layout, LayoutFile
+from onionshare_bt.engine.status import Layout, LayoutFile
 from onionshare_bt.errors import TorrentError
 from onionshare_bt.stream import pieces as pieces_mod
 from onionshare_bt.stream.core import Planner
