@@ -23,6 +23,7 @@ from onionshare_bt.multiplex.bridge import Bridges
 from onionshare_bt.scan import scan_path
 from onionshare_bt.store import Store
 from onionshare_bt.tasks import TaskRegistry
+from onionshare_bt.torrents import shares
 from onionshare_bt.tracker.server import TrackerServer
 from tests.integration.onions import FakeOnions
 from tests.unit.test_scan_formats import exiftool, make_samples, planted_in
@@ -124,13 +125,13 @@ async def test_a_scrubbed_share_is_restored_and_its_copies_go_with_it(parts, alb
     info = await torrents.share(parts, str(album), None, scrub=True)
     row = parts.store.torrents.get(info["infohash"])
     meta = parts.meta(row)
-    torrents._check_unchanged_paths(row, meta, parts.config.home)  # a restart serves it
+    shares._check_unchanged_paths(row, meta, parts.config.home)  # a restart serves it
     # a copy swapped for a link to the node's keys is not
     victim = Path(row.save_path) / "album" / "notes.txt"
     victim.unlink()
     victim.symlink_to(parts.config.home / "state.sqlite3")
     with pytest.raises(BadPath, match="became a symbolic link"):
-        torrents._check_unchanged_paths(row, meta, parts.config.home)
+        shares._check_unchanged_paths(row, meta, parts.config.home)
     result = await torrents.remove(parts, row, delete_data=False)
     assert result["deleted_data"] is False
     assert not Path(row.save_path).exists()

@@ -8,7 +8,7 @@ import pytest
 
 from onionshare_bt.engine.metainfo import FileEntry
 from onionshare_bt.errors import BadPath
-from onionshare_bt.torrents import _check_unchanged_paths
+from onionshare_bt.torrents.shares import _check_unchanged_paths
 
 
 def _share(tmp_path):

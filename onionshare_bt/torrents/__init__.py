@@ -1,0 +1,49 @@
+"""Shares and downloads: what the node does with a torrent, from start to seeding.
+
+A *share* is a local file or folder served on K onion services of its own: each onion maps
+port 80 to the share's tracker listener and port 6881 to an inbound bridge listener. A
+*download* fetches a share's .torrent through Tor, publishes K onions of its own (so it
+seeds back), announces them to the share's tracker, and dials every onion peer through an
+outbound bridge. Files land in a hidden staging folder inside the target and are moved into
+place only when every piece has been verified.
+
+::
+
+    parts.py      Parts: the node's running parts, as the operations below use them
+    onions.py     publish, new_onions, unpublish, republish_all (after a tor restart)
+    shares.py     share (--scrub too), describe_share, set_open, withdraw_onion,
+                  restore_share (only if its files are unchanged)
+    downloads.py  get, start_download, seed_back, pause, resume, describe_download,
+                  restore_download
+    announce.py   start_announcing: a download's announce loop, its trackers and mirrors,
+                  the peers dialled; the stopped announce of a paused download
+    removal.py    remove
+
+Every operation takes the node's :class:`Parts` first; callers use them from this package
+(``torrents.share(parts, ...)``), which names each of them.
+"""
+
+from __future__ import annotations
+
+from .announce import MAX_TRACKERS, announce_once, start_announcing
+from .downloads import (
+    STAGING_PREFIX,
+    describe_download,
+    get,
+    pause,
+    restore_download,
+    resume,
+    seed_back,
+    start_download,
+)
+from .onions import new_onions, publish, republish_all, unpublish
+from .parts import Parts
+from .removal import remove
+from .shares import describe_share, restore_share, set_open, share, withdraw_onion
+
+__all__ = [
+    "MAX_TRACKERS", "STAGING_PREFIX", "Parts", "announce_once", "describe_download",
+    "describe_share", "get", "new_onions", "pause", "publish", "remove", "republish_all",
+    "restore_download", "restore_share", "resume", "seed_back", "set_open", "share",
+    "start_announcing", "start_download", "unpublish", "withdraw_onion",
+]

@@ -1,0 +1,91 @@
+"""A torrent's onion services: published from fresh or stored keys, withdrawn, and all
+published again on a fresh tor.
+
+Each onion maps port 6881 to an inbound bridge listener of its own and, for a share, port
+80 to the share's tracker listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..config import PEER_VIRTUAL_PORT, TRACKER_VIRTUAL_PORT
+from ..engine.metainfo import Metainfo
+from ..errors import ObtError
+from ..store import OnionRow
+from ..tracker.metafile import legacy_info_hash
+from .parts import Parts
+
+log = logging.getLogger(__name__)
+
+
+async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
+    """Republish a torrent's onions from stored keys; returns the published rows.
+
+    It does not wait for the descriptors' upload: the addresses exist already, tor uploads
+    them as it can, and a node restoring a hundred shares at once must not call one of them
+    failed because its tor was busy (peers and downloaders retry until it answers).
+    """
+    published = []
+    try:
+        for row in rows:
+            published.append(await _publish_one(parts, meta, row.purpose, tracker_port, row.key,
+                                                wait=False))
+    except BaseException:
+        await unpublish(parts, meta.id, [r.address for r in published])
+        raise
+    return published
+
+
+async def new_onions(
+    parts: Parts, meta: Metainfo, count: int, purpose: str, tracker_port: int | None,
+    *, wait: bool = True,
+) -> list[OnionRow]:
+    """Publish ``count`` fresh onions for a torrent, concurrently; all or none.
+
+    :param wait: wait until each descriptor is uploaded (a share's URI must answer when
+      printed); a download's seed-back onions need not hold up its first announce
+    """
+    results = await asyncio.gather(
+        *(_publish_one(parts, meta, purpose, tracker_port, None, wait) for _ in range(count)),
+        return_exceptions=True,
+    )
+    rows = [r for r in results if isinstance(r, OnionRow)]
+    failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is not None:
+        await unpublish(parts, meta.id, [r.address for r in rows])
+        raise failure
+    return rows
+
+
+async def _publish_one(parts, meta, purpose, tracker_port, key, wait=True) -> OnionRow:
+    legacy = legacy_info_hash(meta.data)  # what aria2 < 1.37 calls a hybrid torrent
+    aliases = {legacy: meta.info_hashes[0]} if legacy else None
+    path = await parts.bridges.inbound(meta.id, meta.info_hashes, aliases)
+    ports = {PEER_VIRTUAL_PORT: ("127.0.0.1", int(path.endpoint.rsplit(":", 1)[1]))}
+    if tracker_port is not None:
+        ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
+    address, key = await parts.tor.add_onion(ports, key, await_publication=wait)
+    path.onion = address
+    parts.onion_ports[address] = ports
+    return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
+
+
+async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None:
+    for address in addresses:
+        try:
+            await parts.tor.remove_onion(address)
+        except ObtError as exc:
+            log.warning("could not remove an onion service: %s", exc)
+        parts.onion_ports.pop(address, None)
+        await parts.bridges.close_listener(torrent_id, address)
+
+
+async def republish_all(parts: Parts) -> None:
+    """Publish every onion again (same keys, same local ports) on a fresh tor."""
+    keys = {o.address: o.key for o in parts.store.onions.all()}
+    await asyncio.gather(*(
+        parts.tor.add_onion(ports, keys[address], await_publication=False)
+        for address, ports in parts.onion_ports.items() if address in keys
+    ))
