@@ -67,7 +67,8 @@ WATCH_INTERVAL = 2.0
 SILENCE_WINDOW = 30.0
 #: on a clean stop, seconds the bridges get to pass libtorrent's hang-ups on to Tor
 DRAIN_TIMEOUT = 3.0
-#: torrents restored at once at start-up (each waits for its onions' first publication)
+#: torrents restored at once at start-up (their onions are added, not awaited: tor uploads
+#: their descriptors afterwards, and `obt node status` counts them published)
 RESTORE_CONCURRENCY = 16
 LAG_INTERVAL = 0.1
 LAG_WINDOW = 60.0
@@ -247,9 +248,9 @@ class Node:
         )
 
     async def _restore(self) -> None:
-        """Bring back every torrent, :data:`RESTORE_CONCURRENCY` at a time: each waits for
-        its onions' first publication (~1.1 s each), so one after another 100 shares of two
-        onions would take some four minutes."""
+        """Bring back every torrent, :data:`RESTORE_CONCURRENCY` at a time. Their onions
+        are added to tor without waiting for an upload: tor publishes their descriptors
+        afterwards (:mod:`onionshare_bt.tor.uploads`)."""
         gate = asyncio.Semaphore(RESTORE_CONCURRENCY)
 
         async def restore(row) -> None:

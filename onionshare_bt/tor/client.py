@@ -30,6 +30,7 @@ from onionshare_bt.onion import parse_onion
 from onionshare_bt.tor.torrc import (
     bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap, render,
 )
+from onionshare_bt.tor.uploads import Uploads
 
 __all__ = ["TorClient"]
 
@@ -81,7 +82,7 @@ class TorClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._status = {"progress": 0, "summary": "not started", "tag": "", "warning": None}
         self._ready: asyncio.Future[None] | None = None
-        self._published: set[str] = set()
+        self._uploads = Uploads()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     @property
@@ -235,8 +236,14 @@ class TorClient:
             self._post(self._set_status, bootstrap_fields(dict(event.arguments)))
 
     def _on_hs_desc(self, event: Any) -> None:
-        if event.action == stem.HSDescAction.UPLOADED:
-            self._post(self._uploaded, str(event.address))
+        action, address = event.action, str(event.address)
+        hsdir = str(event.directory_fingerprint or event.directory or "")
+        if action == stem.HSDescAction.UPLOAD:
+            self._post(self._upload_started, address, hsdir)
+        elif action == stem.HSDescAction.UPLOADED:
+            self._post(self._uploaded, address, hsdir)
+        elif action == stem.HSDescAction.FAILED:
+            self._post(self._upload_failed, address, hsdir, str(event.reason or ""))
 
     # -- loop side --------------------------------------------------------------------
 
@@ -258,8 +265,15 @@ class TorClient:
                 if not future.done():
                     future.set_exception(TorError("tor exited while publishing"))
 
-    def _uploaded(self, address: str) -> None:
-        self._published.add(address)
+    def _upload_started(self, address: str, hsdir: str) -> None:
+        self._uploads.started(address, hsdir, time.monotonic())
+
+    def _upload_failed(self, address: str, hsdir: str, reason: str) -> None:
+        log.debug("a descriptor upload ended in %s", reason or "a failure")
+        self._uploads.failed(address, hsdir)
+
+    def _uploaded(self, address: str, hsdir: str) -> None:
+        self._uploads.stored(address, hsdir)
         for future in self._waiters.pop(address, []):
             if not future.done():
                 future.set_result(None)
@@ -340,14 +354,14 @@ class TorClient:
         return address, key
 
     def count_published(self, addresses: Iterable[str]) -> int:
-        """How many of **addresses** (without ``.onion``) this tor has uploaded a descriptor
-        for since it started: after a restart, the others are not reachable yet. One upload
-        is no proof that one is: a service has two descriptors (this time period's and the
-        next's) and a freshly restarted tor has lost uploads of a burst without an event."""
-        return sum(1 for a in addresses if a in self._published)
+        """How many of **addresses** (without ``.onion``) this tor has published since it
+        started: a descriptor stored and no upload still under way (see :mod:`.uploads`).
+        After a restart, the others may still answer with their old, dead descriptors."""
+        now = time.monotonic()
+        return sum(1 for a in addresses if self._uploads.published(a, now))
 
     async def _await_published(self, address: str, timeout: float) -> None:
-        if address in self._published:
+        if self._uploads.uploaded_once(address):
             return
         assert self._loop is not None
         future = self._loop.create_future()
@@ -378,7 +392,7 @@ class TorClient:
         :raises TorError: if tor is not running
         """
         service_id = parse_onion(address)
-        self._published.discard(service_id)
+        self._uploads.forget(service_id)
         if not self.is_alive():
             return
         removed = await self._call(self._ctl().remove_ephemeral_hidden_service, service_id)

@@ -179,8 +179,10 @@ class Node:
                             return resp.status, await resp.read()
                     except (ProxyError, ProxyTimeoutError, TimeoutError,
                             aiohttp.ClientConnectionError) as exc:
+                        code = getattr(exc, "error_code", None)  # tor's SOCKS reply
+                        socks = f" (SOCKS 0x{code:02X})" if isinstance(code, int) else ""
                         tries.append(f"+{began - started:.0f}s {time.monotonic() - began:.1f}s "
-                                     f"{type(exc).__name__}: {exc}"[:160])
+                                     f"{type(exc).__name__}: {exc}{socks}"[:160])
                         await asyncio.sleep(1)
 
         started = time.monotonic()

@@ -24,13 +24,18 @@ def test_the_status_line_names_onions_not_yet_published():
     assert "onions: 200, torrents" in status_text(_info(200, 200))
 
 
-def test_an_upload_counts_once_and_a_removed_onion_no_longer(tmp_path):
+def test_an_onion_counts_once_its_last_upload_ended_and_a_removed_one_no_longer(tmp_path):
     tor = TorClient(tmp_path / "tor", Network.public())
     tor._loop = asyncio.new_event_loop()
     try:
         assert tor.count_published([A, B]) == 0
-        tor._uploaded(A)
-        tor._uploaded(A)  # one event per HSDir
+        for hsdir in ("$H1", "$H2"):
+            tor._upload_started(A, hsdir)
+        tor._uploaded(A, "$H1")
+        assert tor.count_published([A, B]) == 0  # the upload to $H2 is under way
+        tor._upload_failed(A, "$H2", "UPLOAD_REJECTED")
+        assert tor.count_published([A, B]) == 1
+        tor._uploaded(A, "$H2")  # a stray event changes nothing
         assert tor.count_published([A, B]) == 1
         asyncio.run(tor.remove_onion(A))  # tor not running: only forgotten
         assert tor.count_published([A, B]) == 0
