@@ -30,6 +30,7 @@ from onionshare_bt.onion import parse_onion
 from onionshare_bt.tor.torrc import (
     bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap, render,
 )
+from onionshare_bt.tor.publisher import Publisher
 from onionshare_bt.tor.uploads import Uploads
 
 __all__ = ["TorClient"]
@@ -83,6 +84,8 @@ class TorClient:
         self._status = {"progress": 0, "summary": "not started", "tag": "", "warning": None}
         self._ready: asyncio.Future[None] | None = None
         self._uploads = Uploads()
+        self._full: dict[str, list[asyncio.Future[None]]] = {}  # wait_published's waiters
+        self._publisher = Publisher(self._add_stored, self._remove_added, self.wait_published)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     @property
@@ -271,12 +274,20 @@ class TorClient:
     def _upload_failed(self, address: str, hsdir: str, reason: str) -> None:
         log.debug("a descriptor upload ended in %s", reason or "a failure")
         self._uploads.failed(address, hsdir)
+        self._check_published(address)
 
     def _uploaded(self, address: str, hsdir: str) -> None:
         self._uploads.stored(address, hsdir)
         for future in self._waiters.pop(address, []):
             if not future.done():
                 future.set_result(None)
+        self._check_published(address)
+
+    def _check_published(self, address: str) -> None:
+        if address in self._full and self._uploads.published(address, time.monotonic()):
+            for future in self._full.pop(address):
+                if not future.done():
+                    future.set_result(None)
 
     def _ctl(self) -> stem.control.Controller:
         if self._controller is None:
@@ -353,6 +364,46 @@ class TorClient:
                 raise
         return address, key
 
+    def restore_onion(self, address: str, ports: dict[int, tuple[str, int]], key: str) -> None:
+        """Publish a stored onion service again, in turn (see :mod:`.publisher`): at most a
+        few are being published at once, so a burst of them does not wedge tor.
+
+        :param address: its address (known from its key), with or without ``.onion``
+        :param ports: as for :meth:`add_onion`
+        :param key: the key :meth:`add_onion` returned for it
+        :raises BadOnionAddress: if **address** is not a v3 address
+        """
+        self._publisher.put(parse_onion(address), ports, key)
+
+    async def _add_stored(self, ports: dict[int, tuple[str, int]], key: str) -> None:
+        await self.add_onion(ports, key, await_publication=False)
+
+    async def _remove_added(self, address: str) -> None:
+        await self.remove_onion(address)
+
+    async def wait_published(self, address: str, timeout: float) -> bool:
+        """Wait until tor has published **address** (:mod:`.uploads`).
+
+        :returns: True if it is published, False if **timeout** seconds passed first
+        """
+        if self._uploads.published(address, time.monotonic()):
+            return True
+        assert self._loop is not None
+        future = self._loop.create_future()
+        self._full.setdefault(address, []).append(future)
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+            return True
+        except TimeoutError:
+            return self._uploads.published(address, time.monotonic())
+        finally:
+            waiters = self._full.get(address, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._full.pop(address, None)
+
     def count_published(self, addresses: Iterable[str]) -> int:
         """How many of **addresses** (without ``.onion``) this tor has published since it
         started: a descriptor stored and no upload still under way (see :mod:`.uploads`).
@@ -393,6 +444,8 @@ class TorClient:
         """
         service_id = parse_onion(address)
         self._uploads.forget(service_id)
+        if self._publisher.withdraw(service_id):
+            return  # tor never had it, or it is removed as soon as it has it
         if not self.is_alive():
             return
         removed = await self._call(self._ctl().remove_ephemeral_hidden_service, service_id)
@@ -412,6 +465,7 @@ class TorClient:
 
         Removes nothing from the data dir. Safe to call more than once.
         """
+        await self._publisher.close()
         controller, self._controller = self._controller, None
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()

@@ -23,15 +23,18 @@ log = logging.getLogger(__name__)
 async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
     """Republish a torrent's onions from stored keys; returns the published rows.
 
-    It does not wait for the descriptors' upload: the addresses exist already, tor uploads
-    them as it can, and a node restoring a hundred shares at once must not call one of them
-    failed because its tor was busy (peers and downloaders retry until it answers).
+    Each onion's bridge listener opens now; tor gets the service in turn
+    (:meth:`~onionshare_bt.tor.client.TorClient.restore_onion`): the addresses exist
+    already, and a node restoring a hundred shares at once must neither wedge its tor with
+    two hundred services nor call one of them failed because tor was busy (peers and
+    downloaders retry until it answers).
     """
     published = []
     try:
         for row in rows:
-            published.append(await _publish_one(parts, meta, row.purpose, tracker_port, row.key,
-                                                wait=False))
+            ports = await _listen(parts, meta, row.address, tracker_port)
+            parts.tor.restore_onion(row.address, ports, row.key)
+            published.append(row)
     except BaseException:
         await unpublish(parts, meta.id, [r.address for r in published])
         raise
@@ -60,16 +63,30 @@ async def new_onions(
 
 
 async def _publish_one(parts, meta, purpose, tracker_port, key, wait=True) -> OnionRow:
+    path, ports = await _inbound(parts, meta, tracker_port)
+    address, key = await parts.tor.add_onion(ports, key, await_publication=wait)
+    path.onion = address
+    parts.onion_ports[address] = ports
+    return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
+
+
+async def _listen(parts, meta, address: str, tracker_port: int | None) -> dict:
+    """Open the inbound bridge listener of a stored onion; returns its port map."""
+    path, ports = await _inbound(parts, meta, tracker_port)
+    path.onion = address
+    parts.onion_ports[address] = ports
+    return ports
+
+
+async def _inbound(parts, meta, tracker_port: int | None):
+    """A new inbound bridge path for a torrent, and the onion port map that reaches it."""
     legacy = legacy_info_hash(meta.data)  # what aria2 < 1.37 calls a hybrid torrent
     aliases = {legacy: meta.info_hashes[0]} if legacy else None
     path = await parts.bridges.inbound(meta.id, meta.info_hashes, aliases)
     ports = {PEER_VIRTUAL_PORT: ("127.0.0.1", int(path.endpoint.rsplit(":", 1)[1]))}
     if tracker_port is not None:
         ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
-    address, key = await parts.tor.add_onion(ports, key, await_publication=wait)
-    path.onion = address
-    parts.onion_ports[address] = ports
-    return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
+    return path, ports
 
 
 async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None:
@@ -83,9 +100,8 @@ async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None
 
 
 async def republish_all(parts: Parts) -> None:
-    """Publish every onion again (same keys, same local ports) on a fresh tor."""
+    """Publish every onion again (same keys, same local ports) on a fresh tor, in turn."""
     keys = {o.address: o.key for o in parts.store.onions.all()}
-    await asyncio.gather(*(
-        parts.tor.add_onion(ports, keys[address], await_publication=False)
-        for address, ports in parts.onion_ports.items() if address in keys
-    ))
+    for address, ports in parts.onion_ports.items():
+        if address in keys:
+            parts.tor.restore_onion(address, ports, keys[address])

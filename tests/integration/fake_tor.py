@@ -141,6 +141,11 @@ class FakeTorClient:
             self.socks.routes[f"{address}.onion"] = ports[80][1]
         return address, key
 
+    def restore_onion(self, address: str, ports, key: str) -> None:
+        self.published[address] = dict(ports)
+        if 80 in ports:
+            self.socks.routes[f"{address}.onion"] = ports[80][1]
+
     async def remove_onion(self, address: str) -> None:
         address = address.removesuffix(".onion")
         self.published.pop(address, None)

@@ -22,5 +22,8 @@ class FakeOnions:
         self.published[address] = ports
         return address, key
 
+    def restore_onion(self, address: str, ports, key: str) -> None:
+        self.published[address.removesuffix(".onion")] = ports
+
     async def remove_onion(self, address: str) -> None:
         self.published.pop(address.removesuffix(".onion"), None)

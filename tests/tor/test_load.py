@@ -46,8 +46,9 @@ LIST_ANSWER_WITHIN = 2.0
 LIST_COMMAND_WITHIN = 15.0
 SHARES = 100
 SAMPLE = 8
-#: seconds a restarted node's tor may take to upload its 200 onions' descriptors again (one run
-#: alone: 230 s; uploads of its first burst never answered count after 180 s, tor/uploads.py)
+#: seconds a restarted node's tor may take to publish its 200 onions again: 134 s alone, 16
+#: at a time (tor/publisher.py); all at once, 230 and 315 s (tor left its first burst of
+#: uploads unanswered; they count as ended after 180 s, tor/uploads.py)
 REPUBLISH_TIMEOUT = 360
 #: `obt share` time-outs (exit 4) tolerated among the hundred, each retried once
 MAX_SHARE_RETRIES = 3

@@ -59,3 +59,22 @@ def test_a_bootstrapped_tor_answers_its_status_without_a_control_round_trip(tmp_
     tor._proc.poll = lambda: 0  # exited: no stale answer
     with pytest.raises(TorError):
         asyncio.run(tor.bootstrap_status())
+
+
+def test_wait_published_returns_when_the_last_upload_ends_or_false_at_its_time_limit(tmp_path):
+    tor = TorClient(tmp_path / "tor", Network.public())
+
+    async def run():
+        tor._loop = asyncio.get_running_loop()
+        tor._upload_started(A, "$H1")
+        tor._upload_started(A, "$H2")
+        waiting = asyncio.create_task(tor.wait_published(A, timeout=5))
+        tor._uploaded(A, "$H1")
+        await asyncio.sleep(0.01)
+        assert not waiting.done()  # one upload still under way
+        tor._upload_failed(A, "$H2", "UPLOAD_REJECTED")
+        assert await waiting is True
+        assert await tor.wait_published(B, timeout=0.01) is False
+        assert tor._full == {}
+
+    asyncio.run(run())

@@ -1,0 +1,125 @@
+"""Onion services restored from stored keys, published a few at a time.
+
+A node that starts (or restarts its tor) with a hundred shares hosts two hundred onion
+services again. Given to tor all at once, they wedge it on the private network: measured
+with 200 services, their first 2,786 descriptor uploads started within 40 s and none was
+answered in the 290 s that followed, stored or refused; only the uploads tor made when it
+next rebuilt the descriptors went through, in 10 s. Meanwhile the HSDirs kept serving the
+descriptors from before the restart, whose introduction points are gone (clients: SOCKS
+0xF2). 40 services at once were all stored within 22 s.
+
+So the :class:`Publisher` keeps a queue: at most :data:`WINDOW` services are being
+published at a time, each holding its place until tor has published it
+(:mod:`.uploads`) or :data:`SLOT` seconds passed. The addresses are known from the store,
+so a share's URI is shown at once; ``obt node status`` counts what is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from onionshare_bt.errors import ObtError
+
+__all__ = ["SLOT", "WINDOW", "Publisher"]
+
+log = logging.getLogger(__name__)
+
+#: services being published at once
+WINDOW = 16
+#: seconds one service may hold its place in the window
+SLOT = 60.0
+
+Ports = dict[int, tuple[str, int]]
+
+
+class Publisher:
+    """Publish queued onion services :data:`WINDOW` at a time (on the running loop).
+
+    :param add: ``ADD_ONION`` for ``(ports, key)``, without waiting for an upload
+    :param remove: ``DEL_ONION`` for an address
+    :param published: waits until an address is published or a time limit passed
+    """
+
+    def __init__(self, add: Callable[[Ports, str], Awaitable[object]],
+                 remove: Callable[[str], Awaitable[None]],
+                 published: Callable[[str, float], Awaitable[bool]], *,
+                 window: int = WINDOW, slot: float = SLOT) -> None:
+        self._add, self._remove, self._published = add, remove, published
+        self.window, self.slot = window, slot
+        self._queue: dict[str, tuple[Ports, str]] = {}  # in order of arrival
+        self._adding: set[str] = set()
+        self._withdrawn: set[str] = set()
+        self._more = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+
+    @property
+    def waiting(self) -> int:
+        """Services queued or being added, not yet known to tor."""
+        return len(self._queue) + len(self._adding)
+
+    def put(self, address: str, ports: Ports, key: str) -> None:
+        """Queue a service to publish (its address without ``.onion``)."""
+        self._queue[address] = (ports, key)
+        self._more.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                                name="onion publisher")
+
+    def withdraw(self, address: str) -> bool:
+        """Take a service back before tor has it.
+
+        :returns: True if it was queued or being added (then it is never published, or
+          removed as soon as it is added); False if tor has it or never had it
+        """
+        if self._queue.pop(address, None) is not None:
+            return True
+        if address in self._adding:
+            self._withdrawn.add(address)
+            return True
+        return False
+
+    async def _run(self) -> None:
+        slots = asyncio.Semaphore(self.window)
+        while True:
+            await self._more.wait()
+            await slots.acquire()
+            if not self._queue:
+                slots.release()
+                self._more.clear()
+                continue
+            address = next(iter(self._queue))
+            ports, key = self._queue.pop(address)
+            self._adding.add(address)
+            task = asyncio.get_running_loop().create_task(self._one(address, ports, key, slots))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _one(self, address: str, ports: Ports, key: str, slots: asyncio.Semaphore) -> None:
+        try:
+            try:
+                await self._add(ports, key)
+            finally:
+                self._adding.discard(address)
+            if address in self._withdrawn:
+                self._withdrawn.discard(address)
+                await self._remove(address)
+                return
+            if not await self._published(address, self.slot):
+                log.info("an onion service was not published within %g s; the next goes on",
+                         self.slot)
+        except ObtError as exc:
+            log.warning("could not publish a stored onion service again: %s", exc)
+        finally:
+            slots.release()
+
+    async def close(self) -> None:
+        """Stop publishing; what is queued is dropped."""
+        self._queue.clear()
+        tasks = [t for t in (self._task, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
