@@ -8,11 +8,7 @@ on as the ends of their Tor streams, resume data is saved, and only then do the 
 the engine and tor close. The CLI talks to the node over :mod:`.control`, whose requests
 run the node's operations (:mod:`.ops`).
 
-Liveness: a bridge path that holds a connection but whose peer sent nothing for
-:data:`SILENCE_WINDOW` is dead (a live libtorrent peer sends a keep-alive after half its
-``peer_timeout`` of quiet) and its connections are closed, so libtorrent dials again. A
-download without verified progress says why in :attr:`Node.reasons`, is called stalled after
-``stall_timeout``, and announces again when it loses its last peer or stays stalled.
+Liveness is the :class:`~.watchdog.Watchdog`'s, a part the node starts with the others.
 """
 
 from __future__ import annotations
@@ -32,7 +28,7 @@ from .config import Config
 from .control import ControlServer
 from .engine.session import Engine, Event
 from .errors import NodeError, ObtError
-from .liveness import LagMeter, Liveness
+from .liveness import LagMeter
 from .multiplex.bridge import Bridges
 from .relay.core import gate_closed, rate_cap
 from .relay.driver import RatioSettings, Relay
@@ -51,6 +47,7 @@ from .tor.network import Network
 from .tracker.client import TrackerClient
 from .tracker.server import TrackerServer
 from .ui.server import UiServer
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +57,6 @@ DIAL_TIMEOUT = 90.0
 DIAL_ATTEMPT_TIMEOUT = 30.0
 RESUME_SAVE_INTERVAL = 30.0
 TOR_CHECK_INTERVAL = 2.0
-#: how often the liveness watchdog looks at paths and downloads
-WATCH_INTERVAL = 2.0
-#: a path holding a connection whose peer sent nothing for this long is dead; libtorrent
-#: (``peer_timeout`` 20 s) sends a keep-alive after 10 s of quiet, so a live peer never is
-SILENCE_WINDOW = 30.0
 #: on a clean stop, seconds the bridges get to pass libtorrent's hang-ups on to Tor
 DRAIN_TIMEOUT = 3.0
 #: torrents restored at once at start-up (their onions are added, not awaited: tor uploads
@@ -87,14 +79,10 @@ class Node:
         self._stack = contextlib.AsyncExitStack()
         self._resume_waiters: dict[str, asyncio.Future] = {}
         self.tor_restarts = 0
-        self.stalled: set[str] = set()
-        #: why a download is not moving (``obt list``), by torrent id
-        self.reasons: dict[str, str] = {}
-        self.liveness = Liveness(SILENCE_WINDOW, config.stall_timeout)
         self.lag = LagMeter(LAG_WINDOW)
-        #: connections closed because their peer fell silent, since the node started
-        self.silent_closed = 0
+        #: ids of downloads waiting for relay credit (the ledger loop keeps it)
         self.gated: set[str] = set()
+        self.watchdog: Watchdog | None = None
         self.relay = None
         self.trust: TrustService | None = None
         self.origin: Origin | None = None
@@ -167,13 +155,15 @@ class Node:
         self._stack.push_async_callback(self.stream.close)
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
-        tasks.spawn("stall-watchdog", self._stall_watchdog())
+        self.watchdog = Watchdog(self.parts, cfg.stall_timeout, self.gated)
+        tasks.spawn("stall-watchdog", self.watchdog.run())
         tasks.spawn("ledger", self._ledger_loop())
         tasks.spawn("loop-lag", self._lag_monitor())
         self.ops = Operations(
             config=cfg, parts=self.parts, relay=self.relay, stream=self.stream,
             origin=self.origin, trust=self.trust, mirrors=self.mirrors, releases=self.releases,
-            gated=self.gated, stalled=self.stalled, reasons=self.reasons, lifetime=self,
+            gated=self.gated, stalled=self.watchdog.stalled, reasons=self.watchdog.reasons,
+            lifetime=self,
         )
         self.ui = UiServer(self.ops, log_path=cfg.log_path, tor=lambda: self.parts.tor)
         await self.ui.start()  # the web UI on 127.0.0.1; obt ui hands out links
@@ -347,81 +337,6 @@ class Node:
             self.gated.intersection_update(status)
             await asyncio.sleep(LEDGER_INTERVAL)
 
-    async def _stall_watchdog(self) -> None:
-        """Every :data:`WATCH_INTERVAL`: close silent paths, then look at every download."""
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL)
-            await self._watch_once(time.monotonic())
-
-    async def _watch_once(self, now: float) -> None:
-        rows = self.parts.store.torrents.all("download")
-        await self._close_silent(now, rows)
-        self.liveness.keep({r.id for r in rows})
-        for row in rows:
-            self._watch_download(now, row)
-
-    async def _close_silent(self, now: float, downloads) -> None:
-        """Close the connections of every path whose peer sent nothing for the window, and
-        of every path we dialled whose peer owes us blocks and sent no payload for it."""
-        bridges = self.parts.bridges
-        paths = bridges.counters()
-        silent = self.liveness.silent_paths(now, ((_path_key(p), p.down, p.active)
-                                                  for p in paths))
-        owing = self.liveness.owing_peers(now, self._owed(downloads))
-        for path in paths:
-            key = _path_key(path)
-            if key not in silent and key not in owing:
-                continue
-            closed = await bridges.close_connections(path)
-            if closed:
-                self.silent_closed += closed
-                self.liveness.closed(path.torrent_id, closed)
-                log.info("%s: closed %d connection(s) of path %s %s…: %s for %.0f s",
-                         path.torrent_id[:16], closed, path.direction, path.onion[:8],
-                         "nothing from the peer" if key in silent
-                         else "none of the blocks we asked the peer for", SILENCE_WINDOW)
-
-    def _owed(self, downloads):
-        """``(path key, payload, blocks waited on)`` of each connection we dialled for a
-        download that is moving or should be (outbound peers' addresses are our bridges'
-        endpoints, so each is one path)."""
-        engine = self.parts.engine
-        for row in downloads:
-            if row.state != "downloading" or not engine.has(row.id) or row.id in self.gated:
-                continue
-            for peer in engine.peers(row.id):
-                if not peer.incoming:
-                    yield ((row.id, "out", f"{peer.host}:{peer.port}"), peer.payload_down,
-                           peer.requests)
-
-    def _watch_download(self, now: float, row) -> None:
-        """Say why a download is not moving; call it stalled; announce and dial again."""
-        engine = self.parts.engine
-        if row.state != "downloading" or not engine.has(row.id) or row.id in self.gated:
-            self.liveness.forget(row.id)
-            self.stalled.discard(row.id)
-            self.reasons.pop(row.id, None)
-            return
-        st = engine.status(row.id)
-        verdict = self.liveness.look(now, row.id, st.total_done, st.connected)
-        if verdict.stalled and row.id not in self.stalled:
-            log.warning("%s stalled at %d bytes: %s", row.name, st.total_done, verdict.reason)
-        (self.stalled.add if verdict.stalled else self.stalled.discard)(row.id)
-        if verdict.reason:
-            self.reasons[row.id] = verdict.reason
-        else:
-            self.reasons.pop(row.id, None)
-        if verdict.kick:
-            log.info("%s: %s; announcing and dialling again", row.name, verdict.reason)
-            self._reconnect(row)
-
-    def _reconnect(self, row) -> None:
-        for path in self.parts.bridges.counters(row.id):
-            if path.direction == "out":
-                host, port = path.endpoint.rsplit(":", 1)
-                self.parts.engine.connect(row.id, (host, int(port)))
-        torrents.start_announcing(self.parts, row)  # announces again at once
-
     async def _resume_saver(self) -> None:
         while True:
             await asyncio.sleep(RESUME_SAVE_INTERVAL)
@@ -473,7 +388,7 @@ class Node:
             "loop_lag_max_ms": round(self.lag.max * 1000, 1),
             "loop_lag_recent_ms": round(self.lag.recent(now) * 1000, 1),
             "resources": held,
-            "silent_closed": self.silent_closed,
+            "silent_closed": self.watchdog.silent_closed if self.watchdog else 0,
         }
 
     async def _save_all_resume(self) -> None:
@@ -491,11 +406,6 @@ NO_SPACE = "No space left on device"
 def _lower_cap(*caps: int) -> int:
     """The tightest of several rate caps, where 0 means none."""
     return min((c for c in caps if c > 0), default=0)
-
-
-def _path_key(path) -> tuple:
-    """A bridge path's identity: its endpoint is never reused for another path."""
-    return path.torrent_id, path.direction, path.endpoint
 
 
 def _connections(bridges) -> int:

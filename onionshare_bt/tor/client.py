@@ -263,7 +263,7 @@ class TorClient:
             self._ready.set_exception(TorBootstrapFailed(
                 f"tor exited during bootstrap at {self._status['progress']}%:\n"
                 f"{log_tail(self.log_path)}"))
-        for futures in self._waiters.values():
+        for futures in (*self._waiters.values(), *self._full.values()):
             for future in futures:
                 if not future.done():
                     future.set_exception(TorError("tor exited while publishing"))
@@ -385,24 +385,34 @@ class TorClient:
         """Wait until tor has published **address** (:mod:`.uploads`).
 
         :returns: True if it is published, False if **timeout** seconds passed first
+        :raises TorError: if tor exits meanwhile
         """
         if self._uploads.published(address, time.monotonic()):
             return True
+        return (await self._wait_for(self._full, address, timeout)
+                or self._uploads.published(address, time.monotonic()))
+
+    async def _wait_for(self, waiters: dict[str, list[asyncio.Future[None]]], address: str,
+                        timeout: float) -> bool:
+        """Wait until an event handler resolves a future of **waiters** for **address**.
+
+        :returns: False if **timeout** seconds passed first
+        """
         assert self._loop is not None
         future = self._loop.create_future()
-        self._full.setdefault(address, []).append(future)
+        waiters.setdefault(address, []).append(future)
         try:
             async with asyncio.timeout(timeout):
                 await future
             return True
         except TimeoutError:
-            return self._uploads.published(address, time.monotonic())
+            return False
         finally:
-            waiters = self._full.get(address, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
-                self._full.pop(address, None)
+            mine = waiters.get(address, [])
+            if future in mine:
+                mine.remove(future)
+            if not mine:
+                waiters.pop(address, None)
 
     def count_published(self, addresses: Iterable[str]) -> int:
         """How many of **addresses** (without ``.onion``) this tor has published since it
@@ -414,18 +424,8 @@ class TorClient:
     async def _await_published(self, address: str, timeout: float) -> None:
         if self._uploads.uploaded_once(address):
             return
-        assert self._loop is not None
-        future = self._loop.create_future()
-        self._waiters.setdefault(address, []).append(future)
-        try:
-            async with asyncio.timeout(timeout):
-                await future
-        except TimeoutError as exc:
-            raise Timeout(f"the onion service was not published within {timeout:g} s") from exc
-        finally:
-            waiters = self._waiters.get(address, [])
-            if future in waiters:
-                waiters.remove(future)
+        if not await self._wait_for(self._waiters, address, timeout):
+            raise Timeout(f"the onion service was not published within {timeout:g} s")
 
     async def relay_flags(self, fingerprint: str) -> list[str] | None:
         """The flags the current consensus gives a relay, or None if it is not listed.

@@ -10,8 +10,12 @@ descriptors from before the restart, whose introduction points are gone (clients
 
 So the :class:`Publisher` keeps a queue: at most :data:`WINDOW` services are being
 published at a time, each holding its place until tor has published it
-(:mod:`.uploads`) or :data:`SLOT` seconds passed. The addresses are known from the store,
-so a share's URI is shown at once; ``obt node status`` counts what is published.
+(:mod:`.uploads`) or :data:`SLOT` seconds passed. A service still not published then is
+removed and queued again, up to :data:`RETRIES` times: tor uploads a descriptor again only
+when it rebuilds it (in an hour or two on Tor's network), and a new service gets new
+descriptors at once (a later revision counter, so HSDirs take them). The addresses are
+known from the store, so a share's URI is shown at once; ``obt node status`` counts what
+is published.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from onionshare_bt.errors import ObtError
 
-__all__ = ["SLOT", "WINDOW", "Publisher"]
+__all__ = ["RETRIES", "SLOT", "WINDOW", "Publisher"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 WINDOW = 16
 #: seconds one service may hold its place in the window
 SLOT = 60.0
+#: times a service not published within its slot is removed and queued again
+RETRIES = 2
 
 Ports = dict[int, tuple[str, int]]
 
@@ -45,11 +51,13 @@ class Publisher:
     def __init__(self, add: Callable[[Ports, str], Awaitable[object]],
                  remove: Callable[[str], Awaitable[None]],
                  published: Callable[[str, float], Awaitable[bool]], *,
-                 window: int = WINDOW, slot: float = SLOT) -> None:
+                 window: int = WINDOW, slot: float = SLOT, retries: int = RETRIES) -> None:
         self._add, self._remove, self._published = add, remove, published
-        self.window, self.slot = window, slot
+        self.window, self.slot, self.retries = window, slot, retries
         self._queue: dict[str, tuple[Ports, str]] = {}  # in order of arrival
+        self._tries: dict[str, int] = {}  # attempts so far of a queued service
         self._adding: set[str] = set()
+        self._watching: set[str] = set()  # added, waiting to be published within the slot
         self._withdrawn: set[str] = set()
         self._more = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -62,6 +70,10 @@ class Publisher:
 
     def put(self, address: str, ports: Ports, key: str) -> None:
         """Queue a service to publish (its address without ``.onion``)."""
+        self._tries.pop(address, None)
+        self._enqueue(address, ports, key)
+
+    def _enqueue(self, address: str, ports: Ports, key: str) -> None:
         self._queue[address] = (ports, key)
         self._more.set()
         if self._task is None:
@@ -69,16 +81,20 @@ class Publisher:
                                                                 name="onion publisher")
 
     def withdraw(self, address: str) -> bool:
-        """Take a service back before tor has it.
+        """Take a service back: it is never published, or added, again.
 
         :returns: True if it was queued or being added (then it is never published, or
-          removed as soon as it is added); False if tor has it or never had it
+          removed as soon as it is added); False if tor has it (the caller removes it) or
+          never had it
         """
         if self._queue.pop(address, None) is not None:
+            self._tries.pop(address, None)
             return True
         if address in self._adding:
             self._withdrawn.add(address)
             return True
+        if address in self._watching:
+            self._withdrawn.add(address)  # the caller removes it; never added again
         return False
 
     async def _run(self) -> None:
@@ -107,9 +123,27 @@ class Publisher:
                 self._withdrawn.discard(address)
                 await self._remove(address)
                 return
-            if not await self._published(address, self.slot):
-                log.info("an onion service was not published within %g s; the next goes on",
-                         self.slot)
+            self._watching.add(address)
+            try:
+                published = await self._published(address, self.slot)
+            finally:
+                self._watching.discard(address)
+            if published or address in self._withdrawn:
+                self._withdrawn.discard(address)
+                self._tries.pop(address, None)
+                return
+            tries = self._tries.get(address, 0) + 1
+            if tries > self.retries:
+                self._tries.pop(address, None)
+                log.warning("an onion service was not published within %g s, %d times; "
+                            "tor publishes it when it rebuilds its descriptors",
+                            self.slot, tries)
+                return
+            log.info("an onion service was not published within %g s; adding it again",
+                     self.slot)
+            await self._remove(address)
+            self._tries[address] = tries
+            self._enqueue(address, ports, key)
         except ObtError as exc:
             log.warning("could not publish a stored onion service again: %s", exc)
         finally:
@@ -118,6 +152,7 @@ class Publisher:
     async def close(self) -> None:
         """Stop publishing; what is queued is dropped."""
         self._queue.clear()
+        self._tries.clear()
         tasks = [t for t in (self._task, *self._running) if t is not None]
         for task in tasks:
             task.cancel()

@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # the parts of a node, each given what it needs by the node
     ("parts", frozenset({
         "tracker", "multiplex", "relay", "trust", "mirror", "release", "stream", "scan",
-        "torrents", "swarm", "cast",
+        "torrents", "swarm", "cast", "watchdog",
     })),
     # the node: its lifetime, its operations, its faces (the control socket, the web UI) and
     # the daemon; the UI builds the operations' typed requests, as the control socket does

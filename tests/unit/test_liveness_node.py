@@ -21,6 +21,7 @@ from onionshare_bt.config import Config
 from onionshare_bt.engine.alerts import Event
 from onionshare_bt.node import Node
 from onionshare_bt.store import TorrentRow
+from onionshare_bt.watchdog import Watchdog
 
 
 def _row(tid: str, role: str = "download", state: str = "downloading") -> TorrentRow:
@@ -104,30 +105,39 @@ class FakeTasks:
         self.spawned.append(name)
 
 
+def _parts(rows, statuses, paths):
+    return SimpleNamespace(store=FakeStore(rows), engine=FakeEngine(statuses),
+                           bridges=FakeBridges(paths), tasks=FakeTasks(), peer_ids={})
+
+
 def _watched_node(tmp_path, rows, statuses, paths, stall_timeout=120.0):
     node = Node(Config(home=tmp_path, stall_timeout=stall_timeout))
-    node.parts = SimpleNamespace(store=FakeStore(rows), engine=FakeEngine(statuses),
-                                 bridges=FakeBridges(paths), tasks=FakeTasks(), peer_ids={})
+    node.parts = _parts(rows, statuses, paths)
     return node
 
 
-async def test_the_watchdog_closes_a_silent_path_and_the_download_says_why(tmp_path):
+def _watchdog(rows, statuses, paths, stall_timeout=120.0, gated=None) -> Watchdog:
+    return Watchdog(_parts(rows, statuses, paths), stall_timeout,
+                    set() if gated is None else gated)
+
+
+async def test_the_watchdog_closes_a_silent_path_and_the_download_says_why():
     dead = FakePath("d" * 40, "out", "a" * 56, "127.64.0.1:1000", down=500, active=1)
     alive = FakePath("d" * 40, "out", "b" * 56, "127.64.0.2:1000", down=700, active=1)
-    node = _watched_node(tmp_path, [_row("d" * 40)], {"d" * 40: (1000, 2)}, [dead, alive])
-    await node._watch_once(0.0)
+    dog = _watchdog([_row("d" * 40)], {"d" * 40: (1000, 2)}, [dead, alive])
+    await dog.watch_once(0.0)
     for t in range(2, 30, 2):
         alive.down += 4  # a keep-alive now and then
-        await node._watch_once(float(t))
-    assert node.parts.bridges.log == [] and node.silent_closed == 0
+        await dog.watch_once(float(t))
+    assert dog.parts.bridges.log == [] and dog.silent_closed == 0
     alive.down += 4
-    node.parts.engine.statuses["d" * 40] = (1000, 1)  # libtorrent saw that one go
-    await node._watch_once(30.0)
-    assert node.parts.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
-    assert node.silent_closed == 1
-    assert node.reasons["d" * 40] == ("no data from any peer for 30 s; 1 peer lost; "
+    dog.parts.engine.statuses["d" * 40] = (1000, 1)  # libtorrent saw that one go
+    await dog.watch_once(30.0)
+    assert dog.parts.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
+    assert dog.silent_closed == 1
+    assert dog.reasons["d" * 40] == ("no data from any peer for 30 s; 1 peer lost; "
                                       "1 silent connection closed")
-    assert "d" * 40 not in node.stalled
+    assert "d" * 40 not in dog.stalled
 
 
 def _peer(endpoint: str, payload: int, requests: int, incoming: bool = False):
@@ -136,7 +146,7 @@ def _peer(endpoint: str, payload: int, requests: int, incoming: bool = False):
                            incoming=incoming)
 
 
-async def test_a_peer_that_sends_keep_alives_but_never_the_blocks_asked_for_is_closed(tmp_path):
+async def test_a_peer_that_sends_keep_alives_but_never_the_blocks_asked_for_is_closed():
     """Keep-alives keep a path from being silent; a connection that owes blocks and
     brings none for the window is closed all the same. One that brings payload, and one we
     ask nothing of (it chokes us), stay."""
@@ -144,88 +154,88 @@ async def test_a_peer_that_sends_keep_alives_but_never_the_blocks_asked_for_is_c
     stuck = FakePath(tid, "out", "a" * 56, "127.64.0.1:1000", down=500, active=1)
     slow = FakePath(tid, "out", "b" * 56, "127.64.0.2:1000", down=700, active=1)
     choking = FakePath(tid, "out", "c" * 56, "127.64.0.3:1000", down=900, active=1)
-    node = _watched_node(tmp_path, [_row(tid)], {tid: (1000, 3)}, [stuck, slow, choking])
+    dog = _watchdog([_row(tid)], {tid: (1000, 3)}, [stuck, slow, choking])
     peers = {"stuck": _peer(stuck.endpoint, 5000, 40), "slow": _peer(slow.endpoint, 5000, 40),
              "choking": _peer(choking.endpoint, 5000, 0)}
-    node.parts.engine.peer_list[tid] = list(peers.values())
+    dog.parts.engine.peer_list[tid] = list(peers.values())
     for t in range(0, 30, 2):
         for path in (stuck, slow, choking):
             path.down += 4  # keep-alives on every path: none is silent
         peers["slow"].payload_down += 16384 * (t % 4 == 0)  # a block now and then
-        await node._watch_once(float(t))
-    assert node.parts.bridges.log == []
+        await dog.watch_once(float(t))
+    assert dog.parts.bridges.log == []
     for path in (stuck, slow, choking):
         path.down += 4
-    await node._watch_once(30.0)
-    assert node.parts.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
-    assert node.silent_closed == 1
-    assert "1 silent connection closed" in node.reasons[tid]
+    await dog.watch_once(30.0)
+    assert dog.parts.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
+    assert dog.silent_closed == 1
+    assert "1 silent connection closed" in dog.reasons[tid]
 
 
-async def test_owed_blocks_are_not_judged_for_a_gated_download_or_an_incoming_peer(tmp_path):
+async def test_owed_blocks_are_not_judged_for_a_gated_download_or_an_incoming_peer():
     tid = "9" * 40
     path = FakePath(tid, "out", "a" * 56, "127.64.0.1:1000", down=500, active=1)
-    node = _watched_node(tmp_path, [_row(tid)], {tid: (1000, 1)}, [path])
-    node.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40, incoming=True)]
+    dog = _watchdog([_row(tid)], {tid: (1000, 1)}, [path])
+    dog.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40, incoming=True)]
     for t in range(0, 64, 2):
         path.down += 4
-        await node._watch_once(float(t))
-    assert node.parts.bridges.log == []  # incoming: not one of our paths' endpoints
-    node.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40)]
-    node.gated.add(tid)  # waiting for relay credit: libtorrent asks for nothing that counts
+        await dog.watch_once(float(t))
+    assert dog.parts.bridges.log == []  # incoming: not one of our paths' endpoints
+    dog.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40)]
+    dog.gated.add(tid)  # waiting for relay credit: libtorrent asks for nothing that counts
     for t in range(64, 128, 2):
         path.down += 4
-        await node._watch_once(float(t))
-    assert node.parts.bridges.log == []
+        await dog.watch_once(float(t))
+    assert dog.parts.bridges.log == []
 
 
-async def test_losing_the_last_peer_shows_at_the_next_look_and_announces_again(tmp_path):
+async def test_losing_the_last_peer_shows_at_the_next_look_and_announces_again():
     tid = "e" * 40
     path = FakePath(tid, "out", "a" * 56, "127.64.0.9:1000", down=10, active=1)
-    node = _watched_node(tmp_path, [_row(tid)], {tid: (1000, 2)}, [path])
-    await node._watch_once(0.0)
-    node.parts.engine.statuses[tid] = (1000, 0)
+    dog = _watchdog([_row(tid)], {tid: (1000, 2)}, [path])
+    await dog.watch_once(0.0)
+    dog.parts.engine.statuses[tid] = (1000, 0)
     path.active = 0
-    await node._watch_once(2.0)
-    assert node.reasons[tid] == "2 peers lost; no peer connected"
-    assert node.parts.tasks.spawned == [f"announce:{tid}"]  # an announce at once
-    assert node.parts.engine.connected_to == [(tid, ("127.64.0.9", 1000))]
-    await node._watch_once(4.0)
-    assert node.parts.tasks.spawned == [f"announce:{tid}"]  # not at every look
+    await dog.watch_once(2.0)
+    assert dog.reasons[tid] == "2 peers lost; no peer connected"
+    assert dog.parts.tasks.spawned == [f"announce:{tid}"]  # an announce at once
+    assert dog.parts.engine.connected_to == [(tid, ("127.64.0.9", 1000))]
+    await dog.watch_once(4.0)
+    assert dog.parts.tasks.spawned == [f"announce:{tid}"]  # not at every look
 
 
-async def test_stalled_after_the_stall_timeout_and_cleared_by_progress(tmp_path):
+async def test_stalled_after_the_stall_timeout_and_cleared_by_progress():
     tid = "f" * 40
-    node = _watched_node(tmp_path, [_row(tid)], {tid: (1000, 1)}, [], stall_timeout=8.0)
-    await node._watch_once(0.0)
-    await node._watch_once(8.0)
-    assert tid in node.stalled and node.reasons[tid] == "no data from any peer for 8 s"
-    node.parts.engine.statuses[tid] = (2000, 1)
-    await node._watch_once(10.0)
-    assert tid not in node.stalled and tid not in node.reasons
+    dog = _watchdog([_row(tid)], {tid: (1000, 1)}, [], stall_timeout=8.0)
+    await dog.watch_once(0.0)
+    await dog.watch_once(8.0)
+    assert tid in dog.stalled and dog.reasons[tid] == "no data from any peer for 8 s"
+    dog.parts.engine.statuses[tid] = (2000, 1)
+    await dog.watch_once(10.0)
+    assert tid not in dog.stalled and tid not in dog.reasons
 
 
-async def test_downloads_not_downloading_or_gated_have_no_reason(tmp_path):
+async def test_downloads_not_downloading_or_gated_have_no_reason():
     rows = [_row("a" * 40, state="complete"), _row("b" * 40), _row("c" * 40, role="share",
                                                                     state="seeding")]
     statuses = {r.id: (0, 0) for r in rows}
-    node = _watched_node(tmp_path, rows, statuses, [])
-    node.gated.add("b" * 40)
-    await node._watch_once(0.0)
-    await node._watch_once(50.0)
-    assert node.reasons == {} and node.stalled == set()
+    dog = _watchdog(rows, statuses, [])
+    dog.gated.add("b" * 40)
+    await dog.watch_once(0.0)
+    await dog.watch_once(50.0)
+    assert dog.reasons == {} and dog.stalled == set()
 
 
-async def test_a_silent_share_path_is_closed_too(tmp_path):
+async def test_a_silent_share_path_is_closed_too():
     """A seeder's inbound path whose downloaders all went silent (kill -9, SIGSTOP)."""
     sid = "c" * 40
     path = FakePath(sid, "in", "c" * 56, "127.0.0.1:4000", down=99, active=2)
-    node = _watched_node(tmp_path, [_row(sid, role="share", state="seeding")],
+    dog = _watchdog([_row(sid, role="share", state="seeding")],
                          {sid: (10, 0)}, [path])
     for t in range(0, 32, 2):
-        await node._watch_once(float(t))
-    assert node.parts.bridges.log == ["bridges.close_connections:127.0.0.1:4000"]
-    assert node.silent_closed == 2
+        await dog.watch_once(float(t))
+    assert dog.parts.bridges.log == ["bridges.close_connections:127.0.0.1:4000"]
+    assert dog.silent_closed == 2
 
 
 # -- the stop sequence -----------------------------------------------------------------

@@ -22,7 +22,7 @@ from onionshare_bt.errors import UsageError
 from onionshare_bt.ops import requests as rq
 from onionshare_bt.relay.core import Allowance
 
-from .test_liveness_node import FakePath, _row, _watched_node
+from .test_liveness_node import FakePath, _row, _watched_node, _watchdog
 
 TID = "ab" * 20
 
@@ -133,22 +133,22 @@ async def test_a_restored_download_keeps_its_pause_and_announces_only_when_not_p
     assert parts.spawned == announced
 
 
-async def test_the_watchdog_never_calls_a_paused_download_stalled(tmp_path):
+async def test_the_watchdog_never_calls_a_paused_download_stalled():
     """No progress and no peer for far past the stall timeout: no verdict, no reason, no
     announce, no dial, and no path of it closed for owing blocks."""
     path = FakePath(TID, "out", "a" * 56, "127.64.0.1:1000", down=500, active=0)
-    node = _watched_node(tmp_path, [_row(TID)], {TID: (1000, 0)}, [path], stall_timeout=8.0)
-    await node._watch_once(0.0)
-    await node._watch_once(10.0)
-    assert TID in node.stalled  # the same download, not paused, is stalled
-    node.parts.tasks.spawned.clear()
-    node.parts.engine.connected_to.clear()
-    node.parts.store.rows[TID] = _row(TID, state="paused")
+    dog = _watchdog([_row(TID)], {TID: (1000, 0)}, [path], stall_timeout=8.0)
+    await dog.watch_once(0.0)
+    await dog.watch_once(10.0)
+    assert TID in dog.stalled  # the same download, not paused, is stalled
+    dog.parts.tasks.spawned.clear()
+    dog.parts.engine.connected_to.clear()
+    dog.parts.store.rows[TID] = _row(TID, state="paused")
     for t in range(12, 200, 2):
-        await node._watch_once(float(t))
-    assert node.stalled == set() and node.reasons == {}
-    assert node.parts.tasks.spawned == [] and node.parts.engine.connected_to == []
-    assert node.parts.bridges.log == []
+        await dog.watch_once(float(t))
+    assert dog.stalled == set() and dog.reasons == {}
+    assert dog.parts.tasks.spawned == [] and dog.parts.engine.connected_to == []
+    assert dog.parts.bridges.log == []
 
 
 async def test_the_ratio_gate_never_closes_on_a_paused_download(tmp_path, monkeypatch):

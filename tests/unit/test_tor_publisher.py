@@ -68,13 +68,13 @@ def test_at_most_a_window_is_published_at_once_and_the_next_goes_when_one_is_don
 def test_a_service_never_published_gives_its_place_up_after_the_slot_time():
     async def run():
         tor = FakeTor()
-        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=0.05)
+        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=0.05, retries=0)
         pub.put("a", {}, "a")
         pub.put("b", {}, "b")
         await _settle()
         assert tor.added == ["a"]
         await asyncio.sleep(0.2)
-        assert tor.added == ["a", "b"]
+        assert tor.added == ["a", "b"] and tor.removed == []
         await pub.close()
     asyncio.run(run())
 
@@ -122,5 +122,33 @@ def test_close_drops_the_queue_and_a_later_put_starts_again():
         pub.put("c", {}, "c")
         await _settle()
         assert tor.added == ["a", "c"]
+        await pub.close()
+    asyncio.run(run())
+
+
+def test_a_service_not_published_in_its_slot_is_added_again_a_bounded_number_of_times():
+    async def run():
+        tor = FakeTor()
+        pub = Publisher(tor.add, tor.remove, tor.published, window=2, slot=0.05, retries=2)
+        pub.put("stuck", {}, "stuck")
+        pub.put("fine", {}, "fine")
+        await _settle()
+        tor.done["fine"].set()
+        await asyncio.sleep(0.5)
+        assert tor.added.count("stuck") == 3 and tor.removed == ["stuck", "stuck"]
+        assert tor.added.count("fine") == 1 and pub.waiting == 0
+        await pub.close()
+    asyncio.run(run())
+
+
+def test_a_service_removed_while_it_waits_for_publication_is_not_added_again():
+    async def run():
+        tor = FakeTor()
+        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=0.1, retries=2)
+        pub.put("a", {}, "a")
+        await _settle()
+        assert pub.withdraw("a") is False  # tor has it: the caller removes it
+        await asyncio.sleep(0.3)
+        assert tor.added == ["a"] and tor.removed == [] and pub.waiting == 0
         await pub.close()
     asyncio.run(run())
