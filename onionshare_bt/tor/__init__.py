@@ -5,6 +5,9 @@ speaks HTTP through Tor.
 - :mod:`.torrc`: finding tor, torrc texts, what tor accepts (pure helpers).
 - :mod:`.client`: :class:`~.client.TorClient`, the node's own tor: bootstrap, onion
   services (``ADD_ONION``), status.
+- :mod:`.uploads`: when an onion service counts as published (its descriptor uploads, pure).
+- :mod:`.publisher`: stored onion services published again a few at a time.
+- :mod:`.stale`: a tor an earlier run left on the data dir.
 - :mod:`.relay`: the relay's separate tor process.
 - :mod:`.socks`: asyncio SOCKS5 dialling through tor, with tor's reply codes in words (the
   one SOCKS client and the one table of its errors).

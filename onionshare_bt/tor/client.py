@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import time
-import signal
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,6 +30,7 @@ from onionshare_bt.tor.torrc import (
     bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap, render,
 )
 from onionshare_bt.tor.publisher import Publisher
+from onionshare_bt.tor.stale import STALE_PID_FILE, reap_stale
 from onionshare_bt.tor.uploads import Uploads
 
 __all__ = ["TorClient"]
@@ -144,7 +144,7 @@ class TorClient:
         (self.data_dir / "empty").write_bytes(b"")
         port_file = self.data_dir / "control_port"
         port_file.unlink(missing_ok=True)
-        _reap_stale(self.data_dir)
+        reap_stale(self.data_dir)
         (self.data_dir / "torrc").write_text(self._torrc(), encoding="utf-8")
         return port_file
 
@@ -490,28 +490,3 @@ class TorClient:
         controller.remove_status_listener(self._on_state)
         controller.close()
 
-
-STALE_PID_FILE = "tor.pid"
-
-
-def _reap_stale(data_dir: Path, grace: float = 5.0) -> None:
-    """Stop a tor an earlier run of ours left on this data dir (its owner was killed).
-
-    tor notices a dead owner only after a while and holds the data dir's lock until then.
-    Only a process that is tor *and* runs our torrc in this data dir is signalled.
-    """
-    pid_file = data_dir / STALE_PID_FILE
-    try:
-        pid = int(pid_file.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return
-    if not cmdline or Path(cmdline[0].decode()).name != "tor" or str(data_dir / "torrc").encode() not in cmdline:
-        return
-    log.warning("stopping tor %d left over from an earlier run", pid)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
