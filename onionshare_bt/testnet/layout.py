@@ -24,7 +24,12 @@ __all__ = [
 Options = list[tuple[str, str]]
 
 AUTHORITIES = 3
-VOTING_INTERVAL = 10
+#: seconds between consensuses. Onion-service time periods last 24 of them on a testing
+#: network (on Tor's, a day): at each turn every service uploads its next descriptor at once.
+#: At 10 s (tor's floor) a node with 200 services met a turn every 4 minutes, and a turn's
+#: burst left its tor unresponsive for 30 s and its uploads unanswered for minutes
+#: (bench/results/restart-republication.md); 20 s makes a period 8 minutes
+VOTING_INTERVAL = 20
 VOTE_DELAY = 2
 DIST_DELAY = 2
 #: seconds between launch and the authorities' first vote

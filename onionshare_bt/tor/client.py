@@ -85,7 +85,8 @@ class TorClient:
         self._ready: asyncio.Future[None] | None = None
         self._uploads = Uploads()
         self._full: dict[str, list[asyncio.Future[None]]] = {}  # wait_published's waiters
-        self._publisher = Publisher(self._add_stored, self._remove_added, self.wait_published)
+        self._publisher = Publisher(self._add_stored, self.remove_onion, self.wait_published,
+                                    self._uploads.uploaded_once)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     @property
@@ -376,10 +377,11 @@ class TorClient:
         self._publisher.put(parse_onion(address), ports, key)
 
     async def _add_stored(self, ports: dict[int, tuple[str, int]], key: str) -> None:
-        await self.add_onion(ports, key, await_publication=False)
-
-    async def _remove_added(self, address: str) -> None:
-        await self.remove_onion(address)
+        try:
+            await self.add_onion(ports, key, await_publication=False)
+        except TorError as exc:  # an earlier ADD_ONION tor answered too late: it has it
+            if "collision" not in str(exc).lower():
+                raise
 
     async def wait_published(self, address: str, timeout: float) -> bool:
         """Wait until tor has published **address** (:mod:`.uploads`).

@@ -1,7 +1,7 @@
 """Stored onion services are published a few at a time: :mod:`onionshare_bt.tor.publisher`."""
 import asyncio
 
-from onionshare_bt.errors import TorError
+from onionshare_bt.errors import Timeout, TorError
 from onionshare_bt.tor.publisher import Publisher
 
 
@@ -14,8 +14,10 @@ class FakeTor:
         self.added: list[str] = []
         self.removed: list[str] = []
         self.refuse = refuse
+        self.slow: dict[str, int] = {}  # key -> ADD_ONIONs tor leaves unanswered in time
         self.done: dict[str, asyncio.Event] = {}
         self.most_at_once = 0
+        self.partly: set[str] = set()  # one descriptor stored, uploads still under way
 
     def publishing(self) -> int:
         return sum(1 for a in self.added if not self.done[a].is_set() and a not in self.removed)
@@ -24,12 +26,18 @@ class FakeTor:
         await self.answer.wait()
         if key in self.refuse:
             raise TorError("tor refused the request")
+        if self.slow.get(key, 0) > 0:
+            self.slow[key] -= 1
+            raise Timeout("tor did not answer a control command in 30 s")
         self.added.append(key)  # the tests use the address as the key
         self.done.setdefault(key, asyncio.Event())
         self.most_at_once = max(self.most_at_once, self.publishing())
 
     async def remove(self, address) -> None:
         self.removed.append(address)
+
+    def stored(self, address) -> bool:
+        return address in self.partly or (address in self.done and self.done[address].is_set())
 
     async def published(self, address, timeout) -> bool:
         try:
@@ -48,7 +56,7 @@ async def _settle() -> None:
 def test_at_most_a_window_is_published_at_once_and_the_next_goes_when_one_is_done():
     async def run():
         tor = FakeTor()
-        pub = Publisher(tor.add, tor.remove, tor.published, window=3, slot=60)
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=3, slot=60)
         for i in range(7):
             pub.put(f"o{i}", {80: ("127.0.0.1", 1)}, f"o{i}")
         await _settle()
@@ -68,7 +76,7 @@ def test_at_most_a_window_is_published_at_once_and_the_next_goes_when_one_is_don
 def test_a_service_never_published_gives_its_place_up_after_the_slot_time():
     async def run():
         tor = FakeTor()
-        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=0.05, retries=0)
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=0.05, retries=0)
         pub.put("a", {}, "a")
         pub.put("b", {}, "b")
         await _settle()
@@ -82,7 +90,7 @@ def test_a_service_never_published_gives_its_place_up_after_the_slot_time():
 def test_a_refused_service_does_not_stop_the_others():
     async def run():
         tor = FakeTor(refuse=frozenset({"bad"}))
-        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=60)
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=60)
         for key in ("bad", "good"):
             pub.put(key, {}, key)
         await _settle()
@@ -94,7 +102,7 @@ def test_a_refused_service_does_not_stop_the_others():
 def test_a_withdrawn_service_is_never_added_or_is_removed_once_added():
     async def run():
         tor = FakeTor()
-        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=60)
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=60)
         tor.answer.clear()
         for key in ("a", "b", "c"):
             pub.put(key, {}, key)
@@ -113,7 +121,7 @@ def test_a_withdrawn_service_is_never_added_or_is_removed_once_added():
 def test_close_drops_the_queue_and_a_later_put_starts_again():
     async def run():
         tor = FakeTor()
-        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=60)
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=60)
         pub.put("a", {}, "a")
         pub.put("b", {}, "b")
         await _settle()
@@ -129,7 +137,7 @@ def test_close_drops_the_queue_and_a_later_put_starts_again():
 def test_a_service_not_published_in_its_slot_is_added_again_a_bounded_number_of_times():
     async def run():
         tor = FakeTor()
-        pub = Publisher(tor.add, tor.remove, tor.published, window=2, slot=0.05, retries=2)
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=2, slot=0.05, retries=2)
         pub.put("stuck", {}, "stuck")
         pub.put("fine", {}, "fine")
         await _settle()
@@ -144,11 +152,49 @@ def test_a_service_not_published_in_its_slot_is_added_again_a_bounded_number_of_
 def test_a_service_removed_while_it_waits_for_publication_is_not_added_again():
     async def run():
         tor = FakeTor()
-        pub = Publisher(tor.add, tor.remove, tor.published, window=1, slot=0.1, retries=2)
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=0.1, retries=2)
         pub.put("a", {}, "a")
         await _settle()
         assert pub.withdraw("a") is False  # tor has it: the caller removes it
         await asyncio.sleep(0.3)
         assert tor.added == ["a"] and tor.removed == [] and pub.waiting == 0
+        await pub.close()
+    asyncio.run(run())
+
+
+def test_a_service_with_a_stored_descriptor_is_left_to_tor_when_its_slot_ends():
+    async def run():
+        tor = FakeTor()
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=0.05,
+                        retries=2)
+        pub.put("slow", {}, "slow")
+        pub.put("next", {}, "next")
+        await _settle()
+        tor.partly.add("slow")  # a descriptor stored, the other uploads not answered yet
+        await asyncio.sleep(0.3)
+        # not removed (its introduction points may serve clients already), not added again;
+        # its place goes to the next one
+        assert tor.added.count("slow") == 1 and "slow" not in tor.removed
+        assert tor.added[:2] == ["slow", "next"]
+        await pub.close()
+    asyncio.run(run())
+
+
+def test_an_add_tor_did_not_answer_in_time_is_queued_again_within_the_retries():
+    async def run():
+        tor = FakeTor()
+        tor.slow = {"busy": 2, "hopeless": 9}
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=60,
+                        retries=3)
+        pub.put("busy", {}, "busy")
+        pub.put("hopeless", {}, "hopeless")
+        for _ in range(10):
+            await _settle()
+        assert tor.added.count("busy") == 1 and tor.slow["busy"] == 0  # the third try
+        tor.done["busy"].set()
+        for _ in range(10):
+            await _settle()
+        assert tor.slow["hopeless"] == 9 - 4 and "hopeless" not in tor.added  # 1 + 3 tries
+        assert pub.waiting == 0 and tor.removed == []
         await pub.close()
     asyncio.run(run())

@@ -71,3 +71,30 @@ def test_forget_drops_everything():
     uploads.stored(A, HSDIRS[0])
     uploads.forget(A)
     assert not uploads.uploaded_once(A) and not uploads.published(A, now=GIVE_UP * 2)
+
+
+def test_a_round_started_after_the_first_store_does_not_hold_publication_back():
+    """A time period turns while the first round is still being answered: the new round's
+    uploads (which tor may leave unanswered for minutes) do not count, the first round's do."""
+    uploads = Uploads()
+    _burst(uploads, A, now=0.0)
+    uploads.stored(A, HSDIRS[0])  # the first round is the 14 started so far
+    _burst(uploads, A, now=30.0)  # the turn: 14 more, never answered
+    for i, hsdir in enumerate(HSDIRS):
+        for _descriptor in ("current", "next"):
+            if (i, _descriptor) != (0, "current"):
+                assert not uploads.published(A, now=31.0)
+                uploads.stored(A, hsdir)
+    assert uploads.published(A, now=31.0)
+
+
+def test_the_first_round_still_counts_when_a_later_one_has_begun():
+    uploads = Uploads()
+    uploads.started(A, HSDIRS[0], 0.0)
+    uploads.started(A, HSDIRS[1], 0.0)
+    uploads.stored(A, HSDIRS[0])
+    uploads.started(A, HSDIRS[0], 30.0)  # a later round, answered at once
+    uploads.stored(A, HSDIRS[0])
+    assert not uploads.published(A, now=31.0)  # HSDIRS[1] may still hold the old descriptor
+    uploads.failed(A, HSDIRS[1])
+    assert uploads.published(A, now=32.0)
