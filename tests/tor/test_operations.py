@@ -78,7 +78,9 @@ def test_list_and_status_json_follow_the_documented_schema(pair, tmp_path):
 
 def test_ctrl_c_leaves_the_download_running_and_get_reattaches(pair, tmp_path):
     seeder, leecher, _ = pair
-    src = make_share(tmp_path, 24)
+    # large enough to be still arriving when Ctrl-C comes: 24 MB once finished between the
+    # first byte seen through `obt list` and the signal (get exited 0, not 130)
+    src = make_share(tmp_path, 96)
     info = seeder.json("share", str(src))
     out = tmp_path / "out"
     proc = leecher.popen("get", info["uri"], "-o", str(out))
