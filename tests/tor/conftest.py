@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -130,9 +131,13 @@ class Node:
         )
 
     def popen(self, *args: str) -> subprocess.Popen:
+        # as from a terminal: Ctrl-C interrupts. A suite started as a background job of a
+        # shell without job control inherits SIGINT ignored, and so would the command (a
+        # Ctrl-C test then saw `obt get` run to the end and exit 0)
         return subprocess.Popen(
             [sys.executable, "-m", "onionshare_bt", *args], env=self.env(),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
     def json(self, *args: str, timeout: float = CLI_TIMEOUT):

@@ -14,6 +14,7 @@ import pytest
 
 from .conftest import Node
 from .test_node_lifecycle import row, settled, wait_until
+from .test_liveness import look
 from .test_share_get import digests
 
 #: the documented schemas (man/obt.1): key -> type(s)
@@ -78,14 +79,14 @@ def test_list_and_status_json_follow_the_documented_schema(pair, tmp_path):
 
 def test_ctrl_c_leaves_the_download_running_and_get_reattaches(pair, tmp_path):
     seeder, leecher, _ = pair
-    # large enough to be still arriving when Ctrl-C comes: 24 MB once finished between the
-    # first byte seen through `obt list` and the signal (get exited 0, not 130)
-    src = make_share(tmp_path, 96)
+    src = make_share(tmp_path, 24)
     info = seeder.json("share", str(src))
     out = tmp_path / "out"
     proc = leecher.popen("get", info["uri"], "-o", str(out))
-    wait_until(lambda: (row(leecher, info["infohash"]) or {}).get("done", 0) > 0, 120,
-               "the first payload byte")
+    # asked through the control socket (milliseconds), not `obt list` (a process start each):
+    # the signal must come while the download runs
+    wait_until(lambda: (look(leecher, info["infohash"]) or {}).get("done", 0) > 0, 120,
+               "the first payload byte", step=0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
