@@ -134,7 +134,12 @@ class Publisher:
                 # tor was too busy to answer (measured: 16 of 200 at a time-period turn);
                 # it may still add the service late, so the next try may meet a collision,
                 # which the caller's add takes as done
-                if address not in self._withdrawn and self._again(address, ports, key):
+                self._adding.discard(address)
+                if address in self._withdrawn:  # taken back meanwhile: tor may have it
+                    self._withdrawn.discard(address)
+                    await self._remove(address)  # sent after the late ADD_ONION's answer
+                    return
+                if self._again(address, ports, key):
                     log.info("tor did not answer ADD_ONION in time; queued again")
                     return
                 raise

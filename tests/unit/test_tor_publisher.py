@@ -198,3 +198,19 @@ def test_an_add_tor_did_not_answer_in_time_is_queued_again_within_the_retries():
         assert pub.waiting == 0 and tor.removed == []
         await pub.close()
     asyncio.run(run())
+
+
+def test_a_service_taken_back_while_its_add_times_out_is_removed_from_tor():
+    async def run():
+        tor = FakeTor()
+        tor.slow = {"late": 1}
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=60)
+        tor.answer.clear()
+        pub.put("late", {}, "late")
+        await _settle()
+        assert pub.withdraw("late") is True  # being added
+        tor.answer.set()  # tor answers too late: Timeout (it may add it after all)
+        await _settle()
+        assert tor.removed == ["late"] and pub.waiting == 0 and "late" not in tor.added
+        await pub.close()
+    asyncio.run(run())
