@@ -224,7 +224,11 @@ def status_text(info: dict) -> str:
 def _unpublished(info: dict) -> str:
     """After a start or a tor restart, tor uploads the onions' descriptors as it can."""
     waiting = info["onions"] - info.get("published", info["onions"])
-    return f" ({waiting} not yet published)" if waiting > 0 else ""
+    if waiting <= 0:
+        return ""
+    parts = [f"{n} {state}" for state, n in info.get("publishing", {}).items()
+             if state != "published" and n]
+    return f" ({waiting} not yet published" + (f": {', '.join(parts)})" if parts else ")")
 
 
 def relay_text(info: dict) -> str:

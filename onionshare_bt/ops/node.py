@@ -46,6 +46,7 @@ class NodeOps:
     async def status(self, req: rq.Status) -> rs.StatusInfo:
         tor = self.parts.tor
         onions = self.parts.store.onions.all()
+        publication = tor.publication(o.address for o in onions)
         try:
             boot = await tor.bootstrap_status()
         except TorError as exc:  # tor died; the watchdog is restarting it
@@ -60,7 +61,8 @@ class NodeOps:
                     "restarts": self.lifetime.tor_restarts},
             "engine": {"listen_port": self.parts.engine.listen_port},
             "onions": len(onions),
-            "published": tor.count_published(o.address for o in onions),
+            "published": publication["published"],
+            "publishing": publication,
             "torrents": len(self.parts.store.torrents.all()),
             "bridges": self.parts.bridges.usage(),
             **self.lifetime.health(),

@@ -115,8 +115,12 @@ class StatusInfo(TypedDict, total=False):
     tor: dict
     engine: dict
     onions: int
-    #: how many of them this tor has uploaded a descriptor for since it started
+    #: how many of them this tor has published since it started (tor/uploads.py)
     published: int
+    #: every onion by where it stands: published, uploading (a descriptor stored, its
+    #: first round of uploads under way), unstored (none stored yet), queued (waiting for
+    #: its turn to be given to tor, tor/publisher.py)
+    publishing: dict
     torrents: int
     bridges: dict
     loop_lag_max_ms: float

@@ -46,6 +46,7 @@ LAUNCH_TIMEOUT = 30.0
 TERM_GRACE = 3.0
 KILL_TIMEOUT = 5.0
 _KEY_TYPE = "ED25519-V3"
+_PUBLICATION = ("published", "uploading", "unstored", "queued")
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -416,12 +417,15 @@ class TorClient:
             if not mine:
                 waiters.pop(address, None)
 
-    def count_published(self, addresses: Iterable[str]) -> int:
-        """How many of **addresses** (without ``.onion``) this tor has published since it
-        started: a descriptor stored and no upload still under way (see :mod:`.uploads`).
-        After a restart, the others may still answer with their old, dead descriptors."""
-        now = time.monotonic()
-        return sum(1 for a in addresses if self._uploads.published(a, now))
+    def publication(self, addresses: Iterable[str]) -> dict[str, int]:
+        """How many of **addresses** (without ``.onion``) are ``published`` since this tor
+        started (see :mod:`.uploads`), ``uploading``, ``unstored`` or ``queued`` (waiting
+        for their turn, :mod:`.publisher`). Until published, a client may get an old
+        descriptor from before a restart, with dead introduction points."""
+        now, counts = time.monotonic(), dict.fromkeys(_PUBLICATION, 0)
+        for a in addresses:
+            counts["queued" if self._publisher.queued(a) else self._uploads.state(a, now)] += 1
+        return counts
 
     async def _await_published(self, address: str, timeout: float) -> None:
         if self._uploads.uploaded_once(address):

@@ -18,10 +18,15 @@ published at a time, each holding its place until tor has published it
   fourteen fresh uploads. Measured on the private network with 200 services: 14 services
   added when tor's uploads slowed had their first descriptor stored 35-83 s after being
   added, half of their uploads still under way at 60 s;
-- a service none of whose uploads was stored is removed and queued again, up to
-  :data:`RETRIES` times: tor uploads a descriptor again only when it rebuilds it (in an
-  hour or two on Tor's network), and a new service gets new descriptors at once (a later
-  revision counter, so HSDirs take them).
+- a service none of whose uploads was stored is removed and queued again, each time with a
+  longer slot (doubled, up to :data:`LONGEST_SLOT`), for as long as the node hosts it: tor
+  uploads a descriptor again only when it rebuilds it (in an hour or two on Tor's network),
+  and a new service gets new descriptors at once (a later revision counter, so HSDirs take
+  them). A service given up after a few tries stayed unreachable: CI once saw 11 of 200
+  not published 420 s after a restart, with three retries.
+
+An ``ADD_ONION`` tor did not answer in time is queued again too (tor may add it late: the
+next try meets a collision, which the caller's ``add`` counts as added).
 
 The addresses are known from the store, so a share's URI is shown at once; ``obt node
 status`` counts what is published.
@@ -35,17 +40,16 @@ from collections.abc import Awaitable, Callable
 
 from onionshare_bt.errors import ObtError, Timeout
 
-__all__ = ["RETRIES", "SLOT", "WINDOW", "Publisher"]
+__all__ = ["LONGEST_SLOT", "SLOT", "WINDOW", "Publisher"]
 
 log = logging.getLogger(__name__)
 
 #: services being published at once
 WINDOW = 16
-#: seconds one service may hold its place in the window
+#: seconds one service may hold its place in the window, at its first try
 SLOT = 60.0
-#: times a service is queued again: not published within its slot (removed first), or
-#: tor did not answer its ADD_ONION in time
-RETRIES = 3
+#: the slot doubles with each try of a service not published in its slot, up to this
+LONGEST_SLOT = 240.0
 
 Ports = dict[int, tuple[str, int]]
 
@@ -63,12 +67,13 @@ class Publisher:
                  remove: Callable[[str], Awaitable[None]],
                  published: Callable[[str, float], Awaitable[bool]],
                  stored: Callable[[str], bool], *,
-                 window: int = WINDOW, slot: float = SLOT, retries: int = RETRIES) -> None:
+                 window: int = WINDOW, slot: float = SLOT,
+                 longest_slot: float = LONGEST_SLOT) -> None:
         self._add, self._remove, self._published = add, remove, published
         self._stored = stored
-        self.window, self.slot, self.retries = window, slot, retries
+        self.window, self.slot, self.longest_slot = window, slot, longest_slot
         self._queue: dict[str, tuple[Ports, str]] = {}  # in order of arrival
-        self._tries: dict[str, int] = {}  # attempts so far of a queued service
+        self._tries: dict[str, int] = {}  # slots a queued service was not published in
         self._adding: set[str] = set()
         self._watching: set[str] = set()  # added, waiting to be published within the slot
         self._withdrawn: set[str] = set()
@@ -80,6 +85,10 @@ class Publisher:
     def waiting(self) -> int:
         """Services queued or being added, not yet known to tor."""
         return len(self._queue) + len(self._adding)
+
+    def queued(self, address: str) -> bool:
+        """Whether **address** is queued or being added (tor does not host it yet)."""
+        return address in self._queue or address in self._adding
 
     def put(self, address: str, ports: Ports, key: str) -> None:
         """Queue a service to publish (its address without ``.onion``)."""
@@ -108,6 +117,7 @@ class Publisher:
             return True
         if address in self._watching:
             self._withdrawn.add(address)  # the caller removes it; never added again
+            self._tries.pop(address, None)
         return False
 
     async def _run(self) -> None:
@@ -139,49 +149,39 @@ class Publisher:
                     self._withdrawn.discard(address)
                     await self._remove(address)  # sent after the late ADD_ONION's answer
                     return
-                if self._again(address, ports, key):
-                    log.info("tor did not answer ADD_ONION in time; queued again")
-                    return
-                raise
+                log.warning("tor did not answer ADD_ONION for a stored onion service in "
+                            "time; queued again")
+                self._enqueue(address, ports, key)
+                return
             finally:
                 self._adding.discard(address)
             if address in self._withdrawn:
                 self._withdrawn.discard(address)
                 await self._remove(address)
                 return
-            self._watching.add(address)
+            self._watching.add(address)  # until decided: a withdraw() meanwhile is seen
             try:
-                published = await self._published(address, self.slot)
+                tries = self._tries.get(address, 0)
+                slot = min(self.slot * 2 ** tries, max(self.slot, self.longest_slot))
+                if (await self._published(address, slot) or address in self._withdrawn
+                        or self._stored(address)):
+                    self._tries.pop(address, None)
+                    return
+                log.warning("no descriptor of an onion service was stored within %g s (try "
+                            "%d); adding it again", slot, tries + 1)
+                await self._remove(address)
+                if address not in self._withdrawn:  # not taken back while it was removed
+                    self._tries[address] = tries + 1
+                    self._enqueue(address, ports, key)
             finally:
                 self._watching.discard(address)
-            if published or address in self._withdrawn or self._stored(address):
                 self._withdrawn.discard(address)
-                self._tries.pop(address, None)
-                return
-            if self._tries.get(address, 0) >= self.retries:
-                self._tries.pop(address, None)
-                log.warning("no descriptor of an onion service was stored within %g s, %d "
-                            "times; tor publishes it when it rebuilds its descriptors",
-                            self.slot, self.retries + 1)
-                return
-            log.info("no descriptor of an onion service was stored within %g s; adding it "
-                     "again", self.slot)
-            await self._remove(address)
-            self._again(address, ports, key)
         except ObtError as exc:
             log.warning("could not publish a stored onion service again: %s", exc)
+        except Exception:  # a bug must not end this service's publication silently
+            log.exception("publishing a stored onion service failed")
         finally:
             slots.release()
-
-    def _again(self, address: str, ports: Ports, key: str) -> bool:
-        """Queue **address** once more if it has tries left. :returns: True if queued."""
-        tries = self._tries.get(address, 0) + 1
-        if tries > self.retries:
-            self._tries.pop(address, None)
-            return False
-        self._tries[address] = tries
-        self._enqueue(address, ports, key)
-        return True
 
     async def close(self) -> None:
         """Stop publishing; what is queued is dropped."""

@@ -83,6 +83,13 @@ class Uploads:
         """:returns: True once any descriptor of **address** reached an HSDir."""
         return address in self._first_round
 
+    def state(self, address: str, now: float) -> str:
+        """``published``; ``uploading`` (a descriptor stored, its first round under way);
+        or ``unstored`` (no descriptor stored yet)."""
+        if self.published(address, now):
+            return "published"
+        return "uploading" if address in self._first_round else "unstored"
+
     def published(self, address: str, now: float) -> bool:
         """:returns: True if a descriptor of **address** was stored and, at some point since,
           no upload of its first round was under way (none younger than :data:`GIVE_UP`

@@ -127,8 +127,11 @@ class FakeTorClient:
     async def relay_flags(self, fingerprint: str) -> list[str] | None:
         return None
 
-    def count_published(self, addresses) -> int:
-        return sum(1 for a in addresses if a in self.published)
+    def publication(self, addresses) -> dict[str, int]:
+        addresses = list(addresses)
+        published = sum(1 for a in addresses if a in self.published)
+        return {"published": published, "uploading": 0,
+                "unstored": len(addresses) - published, "queued": 0}
 
     async def add_onion(self, ports, key=None, *, await_publication=True, timeout=60.0):
         from onionshare_bt.trust.identity import SigningKey, expand_seed

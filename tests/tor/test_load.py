@@ -234,16 +234,22 @@ def test_a_node_with_a_hundred_shares_restarts_and_republishes_them_all(
         # upload stored or refused, none under way: tor/uploads.py); until then a client
         # may get an HSDir's pre-restart descriptor, whose introduction points are dead
         started = time.monotonic()
-        deadline, status = started + REPUBLISH_TIMEOUT, {}
+        deadline, status, seen = started + REPUBLISH_TIMEOUT, {}, 0.0
+        figures["publishing"] = {}  # every 30 s: where the onions stand
         while time.monotonic() < deadline:
             status = node.json("node", "status")
+            if time.monotonic() - seen >= 30:
+                seen = time.monotonic()
+                figures["publishing"][round(seen - started)] = {
+                    k: v for k, v in status["publishing"].items() if v}
             if status["published"] == status["onions"]:
                 break
             time.sleep(2)
         figures["republish_s"] = round(time.monotonic() - started, 1)
         assert status["published"] == status["onions"] == 2 * SHARES, (
             f"{status['onions'] - status['published']} of {status['onions']} onions not "
-            f"published again {REPUBLISH_TIMEOUT} s after the restart")
+            f"published again {REPUBLISH_TIMEOUT} s after the restart: {figures}\n"
+            f"{node.log()}")
 
         # through another node's tor: every sampled URI answers with its own .torrent, and
         # no attempt meets a stale descriptor (SOCKS 0xF2, introduction failed). When the

@@ -22,23 +22,29 @@ def _info(onions: int, published: int) -> dict:
 def test_the_status_line_names_onions_not_yet_published():
     assert "onions: 200 (63 not yet published)," in status_text(_info(200, 137))
     assert "onions: 200, torrents" in status_text(_info(200, 200))
+    info = {**_info(200, 137), "publishing": {"published": 137, "uploading": 50,
+                                              "unstored": 0, "queued": 13}}
+    assert ("onions: 200 (63 not yet published: 50 uploading, 13 queued),"
+            in status_text(info))
 
 
 def test_an_onion_counts_once_its_last_upload_ended_and_a_removed_one_no_longer(tmp_path):
     tor = TorClient(tmp_path / "tor", Network.public())
     tor._loop = asyncio.new_event_loop()
     try:
-        assert tor.count_published([A, B]) == 0
+        assert tor.publication([A, B]) == {"published": 0, "uploading": 0, "unstored": 2,
+                                           "queued": 0}
         for hsdir in ("$H1", "$H2"):
             tor._upload_started(A, hsdir)
         tor._uploaded(A, "$H1")
-        assert tor.count_published([A, B]) == 0  # the upload to $H2 is under way
+        assert tor.publication([A, B])["published"] == 0  # the upload to $H2 is under way
+        assert tor.publication([A, B])["uploading"] == 1
         tor._upload_failed(A, "$H2", "UPLOAD_REJECTED")
-        assert tor.count_published([A, B]) == 1
+        assert tor.publication([A, B])["published"] == 1
         tor._uploaded(A, "$H2")  # a stray event changes nothing
-        assert tor.count_published([A, B]) == 1
+        assert tor.publication([A, B])["published"] == 1
         asyncio.run(tor.remove_onion(A))  # tor not running: only forgotten
-        assert tor.count_published([A, B]) == 0
+        assert tor.publication([A, B])["published"] == 0
     finally:
         tor._loop.close()
 
