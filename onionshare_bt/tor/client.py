@@ -86,7 +86,8 @@ class TorClient:
         self._ready: asyncio.Future[None] | None = None
         self._uploads = Uploads()
         self._full: dict[str, list[asyncio.Future[None]]] = {}  # wait_published's waiters
-        self._publisher = Publisher(self._add_stored, self.remove_onion, self.wait_published,
+        # the publisher removes a service it gives another try without taking it back
+        self._publisher = Publisher(self._add_stored, self._delete, self.wait_published,
                                     self._uploads.uploaded_once)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
@@ -418,10 +419,9 @@ class TorClient:
                 waiters.pop(address, None)
 
     def publication(self, addresses: Iterable[str]) -> dict[str, int]:
-        """How many of **addresses** (without ``.onion``) are ``published`` since this tor
-        started (see :mod:`.uploads`), ``uploading``, ``unstored`` or ``queued`` (waiting
-        for their turn, :mod:`.publisher`). Until published, a client may get an old
-        descriptor from before a restart, with dead introduction points."""
+        """How many of **addresses** (without ``.onion``) this tor has ``published`` since
+        it started (:mod:`.uploads`), or has ``uploading``, ``unstored`` or ``queued``
+        (:mod:`.publisher`): until published, a client may get a pre-restart descriptor."""
         now, counts = time.monotonic(), dict.fromkeys(_PUBLICATION, 0)
         for a in addresses:
             counts["queued" if self._publisher.queued(a) else self._uploads.state(a, now)] += 1
@@ -449,13 +449,15 @@ class TorClient:
         :raises TorError: if tor is not running
         """
         service_id = parse_onion(address)
-        self._uploads.forget(service_id)
         if self._publisher.withdraw(service_id):
+            self._uploads.forget(service_id)
             return  # tor never had it, or it is removed as soon as it has it
-        if not self.is_alive():
-            return
-        removed = await self._call(self._ctl().remove_ephemeral_hidden_service, service_id)
-        if not removed:
+        await self._delete(service_id)
+
+    async def _delete(self, service_id: str) -> None:
+        self._uploads.forget(service_id)
+        if self.is_alive() and not await self._call(
+                self._ctl().remove_ephemeral_hidden_service, service_id):
             log.debug("onion service was already gone")
 
     async def new_circuit(self) -> None:

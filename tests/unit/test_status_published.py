@@ -84,3 +84,53 @@ def test_wait_published_returns_when_the_last_upload_ends_or_false_at_its_time_l
         assert tor._full == {}
 
     asyncio.run(run())
+
+
+class _Controller:
+    """Answers ADD_ONION and DEL_ONION at once and records them."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def create_ephemeral_hidden_service(self, targets, key_type, key_content, **kwargs):
+        self.calls.append("add")
+        return type("Response", (), {"service_id": A, "private_key_type": key_type,
+                                     "private_key": key_content})()
+
+    def remove_ephemeral_hidden_service(self, service_id):
+        self.calls.append("del")
+        return True
+
+
+def test_a_restored_onion_that_tor_does_not_publish_is_given_to_it_again_and_again(tmp_path):
+    """The client's own wiring: the publisher's removal before another try must not count
+    as the owner taking the service back (it did once: 4 of 200 onions were removed and
+    never added again, shown "unstored" for good)."""
+    tor = TorClient(tmp_path / "tor", Network.public())
+    controller = _Controller()
+    tor._proc, tor._controller = _Alive(), controller
+
+    async def run():
+        tor._loop = asyncio.get_running_loop()
+        tor._publisher.slot = tor._publisher.longest_slot = 0.05
+        tor.restore_onion(A, {80: ("127.0.0.1", 1)}, "ED25519-V3:abc")
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if controller.calls.count("add") >= 3:
+                break
+        assert controller.calls[:5] == ["add", "del", "add", "del", "add"]
+        assert tor.publication([A])["published"] == 0
+        for hsdir in ("$H1", "$H2"):
+            tor._upload_started(A, hsdir)
+            tor._uploaded(A, hsdir)
+        await asyncio.sleep(0.2)
+        adds = controller.calls.count("add")
+        await asyncio.sleep(0.2)
+        assert controller.calls.count("add") == adds  # published: left alone
+        assert tor.publication([A])["published"] == 1
+        await tor.remove_onion(A)  # the owner takes it back: removed, never added again
+        await asyncio.sleep(0.2)
+        assert controller.calls[-1] == "del" and controller.calls.count("add") == adds
+        await tor._publisher.close()
+
+    asyncio.run(run())
