@@ -252,3 +252,24 @@ def test_a_service_taken_back_while_its_add_times_out_is_removed_from_tor():
         assert tor.removed == ["late"] and pub.waiting == 0 and "late" not in tor.added
         await pub.close()
     asyncio.run(run())
+
+
+def test_a_service_whose_removal_for_another_try_timed_out_is_still_tried_again():
+    async def run():
+        tor = FakeTor()
+        removals: list[str] = []
+
+        async def remove(address):
+            removals.append(address)
+            if len(removals) == 1:  # measured: tor busy at a time-period turn
+                raise Timeout("tor did not answer a control command in 30 s")
+
+        pub = Publisher(tor.add, remove, tor.published, tor.stored, window=1, slot=0.05)
+        pub.put("a", {}, "a")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if tor.added.count("a") >= 2:
+                break
+        assert tor.added.count("a") >= 2 and removals[0] == "a"
+        await pub.close()
+    asyncio.run(run())
