@@ -99,7 +99,8 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, engines, 
 
     await wait_for(finished, timeout=60, step=0.01)
 
-    assert digest_tree(dest / src.name) == digest_tree(src)
+    # the bytes are compared once moved: hash checks may pass before the disk thread wrote
+    # the last blocks, and the move waits for every write (as the node's "complete" does)
     await wait_for(lambda: ("finished", meta.id) in {(e.kind, e.torrent_id) for e in events}, 10)
     leecher.move(meta.id, tmp_path / "final")
     await wait_for(lambda: ("moved", meta.id) in {(e.kind, e.torrent_id) for e in events}, 10)
