@@ -24,12 +24,11 @@ published at a time, each holding its place until tor has published it
   and a new service gets new descriptors at once (a later revision counter, so HSDirs take
   them). Given up after a few tries, a service would stay unreachable for that hour or two.
   Measured on the private network with 200 services: 1 to 8 services per restart were not
-  stored in their first slot; given again, each was published within 30 s. A ``DEL_ONION``
-  tor does not answer in time does not stop the next try (tor may remove the service late;
-  if it does not, the next ``ADD_ONION`` collides, which counts as added).
+  stored in their first slot; given again, each was published within 30 s.
 
-An ``ADD_ONION`` tor did not answer in time is queued again too (tor may add it late: the
-next try meets a collision, which the caller's ``add`` counts as added).
+An ``ADD_ONION`` or ``DEL_ONION`` tor did not answer in time leads to another try too: tor
+may carry it out late, and an add that meets the service still there gets a collision,
+which the caller's ``add`` counts as added.
 
 The addresses are known from the store, so a share's URI is shown at once; ``obt node
 status`` counts what is published.
