@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import time
@@ -33,10 +34,10 @@ from .multiplex.bridge import Bridges
 from .relay.core import gate_closed, rate_cap
 from .relay.driver import RatioSettings, Relay
 from .tor.relay import RelaySettings
-from .mirror.origin import Origin
+from .mirror.origin import Origin, Roster
 from .mirror.service import MirrorService
-from .ops.operations import Operations
-from .release.service import ReleaseService
+from .ops.operations import Dispatch, Operations
+from .release.service import ReleaseService, held_offer
 from .trust.service import TrustService
 from .store import Store
 from .stream.server import StreamService
@@ -117,20 +118,21 @@ class Node:
         self.relay = _make_relay(cfg, self._network, store)
         await self.relay.prepare()
         tor, _ = await asyncio.gather(self._new_tor(), self._start_relay())
-        self._stack.push_async_callback(lambda: self.parts.tor.close() if self.parts else tor.close())
+        self._stack.push_async_callback(tor.close)
         engine = Engine(self._on_event, socks=tor.socks_address)  # bridged: Tor as backstop
         await engine.start()
         self._stack.push_async_callback(engine.close)
         bridges = Bridges(self._dial, lambda: engine.listen_port, info_hashes=engine.info_hashes)
         self._stack.push_async_callback(bridges.close)
+        roster = Roster(store)  # the mirrors registered here, named by the tracker
         tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,
-                                trackers=lambda tid: self.origin.trackers(tid))
+                                trackers=roster.trackers)
         store.peers.ttl, store.peers.cap = tracker.swarm.ttl, tracker.swarm.max_peers
         await tracker.start()
         self._stack.push_async_callback(tracker.close)
-        http = TrackerClient(tor.socks_address)
+        http = TrackerClient(tor)  # it follows tor's SOCKS address across restarts
         await http.start()
-        self._stack.push_async_callback(lambda: self.parts.http.close())
+        self._stack.push_async_callback(http.close)
         tasks = TaskRegistry()
         self.parts = torrents.Parts(cfg, store, tor, engine, bridges, tracker, http, tasks)
         # torn down in reverse: tasks stop, peers are hung up on, resume data is saved;
@@ -138,15 +140,15 @@ class Node:
         self._stack.push_async_callback(self._save_all_resume)
         self._stack.push_async_callback(self._quiesce)
         self._stack.push_async_callback(tasks.close)
-        self.origin = Origin(self.parts)
+        self.origin = Origin(self.parts, roster)
         await self._restore()
-        self.trust = TrustService(self.parts, self.origin)
+        self.trust = TrustService(self.parts, self.origin,
+                                  release_offer=functools.partial(held_offer, store))
         await self.trust.start()
         self._stack.push_async_callback(self.trust.close)
         self.releases = ReleaseService(self.parts, self.trust)
-        self.trust.release_offer = self.releases.offer
         await self.releases.start()
-        self.mirrors = MirrorService(self.parts, lambda: self.trust.onion)
+        self.mirrors = MirrorService(self.parts)
         self._stack.push_async_callback(self.mirrors.close)
         await self.mirrors.start()
         # obt play: files served on 127.0.0.1 while they download; closed before the engine
@@ -165,11 +167,10 @@ class Node:
             gated=self.gated, stalled=self.watchdog.stalled, reasons=self.watchdog.reasons,
             lifetime=self,
         )
-        self.ui = UiServer(self.ops, log_path=cfg.log_path, tor=lambda: self.parts.tor)
+        self.ui = UiServer(self.ops, log_path=cfg.log_path, tor=tor)
         await self.ui.start()  # the web UI on 127.0.0.1; obt ui hands out links
         self._stack.push_async_callback(self.ui.close)
-        self.ops.ui = self.ui
-        control = ControlServer(cfg.socket_path, self.ops.call)
+        control = ControlServer(cfg.socket_path, Dispatch(self.ops.runners, self.ui.runners).call)
         await control.start()
         self._stack.push_async_callback(control.close)
         cfg.pid_path.write_text(str(os.getpid()))
@@ -216,12 +217,11 @@ class Node:
                     return
 
     async def _restart_tor(self) -> None:
+        """tor again, in place (every part holds the same client), then every onion."""
         parts = self.parts
-        await parts.tor.close()
-        parts.tor = await self._new_tor()
+        await parts.tor.restart()
         parts.engine.set_proxy(parts.tor.socks_address)
-        await parts.http.close()
-        parts.http = TrackerClient(parts.tor.socks_address)
+        await parts.http.close()  # its pooled connections went to the tor before
         await parts.http.start()
         await torrents.republish_all(parts)
         await self.trust.republish()

@@ -36,22 +36,66 @@ MIRRORS_NAMED = 4
 MIRRORS_KEPT = 64
 
 
+class Roster:
+    """The mirrors trusted nodes registered here, and which of them announce replies name.
+
+    Made before the node's tracker, which names them (:meth:`trackers`), and given to the
+    :class:`Origin`, which registers them as their sync calls come.
+
+    :param store: the node's store (public shares, trust list)
+    :param clock: monotonic seconds (the tracker's clock)
+    """
+
+    def __init__(self, store, clock=time.monotonic) -> None:
+        self.store = store
+        self._clock = clock
+        #: mirror onion -> (first seen, last seen, the trusted node that registered it)
+        self.mirrors: dict[str, tuple[float, float, str]] = {}
+
+    def trackers(self, torrent_id: str) -> list[str]:
+        """The mirrors to name in announce replies for ``torrent_id``: registered by a node
+        this node still trusts, synced within :data:`MIRROR_FRESH` seconds."""
+        now = self._clock()
+        fresh = [(first, onion, node) for onion, (first, last, node) in self.mirrors.items()
+                 if now - last <= MIRROR_FRESH]
+        if not fresh or torrent_id not in self.store.catalogue.shares():
+            return []
+        trusted = set(self.store.trust.all())
+        return [onion for _, onion, node in sorted(fresh) if node in trusted][:MIRRORS_NAMED]
+
+    def register(self, mirror: str, node: str, now: float) -> None:
+        """Remember ``mirror`` as ``node``'s one mirror onion, synced now."""
+        for onion in [o for o, (_, _, by) in self.mirrors.items() if by == node and o != mirror]:
+            del self.mirrors[onion]
+        first = self.mirrors.get(mirror, (now, now, node))[0]
+        self.mirrors[mirror] = (first, now, node)
+        if len(self.mirrors) > MIRRORS_KEPT:
+            stalest = min(self.mirrors, key=lambda o: self.mirrors[o][1])
+            del self.mirrors[stalest]
+
+
 class Origin:
     """Serve this node's public trackers to mirrors.
 
     :param parts: the node's running parts (store, tracker, metas)
+    :param roster: the registered mirrors (the one the tracker names); a new one if None
     :param clock: monotonic seconds (the tracker's clock)
     :param wall: seconds since the epoch (credential timestamps)
     """
 
-    def __init__(self, parts, clock=time.monotonic, wall=time.time) -> None:
+    def __init__(self, parts, roster: Roster | None = None, clock=time.monotonic,
+                 wall=time.time) -> None:
         self.parts = parts
+        self.roster = roster if roster is not None else Roster(parts.store, clock)
         self.feed = core.Feed()
         self.verifier = auth.Verifier()
         self._clock = clock
         self._wall = wall
-        #: mirror onion -> (first seen, last seen, the trusted node that registered it)
-        self.mirrors: dict[str, tuple[float, float, str]] = {}
+
+    @property
+    def mirrors(self) -> dict[str, tuple[float, float, str]]:
+        """mirror onion -> (first seen, last seen, the trusted node that registered it)"""
+        return self.roster.mirrors
 
     @property
     def onion(self) -> str:
@@ -87,15 +131,8 @@ class Origin:
         self.feed.touch()
 
     def trackers(self, torrent_id: str) -> list[str]:
-        """The mirrors to name in announce replies for ``torrent_id``: registered by a node
-        this node still trusts, synced within :data:`MIRROR_FRESH` seconds."""
-        now = self._clock()
-        fresh = [(first, onion, node) for onion, (first, last, node) in self.mirrors.items()
-                 if now - last <= MIRROR_FRESH]
-        if not fresh or torrent_id not in self.public_ids():
-            return []
-        trusted = set(self.parts.store.trust.all())
-        return [onion for _, onion, node in sorted(fresh) if node in trusted][:MIRRORS_NAMED]
+        """:meth:`Roster.trackers`"""
+        return self.roster.trackers(torrent_id)
 
     # -- the sync call ------------------------------------------------------------------
     async def call(self, body: bytes, credential: str | None) -> dict:
@@ -136,7 +173,7 @@ class Origin:
             raise Refused("pushing peers needs a mirror credential")
         public = self.public_ids()
         if node is not None:
-            self._register(request.mirror, node, now)
+            self.roster.register(request.mirror, node, now)
             self._take(request, public, now)
         registered, feed, digest = node is not None, self.feed, core.catalogue_digest(
             sorted(public))
@@ -185,13 +222,3 @@ class Origin:
                  for o, p, left, age in self.parts.tracker.entries(ih)]
         return core.SyncReply(self.feed.epoch, self.feed.seq, True, digest,
                               tuple(peers[:core.MAX_ENTRIES]))
-
-    def _register(self, mirror: str, node: str, now: float) -> None:
-        """Remember ``mirror`` as ``node``'s one mirror onion, synced now."""
-        for onion in [o for o, (_, _, by) in self.mirrors.items() if by == node and o != mirror]:
-            del self.mirrors[onion]
-        first = self.mirrors.get(mirror, (now, now, node))[0]
-        self.mirrors[mirror] = (first, now, node)
-        if len(self.mirrors) > MIRRORS_KEPT:
-            stalest = min(self.mirrors, key=lambda o: self.mirrors[o][1])
-            del self.mirrors[stalest]

@@ -84,12 +84,10 @@ class MirrorService:
     """Own this node's mirrors of other nodes.
 
     :param parts: the node's running parts (:class:`onionshare_bt.torrents.Parts`)
-    :param own: returns this node's identity onion (a node never mirrors itself)
     """
 
-    def __init__(self, parts, own) -> None:
+    def __init__(self, parts) -> None:
         self.parts = parts
-        self._own = own
         self._key: tuple[str, SigningKey] | None = None  # the identity key, parsed once
         self._mirrors: dict[str, _Mirror] = {}
         self._lock = asyncio.Lock()
@@ -121,7 +119,7 @@ class MirrorService:
     # -- commands -----------------------------------------------------------------------
     async def add(self, text: str, follow: bool) -> dict:
         source = parse_onion(text)
-        if source == self._own():
+        if source == self._own():  # a node never mirrors itself
             raise UsageError("that is this node's own onion; a node cannot mirror itself")
         async with self._lock:
             existing = self._mirrors.get(source)
@@ -312,6 +310,11 @@ class MirrorService:
 
     def _sync_url(self, mirror: _Mirror) -> str:
         return f"http://{mirror.source}.onion{mirror.row.catalogue}/sync"
+
+    def _own(self) -> str:
+        """This node's identity onion, read from its key in the store ("" while none)."""
+        key = self._signing_key()
+        return key.onion if key is not None else ""
 
     def _signing_key(self) -> SigningKey | None:
         """This node's identity key, or None while it has none (calls then only read)."""

@@ -3,7 +3,8 @@
 ::
 
     operations.py Operations: every operation of a running node, by request type;
-                  ui_link (the web UI sets itself as ``Operations.ui`` once it serves)
+                  Dispatch: the control socket's table, Operations' and the web UI's
+                  own (ui_link, run by :class:`~onionshare_bt.ui.server.UiServer`)
     requests.py   every operation's name and typed request (the table client and server
                   share), and the one place arguments are checked
     results.py    what each operation returns (TypedDicts of the JSON it sends)
@@ -15,8 +16,10 @@
 
 :class:`Operations` is composed of the node's parts, given at construction (it is not a
 mixin of the node). Callers in the node's process (the web UI, :mod:`onionshare_bt.ui`)
-build a request and ``await ops.run(request)``; the control socket hands ``ops.call`` the
-name and JSON arguments it read, which :func:`requests.parse` turns into that request first.
+build a request and ``await ops.run(request)``; the control socket hands ``Dispatch.call``
+the name and JSON arguments it read, which :func:`requests.parse` turns into that request
+first. Nothing is filled in after construction: the UI, built on the operations, brings
+its one operation to the dispatch itself.
 
 This package's ``__init__`` imports nothing: a client (the CLI) loads :mod:`.requests`
 alone, without the node's parts.

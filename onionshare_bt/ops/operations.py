@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Set
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..errors import NodeError
 from . import requests
 from . import requests as rq
-from . import results as rs
 from .node import Lifetime, NodeOps
 from .torrents import TorrentOps
 from .trust import MirrorOps, ReleaseOps, TrustOps
@@ -26,15 +24,9 @@ if TYPE_CHECKING:
 Runner = Callable[[Any], Awaitable[Any]]
 
 
-class UiFace(Protocol):
-    """What the operations see of the web UI (:class:`~onionshare_bt.ui.server.UiServer`)."""
-
-    async def link(self, onion: bool) -> rs.UiLinkInfo:
-        """A one-time link in; with ``onion`` the UI is published on its own onion too."""
-
-
 class Operations:
-    """Every operation of a running node, by request type."""
+    """Every operation of a running node, by request type, but the web UI's own (``ui_link``,
+    see :class:`Dispatch`): the UI runs these, so it comes after them."""
 
     def __init__(self, *, config: Config, parts: Parts, relay: Relay, stream: StreamService,
                  origin: Origin, trust: TrustService, mirrors: MirrorService,
@@ -45,17 +37,16 @@ class Operations:
         self.trust = TrustOps(trust, parts.store)
         self.mirrors = MirrorOps(mirrors)
         self.releases = ReleaseOps(releases)
-        #: the web UI, once it serves (it runs these operations, so it comes after them)
-        self.ui: UiFace | None = None
         t, n, tr, m, r = self.torrents, self.node, self.trust, self.mirrors, self.releases
-        self._runners: dict[type[rq.Request], Runner] = {
+        #: each request type's runner
+        self.runners: Mapping[type[rq.Request], Runner] = {
             rq.Share: t.share, rq.SharePreview: t.share_preview, rq.Get: t.get,
             rq.ListTorrents: t.list, rq.Torrent: t.torrent,
             rq.TorrentFile: t.torrent_file, rq.Peers: t.peers, rq.Play: t.play,
             rq.SetOpen: t.set_open, rq.Unshare: t.unshare, rq.Remove: t.remove,
             rq.Pause: t.pause, rq.Resume: t.resume,
             rq.Status: n.status, rq.Stop: n.stop, rq.RelayStatus: n.relay_status,
-            rq.Ratio: n.ratio, rq.Settings: n.settings, rq.UiLink: self.ui_link,
+            rq.Ratio: n.ratio, rq.Settings: n.settings,
             rq.NodeId: tr.node_id, rq.Publish: tr.publish, rq.Published: tr.published,
             rq.Catalogue: tr.catalogue, rq.TrustAdd: tr.add, rq.TrustRemove: tr.remove,
             rq.TrustList: tr.list, rq.TrustDepth: tr.depth, rq.TrustGraph: tr.graph,
@@ -65,19 +56,30 @@ class Operations:
             rq.UpdateCheck: r.update_check,
         }
 
-    async def ui_link(self, req: rq.UiLink) -> rs.UiLinkInfo:
-        """A one-time link into the web UI (see :mod:`onionshare_bt.ui`)."""
-        if self.ui is None:
-            raise NodeError("this node serves no web UI")
-        return await self.ui.link(req.onion, req.client_auth)
-
     async def run(self, request: rq.Request) -> Any:
         """Run one operation; its result is JSON-ready."""
-        return await self._runners[type(request)](request)
+        return await self.runners[type(request)](request)
+
+
+
+class Dispatch:
+    """The control socket's way in: every request runs on the one part whose table names
+    its type (the node's :class:`Operations`, the web UI's own).
+
+    :raises ValueError: two tables name the same request type
+    """
+
+    def __init__(self, *tables: Mapping[type[rq.Request], Runner]) -> None:
+        self.runners: dict[type[rq.Request], Runner] = {}
+        for table in tables:
+            if both := self.runners.keys() & table.keys():
+                raise ValueError(f"two runners for {sorted(t.__name__ for t in both)}")
+            self.runners.update(table)
 
     async def call(self, op: str, args: dict) -> Any:
-        """Run the operation named ``op`` with JSON ``args`` (the control socket's way in).
+        """Run the operation named ``op`` with JSON ``args``; its result is JSON-ready.
 
         :raises UsageError: an unknown operation or bad arguments, before anything runs
         """
-        return await self.run(requests.parse(op, args))
+        request = requests.parse(op, args)
+        return await self.runners[type(request)](request)

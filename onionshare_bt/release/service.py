@@ -76,6 +76,18 @@ def parse_offer(source: str, body: bytes) -> dict | None:
             "manifest": manifest, "signature": signature}
 
 
+def held_offer(store) -> dict | None:
+    """The newest verified release in ``store``, as the identity onion's ``/node`` offers it
+    (the trust service is given this; it cannot import this package, which is above it)."""
+    held = [r for r in store.releases.all() if r.state == "verified"]
+    if not held:
+        return None
+    best = max(held, key=lambda r: core.Version(r.version))
+    return {"version": best.version, "uri": best.uri,
+            "manifest": base64.b64encode(best.manifest).decode(),
+            "signature": base64.b64encode(best.signature).decode()}
+
+
 class ReleaseService:
     """Hold, offer, check and fetch releases.
 
@@ -102,13 +114,7 @@ class ReleaseService:
 
     # -- what this node offers ----------------------------------------------------------
     def offer(self) -> dict | None:
-        held = [r for r in self.parts.store.releases.all() if r.state == "verified"]
-        if not held:
-            return None
-        best = max(held, key=lambda r: core.Version(r.version))
-        return {"version": best.version, "uri": best.uri,
-                "manifest": base64.b64encode(best.manifest).decode(),
-                "signature": base64.b64encode(best.signature).decode()}
+        return held_offer(self.parts.store)
 
     async def publish(self, folder: str) -> dict:
         """Seed a release folder (as the maintainers build it) after verifying it."""

@@ -79,17 +79,21 @@ class TorClient:
         self.owner_pid = owner_pid or os.getpid()
         #: tor's SOCKS listener, set by :meth:`start`
         self.socks_address: tuple[str, int] = ("127.0.0.1", 0)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._full: dict[str, list[asyncio.Future[None]]] = {}  # wait_published's waiters
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """What one tor process has: no process yet, nothing published, nothing queued."""
         self._proc: subprocess.Popen | None = None
         self._controller: stem.control.Controller | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._status = {"progress": 0, "summary": "not started", "tag": "", "warning": None}
         self._ready: asyncio.Future[None] | None = None
         self._uploads = Uploads()
-        self._full: dict[str, list[asyncio.Future[None]]] = {}  # wait_published's waiters
         # the publisher removes a service it gives another try without taking it back
         self._publisher = Publisher(self._add_stored, self._delete, self.wait_published,
                                     self._uploads.uploaded_once)
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     @property
     def pid(self) -> int:
@@ -266,10 +270,15 @@ class TorClient:
             self._ready.set_exception(TorBootstrapFailed(
                 f"tor exited during bootstrap at {self._status['progress']}%:\n"
                 f"{log_tail(self.log_path)}"))
+        self._fail_waiters("tor exited while publishing")
+
+    def _fail_waiters(self, why: str) -> None:
         for futures in (*self._waiters.values(), *self._full.values()):
             for future in futures:
                 if not future.done():
-                    future.set_exception(TorError("tor exited while publishing"))
+                    future.set_exception(TorError(why))
+        self._waiters.clear()
+        self._full.clear()
 
     def _upload_started(self, address: str, hsdir: str) -> None:
         self._uploads.started(address, hsdir, time.monotonic())
@@ -467,6 +476,18 @@ class TorClient:
         :raises TorError: if tor is not running
         """
         await self._call(self._ctl().signal, stem.Signal.NEWNYM)
+
+    async def restart(self) -> None:
+        """Stop tor if it still runs and start it again on the same data dir, this object
+        kept (its SOCKS address may change). The onion services it hosted are gone: the
+        caller adds them again; whoever waited for one to be published is told.
+
+        :raises TorError: as :meth:`start`
+        """
+        await self.close()
+        self._fail_waiters("tor restarted while publishing")
+        self._fresh()
+        await self.start()
 
     async def close(self) -> None:
         """Close the controller and stop tor (SIGTERM, then SIGKILL after 3 s).

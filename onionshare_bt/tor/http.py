@@ -34,7 +34,7 @@ import logging
 import socket
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -61,15 +61,22 @@ MAX_SESSIONS = 32
 _CONNECT_TIMEOUT = 60.0
 
 
+class SocksSource(Protocol):
+    """Whatever knows tor's SOCKS address as it is now (:class:`.client.TorClient`)."""
+
+    socks_address: tuple[str, int]
+
+
 class OnionHTTP:
     """Talk HTTP to onion services.
 
-    :param socks_address: Tor's SOCKS address, or None to connect directly (loopback tests
-      only)
+    :param socks: the tor to go through (its SOCKS address is read for each new session, so
+      a tor restarted in place is followed after :meth:`close`), a fixed SOCKS address, or
+      None to connect directly (loopback tests only)
     """
 
-    def __init__(self, socks_address: tuple[str, int] | None) -> None:
-        self._socks = socks_address
+    def __init__(self, socks: SocksSource | tuple[str, int] | None) -> None:
+        self._socks = socks
         self._sessions: dict[str, aiohttp.ClientSession] = {}  # isolation key -> session
         self._started = False
 
@@ -122,7 +129,8 @@ class OnionHTTP:
 
     def _new_session(self, key: str) -> aiohttp.ClientSession:
         if self._socks:
-            connector: aiohttp.TCPConnector = SocksConnector(self._socks, isolation=key)
+            address = self._socks if isinstance(self._socks, tuple) else self._socks.socks_address
+            connector: aiohttp.TCPConnector = SocksConnector(address, isolation=key)
         else:
             connector = aiohttp.TCPConnector()
         return aiohttp.ClientSession(

@@ -20,8 +20,7 @@ MAX_TORRENT = 32 * 1024 * 1024
 class TrackerClient(OnionHTTP):
     """HTTP over Tor, and the tracker's two requests on top of it.
 
-    :param socks_address: Tor's SOCKS address, or None to connect directly (loopback tests
-      only)
+    :param socks: as :class:`~onionshare_bt.tor.http.OnionHTTP`
     """
 
     async def fetch_torrent(self, uri: ShareURI, timeout: float) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from .. import __version__
 from ..config import TRACKER_VIRTUAL_PORT
@@ -29,14 +30,16 @@ class TrustService:
     """Own the identity onion and answer the trust and catalogue operations.
 
     :param parts: the node's running parts (:class:`onionshare_bt.torrents.Parts`)
+    :param origin: answers mirrors (:class:`onionshare_bt.mirror.origin.Origin`)
+    :param release_offer: the newest verified release this node holds, for ``/node``
+      (:func:`onionshare_bt.release.service.held_offer`), or None
     """
 
-    def __init__(self, parts, origin=None) -> None:
-        """:param origin: answers mirrors (:class:`onionshare_bt.mirror.origin.Origin`)"""
+    def __init__(self, parts, origin=None,
+                 release_offer: Callable[[], dict | None] | None = None) -> None:
         self.parts = parts
         self.origin = origin
-        #: the newest verified release this node holds, for /node (set by the node)
-        self.release_offer = None
+        self.release_offer = release_offer
         self.store = parts.store
         self.config = parts.config
         self.onion = ""

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..errors import ObtError
+from ..ops import requests as rq
 from . import pages
 from .pages import SESSION
 from ..tor.clientauth import ClientKey, new_client_key
@@ -63,11 +64,11 @@ class UiServer:
 
     :param ops: the node's operations (:class:`~onionshare_bt.ops.operations.Operations`)
     :param log_path: the node's log, whose tail the overview shows (and tor's)
-    :param tor: the node's tor client now (it changes when tor is restarted), for ``--onion``
+    :param tor: the node's tor client, for ``--onion`` (restarted in place by the node)
     :param interval: seconds between two live updates
     """
 
-    def __init__(self, ops: Ops, *, log_path: Path, tor: Callable[[], Tor] | None = None,
+    def __init__(self, ops: Ops, *, log_path: Path, tor: Tor | None = None,
                  clock: Callable[[], float] = time.time, interval: float = 1.0) -> None:
         self.ops, self.tor = ops, tor
         self.gate = Gate(clock)
@@ -77,7 +78,6 @@ class UiServer:
         self.onion: str | None = None
         self._runner: web.AppRunner | None = None
         self._publishing = asyncio.Lock()
-        self._onion_tor: Tor | None = None
         self._onion_key: str | None = None
         #: the client key the onion was published with (None: no client authorization)
         self._client: ClientKey | None = None
@@ -117,7 +117,7 @@ class UiServer:
     def _logs(self) -> dict[str, Path]:
         logs = {"node": self._log_path}
         if self.tor is not None:
-            logs["tor"] = self.tor().log_path
+            logs["tor"] = self.tor.log_path
         return logs
 
     @property
@@ -140,11 +140,21 @@ class UiServer:
         self.pages.closing.set()
         if self.onion is not None and self.tor is not None:
             with contextlib.suppress(ObtError):
-                await self.tor().remove_onion(self.onion)
+                await self.tor.remove_onion(self.onion)
             self.onion = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @property
+    def runners(self) -> dict:
+        """The one operation the web UI runs itself, for the control socket's
+        :class:`~onionshare_bt.ops.operations.Dispatch` beside the node's operations."""
+        return {rq.UiLink: self.ui_link}
+
+    async def ui_link(self, req: rq.UiLink) -> dict:
+        """``obt ui``: a one-time link in (:meth:`link`)."""
+        return await self.link(req.onion, req.client_auth)
 
     async def link(self, onion: bool = False, client_auth: bool = False) -> dict:
         """A one-time link in (``obt ui``); with ``onion`` the UI's onion is published first,
@@ -163,16 +173,16 @@ class UiServer:
                                   "auth_private": self._client.auth_private(self.onion or "")}
         return out
 
-    async def _publish(self, client_auth: bool) -> None:
+    async def _publish(self, client_auth: bool, again: bool = False) -> None:
         async with self._publishing:
             if self.tor is None:
                 raise ObtError("this node's web UI cannot publish an onion (no tor)")
-            tor = self.tor()
+            tor = self.tor
             if self.onion is not None and (self._client is not None) != client_auth:
                 with contextlib.suppress(ObtError):  # the other kind: replaced, links die
                     await tor.remove_onion(self.onion)
                 self.onion = self._onion_key = self._client = None
-            if self.onion is not None and tor is self._onion_tor:
+            if self.onion is not None and not again:
                 return
             if self.onion is None:
                 self._client = new_client_key() if client_auth else None
@@ -181,14 +191,14 @@ class UiServer:
                 {ONION_PORT: ("127.0.0.1", self.port)}, self._onion_key,
                 await_publication=True,
                 client_auth=self._client.public if self._client else None)
-            self.onion, self._onion_tor = address, tor
+            self.onion = address
             log.info("the web UI is published on an onion service of its own%s",
                      " (client authorization)" if self._client else "")
 
     async def republish(self) -> None:
         """After the node restarted its tor: the UI's onion again, on the same address."""
         if self.onion is not None:
-            await self._publish(self._client is not None)
+            await self._publish(self._client is not None, again=True)
 
     # -- the guard ----------------------------------------------------------------------
     @web.middleware

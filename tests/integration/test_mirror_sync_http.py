@@ -82,7 +82,7 @@ def mirror_signer(tmp_path, seed: bytes = MIRROR_SEED) -> MirrorService:
     """The mirror side's credential code, with its identity key in its own store."""
     store = Store(tmp_path / f"mirror-{seed.hex()[:4]}.sqlite3")
     store.identity.set_key(tor_key(seed))
-    service = MirrorService(types.SimpleNamespace(store=store), lambda: "unused")
+    service = MirrorService(types.SimpleNamespace(store=store))
     return service
 
 
@@ -156,7 +156,6 @@ async def test_each_attempt_gets_a_fresh_credential(tmp_path):
     assert first != second  # new nonce each time: a retry is not a replay
     assert f"node={MIRROR_NODE}" in first["X-Obt-Mirror-Auth"]
     # no identity key yet: the call goes out unsigned (read-only)
-    bare = MirrorService(types.SimpleNamespace(store=Store(tmp_path / "none.sqlite3")),
-                         lambda: "")
+    bare = MirrorService(types.SimpleNamespace(store=Store(tmp_path / "none.sqlite3")))
     assert bare._credential(mirror, b"{}") == {}
     assert secrets.compare_digest(first["X-Obt-Mirror-Auth"][:8], "v1 node=")

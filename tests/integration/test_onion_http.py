@@ -1,12 +1,14 @@
 """HTTP over Tor (``tor/http.py``) as the node's parts use it, through the loopback stand-in
 for tor's SOCKS port (``fake_tor.FakeTor``): names reach the SOCKS port unresolved, each
-share gets its own circuit-isolation credentials, and a dead SOCKS port is an unreachable
-onion named as such, after retrying until the deadline."""
+share gets its own circuit-isolation credentials, a dead SOCKS port is an unreachable
+onion named as such, after retrying until the deadline, and a tor restarted in place (a new
+SOCKS port) is followed."""
 
 from __future__ import annotations
 
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -67,3 +69,23 @@ async def test_a_dead_socks_port_is_an_unreachable_onion_after_the_deadline():
     assert 1.0 < time.monotonic() - started < 6.0  # retried, then given up at the deadline
     assert f"SOCKS port 127.0.0.1:{port}" in info.value.message
     assert "\n" not in info.value.message
+
+
+async def test_a_tor_restarted_in_place_is_followed_to_its_new_socks_port(served):
+    before, _ = served
+    async with FakeTor() as after:
+        after.routes = before.routes
+        tor = SimpleNamespace(socks_address=before.address)  # what the node's parts hold
+        http = OnionHTTP(tor)
+        await http.start()
+        try:
+            url = f"http://{ONION}.onion/private/{'c' * 22}"
+            assert await http.get(url, 10, 1024) == b"ok /private/" + b"c" * 22
+            tor.socks_address = after.address  # TorClient.restart: the same object, a new port
+            await http.close()  # as the node does after a restart: pooled connections go
+            await http.start()
+            assert await http.get(url, 10, 1024) == b"ok /private/" + b"c" * 22
+        finally:
+            await http.close()
+        assert before.dialled.count(f"{ONION}.onion") == 1  # the first request only
+        assert after.dialled == [f"{ONION}.onion"]

@@ -212,6 +212,12 @@ class Node:
         path = self.home / "node.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
+    def tor_log(self, lines: int = 15) -> str:
+        """The last lines of this node's tor's log (notice level)."""
+        path = self.home / "tor" / "tor.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
 
 def _node(tmp_path_factory, testnet, name: str):
     node = Node(tmp_path_factory.mktemp(name), testnet)

@@ -166,7 +166,8 @@ def test_tor_death_is_survived_and_three_node_swarm_uses_both_seeders(story):
         assert third.fetch_torrent(story["info"]["uri"], timeout=RESTART_REACH)[0] == 200
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nthe seeder: {seeder.json('node', 'status')['publishing']}"
-                             f"\n{seeder.log()[-1500:]}") from None
+                             f"\n{seeder.log()[-1500:]}\nthe seeder's tor:\n{seeder.tor_log()}"
+                             f"\nthe third node's tor:\n{third.tor_log()}") from None
 
     proc = third.run("get", story["info"]["uri"], "-o", str(story["root"] / "probe"),
                      "--no-wait", "--json", "--timeout", "90")

@@ -323,7 +323,6 @@ class Parts:
 
             def __init__(self, *args, **kwargs):
                 self.swarm = SimpleNamespace(ttl=1, max_peers=2)
-                self.release_offer = None
 
             async def start(self):
                 rec.log.append(f"{self.name}.start")
@@ -357,7 +356,7 @@ class Parts:
                            ("trust", "TrustService"), ("releases", "ReleaseService"),
                            ("mirrors", "MirrorService"), ("control", "ControlServer")):
             monkeypatch.setattr(node_mod, attr, closing(name))
-        monkeypatch.setattr(node_mod, "Origin", lambda parts: SimpleNamespace())
+        monkeypatch.setattr(node_mod, "Origin", lambda parts, roster: SimpleNamespace())
         monkeypatch.setattr(torrents, "restore_share", restore)
         monkeypatch.setattr(torrents, "restore_download", restore)
 

@@ -1,7 +1,8 @@
 """The node's operations: one table of names shared by the control client and server.
 
 Every request in :data:`onionshare_bt.ops.requests.REQUESTS` has exactly one runner in
-:class:`~onionshare_bt.ops.operations.Operations` and no runner is left without a name;
+the control socket's :class:`~onionshare_bt.ops.operations.Dispatch` (the node's operations
+and the web UI's own) and no runner is left without a name;
 the arguments a request sends are those the CLI has always sent; the CLI names operations
 only through the table; and a stopped node's ``obt node status --json`` exits 1 through
 the error tree without a message (the JSON says it)."""
@@ -20,7 +21,8 @@ from onionshare_bt import cli, control
 from onionshare_bt.cli import main
 from onionshare_bt.errors import UsageError
 from onionshare_bt.ops import requests as rq
-from onionshare_bt.ops.operations import Operations
+from onionshare_bt.ops.operations import Dispatch, Operations
+from onionshare_bt.ui.server import UiServer
 
 
 def _operations() -> Operations:
@@ -30,8 +32,9 @@ def _operations() -> Operations:
                       reasons={}, lifetime=None)
 
 
-def test_every_named_request_has_one_runner_and_every_runner_a_name():
-    runners = _operations()._runners
+def test_every_named_request_has_one_runner_and_every_runner_a_name(tmp_path):
+    ui = UiServer(_operations(), log_path=tmp_path / "node.log")
+    runners = Dispatch(_operations().runners, ui.runners).runners  # as the node wires them
     assert set(runners) == set(rq.REQUESTS.values())
     assert len({id(r.__func__) for r in runners.values()}) == len(runners)  # none shared
     for name, cls in rq.REQUESTS.items():
@@ -89,3 +92,9 @@ def test_status_json_of_a_stopped_node_exits_1_saying_it_in_the_json_only(tmp_pa
     text = CliRunner().invoke(main, ["node", "status"], catch_exceptions=False)
     assert text.exit_code == 1 and text.stdout == ""
     assert "obt: error: No obt node is running" in text.stderr
+
+
+def test_two_parts_cannot_both_run_one_request():
+    ops = _operations()
+    with pytest.raises(ValueError, match="Status"):
+        Dispatch(ops.runners, {rq.Status: ops.runners[rq.Status]})
