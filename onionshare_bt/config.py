@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 from .errors import UsageError
+from .onion import MAX_ONIONS
 from .text import hex_bytes
 from .tor.torrc import valid_nickname
 
@@ -21,7 +22,6 @@ from .tor.torrc import valid_nickname
 PEER_VIRTUAL_PORT = 6881
 #: the tracker's virtual port on every onion
 TRACKER_VIRTUAL_PORT = 80
-MAX_ONIONS = 8
 
 
 def default_home() -> Path:

@@ -15,11 +15,13 @@ import re
 
 from .errors import BadOnionAddress
 
-__all__ = ["ADDRESS_LENGTH", "exact_onion", "is_onion", "onion_from_pubkey", "parse_onion",
+__all__ = ["ADDRESS_LENGTH", "MAX_ONIONS", "exact_onion", "is_onion", "onion_from_pubkey", "parse_onion",
            "pubkey_from_onion"]
 
 #: characters in a v3 address, without ``.onion``
 ADDRESS_LENGTH = 56
+#: the most onion services one share is served on (its K)
+MAX_ONIONS = 8
 _V2_LENGTH = 16
 _VERSION = 3
 _CHECKSUM_PREFIX = b".onion checksum"

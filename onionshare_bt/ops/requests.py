@@ -24,6 +24,7 @@ import typing
 from typing import ClassVar
 
 from ..errors import UsageError
+from ..onion import MAX_ONIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,10 @@ class Share(Request):
     scrub: bool = False
     #: answer once the share is made, before tor has uploaded its onions' descriptors
     no_wait: bool = False
+
+    def check(self) -> None:
+        if self.onions is not None and not 1 <= self.onions <= MAX_ONIONS:
+            raise UsageError(f"a share is served on 1 to {MAX_ONIONS} onions, not {self.onions}")
 
 
 @dataclasses.dataclass(frozen=True)

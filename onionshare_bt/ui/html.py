@@ -13,6 +13,7 @@ import html
 import json
 from urllib.parse import quote
 
+from ..onion import MAX_ONIONS
 from .security import Session
 
 NAV = (("/", "Overview"), ("/shares", "Shares"), ("/downloads", "Downloads"),
@@ -160,15 +161,19 @@ def overview_fields(status: dict, relay: dict, ratio: dict, rows: list[dict]) ->
 
 
 def shares(rows: list[dict], public: set[str], session: Session,
-           preview: dict | None = None, asked: str = "", error: str = "") -> str:
+           preview: dict | None = None, asked: str = "", error: str = "", *,
+           include_hidden: bool = False, onions: int = 2) -> str:
+    """:param onions: the node's K, what the share form proposes"""
     body = "<h2>Share a file or folder</h2>"
     body += ('<form method=get action="/shares" class=inline>'
              f'<label>Local path <input name=path value="{e(asked)}" required size=50></label>'
+             "<label><input type=checkbox name=include_hidden value=1"
+             f'{" checked" if include_hidden else ""}> with hidden files</label>'
              "<button type=submit>Show what will be shared</button></form>")
     if error:
         body += f'<p class="flash error" role=alert>{e(error)}</p>'
     if preview is not None:
-        body += _preview(preview, session)
+        body += _preview(preview, session, include_hidden, onions)
     out = []
     for r in rows:
         tid = r["id"]
@@ -191,7 +196,7 @@ def shares(rows: list[dict], public: set[str], session: Session,
     return page("Shares", body, session, live=True)
 
 
-def _preview(p: dict, session: Session) -> str:
+def _preview(p: dict, session: Session, include_hidden: bool, onions: int) -> str:
     files = p.get("files", [])
     listed = "".join(f"<li>{e(f['path'])} <small>({e(size(f['size']))})</small></li>"
                      for f in files[:200])
@@ -206,7 +211,14 @@ def _preview(p: dict, session: Session) -> str:
         "names and sizes; publishing it publicly lists it for every node that trusts this one. "
         "Files may carry identifying metadata (obt share --scrub cleans copies).</p>"
         f"<ul class=files>{listed}{more}</ul>{hidden_note}"
-        + form("/shares", session, hidden("path", p.get("path")), "Share these files")
+        + form("/shares", session,
+               hidden("path", p.get("path"))
+               + (hidden("include_hidden", "1") if include_hidden else "")
+               + f'<label>Onions (K) <input type=number name=onions min=1 max={MAX_ONIONS} '
+               f'value="{int(onions)}" required></label> '
+               "<label><input type=checkbox name=scrub value=1> share cleaned copies "
+               "(metadata scrubbed)</label> ",
+               "Share these files")
         + "</section>")
 
 
@@ -234,7 +246,8 @@ def downloads(rows: list[dict], session: Session) -> str:
             live(tid, "rate_down", rate(r.get("rate_down"))), live(tid, "eta", eta(r)),
             live(tid, "peers", str(r.get("peers", 0))),
             f'<small>{live(tid, "path", r.get("path") or "")}</small>{_reason(r)}',
-            _pause_button(r, session)
+            f'<a href="/downloads/{quote(tid)}/peers">bytes per path</a> '
+            + _pause_button(r, session)
             + form(f"/downloads/{quote(tid)}/remove", session, "", "Remove", cls="inline")],
             tid))
     body += "<h2>Downloads</h2>" + table(

@@ -64,10 +64,12 @@ class Pages:
     :param ops: the node's operations (``await ops.run(request)``)
     """
 
-    def __init__(self, ops, logs: Callable[[], dict[str, Path]], interval: float) -> None:
-        """:param logs: the logs the overview shows, by name (asked each time: tor's
-        changes when the node restarts tor)"""
-        self.ops, self.logs, self.interval = ops, logs, interval
+    def __init__(self, ops, logs: Callable[[], dict[str, Path]], interval: float,
+                 keep: Callable[[Session], bool] = lambda session: True) -> None:
+        """:param logs: the logs the overview shows, by name
+        :param keep: whether a session goes on (:meth:`.security.Gate.keep`), asked before
+          each live update"""
+        self.ops, self.logs, self.interval, self.keep = ops, logs, interval, keep
         #: set when the server stops: the event streams end
         self.closing = asyncio.Event()
 
@@ -104,7 +106,7 @@ class Pages:
         """Server-sent events: every ``interval`` the live figures of every torrent."""
         resp = secure(web.StreamResponse(headers={"Content-Type": "text/event-stream"}))
         await resp.prepare(request)
-        while not self.closing.is_set():
+        while not self.closing.is_set() and self.keep(request[SESSION]):
             try:
                 status, relay, ratio, rows = await self._overview_data()
             except ObtError as exc:  # e.g. tor restarting: say so, try again next time
@@ -128,20 +130,29 @@ class Pages:
     # -- shares -------------------------------------------------------------------------
     async def shares(self, request: web.Request) -> web.Response:
         asked = request.query.get("path", "")
+        include_hidden = request.query.get("include_hidden") == "1"
         preview, error = None, ""
         if asked:
             try:
-                preview = await self.ops.run(rq.SharePreview(path=asked))
+                preview = await self.ops.run(rq.SharePreview(path=asked,
+                                                             include_hidden=include_hidden))
             except ObtError as exc:
                 error = exc.message
         rows = [r for r in await self.ops.run(rq.ListTorrents()) if r["role"] == "share"]
         published = await self.ops.run(rq.Published())
         public = {i["infohash"] for i in published.get("items", [])}
-        return page(html.shares(rows, public, request[SESSION], preview, asked, error))
+        onions = (await self.ops.run(rq.Settings()))["onions"]
+        return page(html.shares(rows, public, request[SESSION], preview, asked, error,
+                                include_hidden=include_hidden, onions=onions))
 
     async def share(self, request: web.Request) -> web.Response:
-        return await self._act(request, "/shares", lambda f: rq.Share(path=_text(f, "path")),
-                               lambda r: f"shared {r['name']}: {r['uri']}")
+        """Share what the preview showed, on K onions, cleaned copies if asked."""
+        return await self._act(
+            request, "/shares",
+            lambda f: rq.Share(path=_text(f, "path"), onions=_whole(_text(f, "onions"), "onions"),
+                               include_hidden=f.get("include_hidden") == "1",
+                               scrub=f.get("scrub") == "1"),
+            lambda r: f"shared {r['name']} on {len(r.get('onions', []))} onions: {r['uri']}")
 
     async def publish(self, request: web.Request) -> web.Response:
         tid = request.match_info["id"]
@@ -288,12 +299,16 @@ def _is_catalogue(text: str) -> bool:
         return False  # the download refuses it, with the reason
 
 
+def _whole(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, not {text[:20]!r}") from None
+
+
 def _depth(text: str) -> int:
     """A depth as ``obt trust depth`` takes it: a whole number from 1 to 6."""
-    try:
-        depth = int(text)
-    except ValueError:
-        raise UsageError(f"depth must be a whole number, not {text[:20]!r}") from None
+    depth = _whole(text, "depth")
     if not 1 <= depth <= 6:
         raise UsageError("depth must be from 1 to 6")
     return depth

@@ -2,7 +2,9 @@
 passes (pure: no sockets; the clock is given).
 
 - A link token (``obt ui``) is good once, for :data:`LINK_TTL` seconds; it is exchanged for
-  a session, whose id travels only in an HttpOnly SameSite=Strict cookie.
+  a session, whose id travels only in an HttpOnly SameSite=Strict cookie. A session ends
+  after :data:`SESSION_IDLE` seconds without a request, and :data:`SESSION_MAX` seconds after
+  it began, whatever it did: then a new ``obt ui`` link is needed.
 - Every request names one of the UI's own hosts (``127.0.0.1:<port>``, ``localhost:<port>``
   or the UI's onion): a page some other site's name resolves to loopback (DNS rebinding)
   gets nothing.
@@ -21,6 +23,10 @@ from collections.abc import Callable
 
 #: seconds a link from ``obt ui`` stays good (it is good once)
 LINK_TTL = 600.0
+#: seconds a session lasts without a request (a live page's event stream is one request)
+SESSION_IDLE = 3600.0
+#: seconds a session lasts at most
+SESSION_MAX = 12 * 3600.0
 #: sessions kept at once; the oldest goes first
 MAX_SESSIONS = 32
 #: links outstanding at once; the oldest goes first
@@ -61,6 +67,8 @@ class Session:
     id: str
     csrf: str
     created: float
+    #: when it last made a request
+    seen: float = 0.0
     #: messages shown once, on the next page (post-redirect-get)
     flash: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
@@ -109,15 +117,37 @@ class Gate:
             return None
         while len(self._sessions) >= MAX_SESSIONS:
             self._sessions.pop(next(iter(self._sessions)))
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now)
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now)
         self._sessions[session.id] = session
         return session
 
     def session(self, session_id: str | None) -> Session | None:
+        """The live session ``session_id`` names (and it is seen now); None if there is
+        none, or it ended (idle for :data:`SESSION_IDLE`, or older than :data:`SESSION_MAX`)."""
         if not session_id:
             return None
+        now = self._clock()
+        for sid in [k for k, s in self._sessions.items() if not _alive(s, now)]:
+            del self._sessions[sid]
         key = _find(self._sessions, session_id)
-        return self._sessions[key] if key is not None else None
+        if key is None:
+            return None
+        session = self._sessions[key]
+        session.seen = now
+        return session
+
+    def keep(self, session: Session) -> bool:
+        """A live page's event stream is activity: ``session`` is seen now. False once it
+        ended (the stream then ends too)."""
+        now = self._clock()
+        if self._sessions.get(session.id) is not session or not _alive(session, now):
+            return False
+        session.seen = now
+        return True
+
+
+def _alive(session: Session, now: float) -> bool:
+    return now - session.seen < SESSION_IDLE and now - session.created < SESSION_MAX
 
 
 def host_allowed(host: str | None, port: int, onion: str | None) -> bool:

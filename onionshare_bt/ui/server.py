@@ -72,7 +72,7 @@ class UiServer:
                  clock: Callable[[], float] = time.time, interval: float = 1.0) -> None:
         self.ops, self.tor = ops, tor
         self.gate = Gate(clock)
-        self.pages = pages.Pages(ops, self._logs, interval)
+        self.pages = pages.Pages(ops, self._logs, interval, keep=self.gate.keep)
         self._log_path = log_path
         self.port = 0
         self.onion: str | None = None
@@ -96,6 +96,7 @@ class UiServer:
         app.router.add_post("/shares/{id}/unshare", p.unshare)
         app.router.add_get("/downloads", p.downloads)
         app.router.add_post("/downloads", p.get)
+        app.router.add_get("/downloads/{id}/peers", p.peers)
         app.router.add_post("/downloads/{id}/remove", p.remove)
         app.router.add_post("/downloads/{id}/pause", p.pause)
         app.router.add_post("/downloads/{id}/resume", p.resume)

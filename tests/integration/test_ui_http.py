@@ -9,6 +9,7 @@ requests the CLI sends and redirect (post-redirect-get); /events streams live fi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -19,7 +20,7 @@ import pytest
 from onionshare_bt.errors import UsageError
 from onionshare_bt.onion import onion_from_pubkey
 from onionshare_bt.ops import requests as rq
-from onionshare_bt.ui.security import HEADERS
+from onionshare_bt.ui.security import HEADERS, SESSION_IDLE, SESSION_MAX
 from onionshare_bt.ui.server import UiServer
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -51,7 +52,8 @@ class FakeOps:
             rq.Settings: {"home": str(tmp_path), "onions": 2},
             rq.SharePreview: {"path": "/src", "size": 3, "hidden_skipped": 0,
                               "files": [{"path": f"src/{HOSTILE}", "size": 3}]},
-            rq.Share: {"name": "src", "uri": "http://x/private/y"},
+            rq.Share: {"name": "src", "uri": "http://x/private/y",
+                       "onions": ["a.onion", "b.onion", "c.onion"]},
             rq.Get: {"name": "film", "id": "cd" * 20},
             rq.Search: {"searched": 1, "unreachable": [{"onion": HOSTILE}],
                         "results": [{"name": HOSTILE, "size": 1, "files": 1, "degree": 1,
@@ -283,6 +285,84 @@ async def test_events_stream_live_figures(ui):
     row = seen[0]["t"]["cd" * 20]
     assert row["pct"] == "25.0 %" and row["progress"] == 0.25 and row["eta"] == "15 s"
     assert HOSTILE in seen[0]["o"]["log-node"]  # text for textContent, never HTML
+
+
+async def test_a_session_ends_when_idle_and_at_its_longest_and_its_event_stream_with_it(
+        tmp_path):
+    now = [1000.0]
+    server = UiServer(FakeOps(tmp_path), log_path=tmp_path / "none.log", interval=0.05,
+                      clock=lambda: now[0])
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def status(sid: str, path: str = "/trust") -> int:
+                async with http.get(base(server) + path, allow_redirects=False,
+                                    headers={"Cookie": f"{server.cookie}={sid}"}) as resp:
+                    return resp.status
+
+            idle, _ = await login(server, http)
+            busy, _ = await login(server, http)
+            now[0] += SESSION_IDLE - 60
+            assert await status(busy) == 200  # busy is seen; idle is not
+            now[0] += 120
+            assert await status(idle) == 404 and await status(busy) == 200
+            while now[0] - 1000.0 < SESSION_MAX - SESSION_IDLE / 2:  # busy all along
+                now[0] += SESSION_IDLE / 2
+                assert await status(busy) == 200
+            now[0] += SESSION_IDLE / 2
+            assert await status(busy) == 404  # past its longest life, busy or not
+            # a page left open keeps its session through the event stream, until its end
+            live, _ = await login(server, http)
+            async with http.get(base(server) + "/events",
+                                headers={"Cookie": f"{server.cookie}={live}"}) as resp:
+                assert resp.status == 200
+                assert (await resp.content.readline()).startswith(b"event: update")
+                now[0] += SESSION_IDLE + 1  # a stream's next update sees the session ended
+                async with asyncio.timeout(5):  # else the stream goes on: a failure
+                    await resp.content.read()  # to its end
+            assert await status(live) == 404
+    finally:
+        await server.close()
+
+
+async def test_the_share_form_takes_k_hidden_files_and_scrubbing_and_refuses_a_bad_k(ui):
+    server, ops, http = ui
+    sid, csrf = await login(server, http)
+    headers = {"Cookie": f"{server.cookie}={sid}", "Origin": base(server)}
+    async with http.get(base(server) + "/shares?path=/src&include_hidden=1",
+                        headers=headers) as resp:
+        text = await resp.text()
+    assert rq.SharePreview(path="/src", include_hidden=True) in ops.ran
+    assert 'name=onions min=1 max=8 value="2"' in text  # the node's K, proposed
+    assert '<input type=hidden name="include_hidden" value="1">' in text
+    for k, scrub, flash in (("3", "1", "shared src on 3 onions"),
+                            ("0", "", "1 to 8 onions, not 0"), ("9", "", "not 9"),
+                            ("two", "", "onions must be a whole number")):
+        ops.ran.clear()
+        data = {"csrf": csrf, "path": "/src", "onions": k, "include_hidden": "1"}
+        if scrub:
+            data["scrub"] = scrub
+        async with http.post(base(server) + "/shares", allow_redirects=False, headers=headers,
+                             data=data) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/shares"
+        async with http.get(base(server) + "/shares", headers=headers) as resp:
+            assert flash in await resp.text(), k
+        shared = [r for r in ops.ran if isinstance(r, rq.Share)]
+        assert shared == ([rq.Share(path="/src", onions=3, include_hidden=True, scrub=True)]
+                          if k == "3" else []), k  # a bad K never reaches the node
+
+
+async def test_a_download_row_links_to_its_bytes_per_path(ui):
+    server, ops, http = ui
+    sid, _ = await login(server, http)
+    headers = {"Cookie": f"{server.cookie}={sid}"}
+    dl = "cd" * 20
+    async with http.get(base(server) + "/downloads", headers=headers) as resp:
+        assert f'href="/downloads/{dl}/peers"' in await resp.text()
+    ops.ran.clear()
+    async with http.get(base(server) + f"/downloads/{dl}/peers", headers=headers) as resp:
+        text = await resp.text()
+    assert ops.ran == [rq.Peers(id=dl)] and "<td>in</td>" in text
 
 
 class FakeTor:

@@ -166,8 +166,10 @@ def share_from_ui(ui: Ui, src: Path) -> tuple[str, str]:
         assert f in preview
     assert f"{len(files)} file(s)" in preview and "Anyone with the share's URI" in preview
     ui.shot("shares-preview")
+    k = int(ui.d.find_element(By.CSS_SELECTOR, 'section.preview input[name="onions"]')
+            .get_attribute("value"))  # the node's K, proposed
     ui.d.find_element(By.CSS_SELECTOR, 'section.preview button[type=submit]').click()
-    ui.expect(f"shared {src.name}: http://")
+    ui.expect(f"shared {src.name} on {k} onions: http://")
     assert ui.d.current_url == ui.base + "/shares"  # post-redirect-get
     row = next(r for r in ui.d.find_elements(By.CSS_SELECTOR, "tr[data-row]")
                if src.name in r.find_element(By.CSS_SELECTOR, "span.name").text)
@@ -177,6 +179,7 @@ def share_from_ui(ui: Ui, src: Path) -> tuple[str, str]:
     listed = {t["id"]: t for t in ui.node.json("list")}
     tid = row.get_attribute("data-row")
     assert listed[tid]["uri"] == uri and listed[tid]["name"] == src.name
+    assert len(listed[tid]["onions"]) == k
     ui.shot("shares")
     return tid, uri
 
@@ -215,7 +218,12 @@ def test_a_shares_from_its_ui_and_b_downloads_with_live_progress(world):
     b.shot("downloads")
     got = world["b"].home / "downloads" / src.name
     assert digests(got) == digests(src)
-    b.go(f"/shares/{tid}/peers")
+    b.go("/downloads")  # B's bytes per path, from its download's row
+    b.d.find_element(By.CSS_SELECTOR, f'a[href="/downloads/{tid}/peers"]').click()
+    shown = [r.text for r in b.d.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    paths = world["b"].json("list", "--peers", tid)["paths"]
+    assert shown and sum(p["down"] for p in paths) >= 3 * 1024 * 1024, (shown, paths)
+    b.shot("download-paths")
     a.go(f"/shares/{tid}/peers")
     assert "Peers" in a.d.title
     a.shot("peers")
