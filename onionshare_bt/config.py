@@ -128,7 +128,7 @@ class Config:
         return env
 
 
-_FILE_KEYS = {
+FILE_KEYS = {
     "network": "network_file",
     "tor": "tor_binary",
     "onions": "onions",
@@ -164,10 +164,10 @@ def _from_file(home: Path) -> dict:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
-    unknown = set(raw) - set(_FILE_KEYS)
+    unknown = set(raw) - set(FILE_KEYS)
     if unknown:
         raise UsageError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
-    return {_FILE_KEYS[k]: v for k, v in raw.items()}
+    return {FILE_KEYS[k]: v for k, v in raw.items()}
 
 
 def load(home: Path | None = None, network: str | None = None, **flags) -> Config:
@@ -189,6 +189,15 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
     values.update({k: v for k, v in flags.items() if v is not None})
     if values.get("network_file"):
         values["network_file"] = Path(values["network_file"]).expanduser().resolve()
+    return Config(home=home, **checked(values))
+
+
+def checked(values: dict) -> dict:
+    """``values`` (Config field -> value) with the settings that need it normalised.
+
+    :raises UsageError: a value no node can run with
+    """
+    values = dict(values)
     if "tor_options" in values:
         values["tor_options"] = _tor_options(values["tor_options"])
     if "release_keys" in values:
@@ -207,7 +216,7 @@ def load(home: Path | None = None, network: str | None = None, **flags) -> Confi
     onions = int(values.get("onions", 2))
     if not 1 <= onions <= MAX_ONIONS:
         raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")
-    return Config(home=home, **values)
+    return values
 
 
 def _tor_options(raw) -> tuple[tuple[str, str], ...]:

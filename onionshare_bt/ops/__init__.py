@@ -10,7 +10,7 @@
     results.py    what each operation returns (TypedDicts of the JSON it sends)
     torrents.py   share, share_preview, get, list, torrent, torrent_file, peers, play, open,
                   unshare, remove, pause, resume
-    node.py       status, stop, relay_status, ratio, settings
+    node.py       status, stop, relay_status, ratio, settings, settings_set
     trust.py      node_id, publish, published, catalogue, trust_*, search, mirror_*,
                   release_*, update_check
 

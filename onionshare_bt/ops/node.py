@@ -10,7 +10,7 @@ from collections.abc import Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .. import __version__, torrents
+from .. import __version__, configfile, torrents
 from ..config import Config
 from ..errors import TorError
 from . import requests as rq
@@ -90,9 +90,15 @@ class NodeOps:
                         or_address=await relay.tor.or_address())
         return info
 
+    async def settings_set(self, req: rq.SettingsSet) -> dict:
+        """Change config.toml for the next start (:func:`.configfile.update`)."""
+        return await asyncio.to_thread(configfile.update, self.config.home, req.values,
+                                       configfile.UI_KEYS)
+
     async def settings(self, req: rq.Settings) -> dict:
-        """Every setting by name, JSON-ready (paths as text, tuples as lists)."""
-        out = {}
+        """Every setting by name, JSON-ready (paths as text, tuples as lists), and ``file``:
+        what config.toml sets now."""
+        out: dict = {"file": await asyncio.to_thread(configfile.read, self.config.home)}
         for field in dataclasses.fields(self.config):
             value = getattr(self.config, field.name)
             if isinstance(value, Path):

@@ -46,7 +46,7 @@ class Operations:
             rq.SetOpen: t.set_open, rq.Unshare: t.unshare, rq.Remove: t.remove,
             rq.Pause: t.pause, rq.Resume: t.resume,
             rq.Status: n.status, rq.Stop: n.stop, rq.RelayStatus: n.relay_status,
-            rq.Ratio: n.ratio, rq.Settings: n.settings,
+            rq.Ratio: n.ratio, rq.Settings: n.settings, rq.SettingsSet: n.settings_set,
             rq.NodeId: tr.node_id, rq.Publish: tr.publish, rq.Published: tr.published,
             rq.Catalogue: tr.catalogue, rq.TrustAdd: tr.add, rq.TrustRemove: tr.remove,
             rq.TrustList: tr.list, rq.TrustDepth: tr.depth, rq.TrustGraph: tr.graph,

@@ -181,9 +181,26 @@ class Ratio(Request):
 
 @dataclasses.dataclass(frozen=True)
 class Settings(Request):
-    """The settings the node runs with (config.toml over the defaults), read-only."""
+    """The settings the node runs with (config.toml over the defaults), and what its
+    config.toml sets now (``file``: it differs once changed, until the node restarts)."""
 
     op = "settings"
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingsSet(Request):
+    """Write settings (name -> text) into config.toml, for the node's next start; only
+    those the web UI may change (:data:`onionshare_bt.configfile.UI_KEYS`)."""
+
+    op = "settings_set"
+    values: dict
+
+    def check(self) -> None:
+        if not self.values:
+            raise UsageError("no setting to change")
+        if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool))
+                   for k, v in self.values.items()):
+            raise UsageError("settings are names with text, number or true/false values")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,7 +326,7 @@ REQUESTS: dict[str, type[Request]] = {
     cls.op: cls for cls in (
         Share, SharePreview, Get, ListTorrents, Torrent, TorrentFile, Peers, Play, SetOpen,
         Unshare, Remove, Pause, Resume,
-        Status, Stop, RelayStatus, Ratio, Settings, UiLink,
+        Status, Stop, RelayStatus, Ratio, Settings, SettingsSet, UiLink,
         NodeId, Publish, Published, Catalogue,
         TrustAdd, TrustRemove, TrustList, TrustDepth, TrustGraph, Search,
         MirrorAdd, MirrorRemove, MirrorList,

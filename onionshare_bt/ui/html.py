@@ -13,6 +13,7 @@ import html
 import json
 from urllib.parse import quote
 
+from .. import configfile
 from ..onion import MAX_ONIONS
 from .security import Session
 
@@ -366,9 +367,29 @@ def trust_graph(data: dict, picture: str, session: Session) -> str:
 
 
 def settings(values: dict, session: Session) -> str:
+    """The settings the node runs with, and a form for those the UI may change, filled
+    with what config.toml says (or the default)."""
+    values = dict(values)
+    in_file = values.pop("file", None) or {}
+    fields = []
+    for key in configfile.UI_KEYS:
+        now = in_file.get(key, configfile.default(key))
+        if isinstance(now, bool):
+            options = "".join(f"<option{' selected' if now is v else ''}>{json.dumps(v)}"
+                              "</option>" for v in (True, False))
+            box = f'<select name="{e(key)}">{options}</select>'
+        else:
+            box = f'<input name="{e(key)}" value="{e(now)}" size=24>'
+        fields.append(f"<tr><th><label>{e(key)}</label></th><td>{box}</td></tr>")
+    edit = form("/settings", session,
+                f"<table class=settings><tbody>{''.join(fields)}</tbody></table>",
+                "Save to config.toml")
+    file_name = f"{values.get('home')}/config.toml"
     rows = [f"<tr><th>{e(k)}</th><td><code>{e(json.dumps(v))}</code></td></tr>"
             for k, v in values.items()]
-    body = ("<p>The settings this node runs with. Change them in "
-            f"<code>{e(values.get('home'))}/config.toml</code> and restart the node.</p>"
+    body = (f"<h2>Change</h2><p>Saved to <code>{e(file_name)}</code>; the node takes them "
+            "when it restarts. Programs, tor options, networks and release keys are set in "
+            "that file only, never here.</p>" + edit
+            + "<h2>Running with</h2>"
             f"<table class=settings><tbody>{''.join(rows)}</tbody></table>")
     return page("Settings", body, session)

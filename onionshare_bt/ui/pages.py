@@ -271,12 +271,29 @@ class Pages:
     async def settings(self, request: web.Request) -> web.Response:
         return page(html.settings(await self.ops.run(rq.Settings()), request[SESSION]))
 
+    async def settings_save(self, request: web.Request) -> web.Response:
+        """Every field the form sent (the web UI's settings, :data:`.configfile.UI_KEYS`);
+        the node writes those that changed, or refuses them all."""
+        return await self._act(
+            request, "/settings",
+            lambda f: rq.SettingsSet(values={k: v for k, v in f.items()
+                                             if k != "csrf" and isinstance(v, str)}),
+            _saved)
+
 
 def _text(form, name: str) -> str:
     value = form.get(name)
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{name} is missing")
     return value.strip()
+
+
+def _saved(info: dict) -> str:
+    changed = info.get("changed") or {}
+    if not changed:
+        return "nothing changed"
+    said = "; ".join(f"{k}: {json.dumps(a)} → {json.dumps(b)}" for k, (a, b) in changed.items())
+    return f"saved to {info.get('path')}: {said}. The node takes them when it restarts."
 
 
 def _checked(info: dict) -> str:

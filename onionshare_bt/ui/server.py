@@ -113,6 +113,7 @@ class UiServer:
         app.router.add_get("/releases", p.releases)
         app.router.add_post("/releases/check", p.update_check)
         app.router.add_get("/settings", p.settings)
+        app.router.add_post("/settings", p.settings_save)
         return app
 
     def _logs(self) -> dict[str, Path]:

@@ -365,6 +365,27 @@ async def test_a_download_row_links_to_its_bytes_per_path(ui):
     assert ops.ran == [rq.Peers(id=dl)] and "<td>in</td>" in text
 
 
+async def test_the_settings_form_shows_the_files_values_and_sends_them_to_the_node(ui):
+    server, ops, http = ui
+    sid, csrf = await login(server, http)
+    headers = {"Cookie": f"{server.cookie}={sid}", "Origin": base(server)}
+    ops.results[rq.Settings] = {**ops.results[rq.Settings], "file": {"onions": 5,
+                                                                     "relay": False}}
+    ops.results[rq.SettingsSet] = {"path": "/h/config.toml", "changed": {"onions": [5, 3]}}
+    async with http.get(base(server) + "/settings", headers=headers) as resp:
+        text = await resp.text()
+    assert '<input name="onions" value="5"' in text  # what config.toml says
+    assert '<input name="stall_timeout" value="120.0"' in text  # else the default
+    assert "<option>true</option><option selected>false</option>" in text
+    assert 'name="player"' not in text and 'name="tor"' not in text
+    async with http.post(base(server) + "/settings", allow_redirects=False, headers=headers,
+                         data={"csrf": csrf, "onions": "3", "relay": "false"}) as resp:
+        assert resp.status == 303 and resp.headers["Location"] == "/settings"
+    assert ops.ran[-1] == rq.SettingsSet(values={"onions": "3", "relay": "false"})
+    async with http.get(base(server) + "/settings", headers=headers) as resp:
+        assert "saved to /h/config.toml: onions: 5 → 3." in await resp.text()
+
+
 class FakeTor:
     log_path = "/nonexistent/tor.log"
 

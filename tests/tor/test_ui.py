@@ -401,3 +401,32 @@ def test_obt_ui_client_auth_onion_answers_only_a_tor_holding_the_key(world):
         assert reply.content()[0][0] in ("250", "251", "252"), str(reply)
     status, body = b.fetch_torrent(info["onion_url"])
     assert status == 200 and b"<h1>Overview</h1>" in body
+
+
+def test_settings_are_changed_from_the_ui_into_config_toml_and_a_bad_value_changes_nothing(
+        world):
+    """With JavaScript off: B's settings form writes config.toml for the next start (the
+    running node keeps its values), refuses a bad value whole, and offers no setting that
+    names a program, a tor option, a network or a key."""
+    node = world["b"]
+    ui = Ui(node, world["nojs"], world["shots"], "settings", javascript=False)
+    ui.go("/settings")
+    form = ui.d.find_element(By.CSS_SELECTOR, 'form[action="/settings"]')
+    names = {el.get_attribute("name") for el in form.find_elements(By.CSS_SELECTOR,
+                                                                   "input, select")}
+    assert {"stall_timeout", "onions", "relay"} <= names
+    assert not names & {"tor", "network", "player", "tor_options", "release_keys"}, names
+    before = (node.home / "config.toml").read_text()
+    ui.submit("/settings", stall_timeout="95", trust_timeout="not a number")
+    ui.expect("trust_timeout must be a number")
+    assert (node.home / "config.toml").read_text() == before  # all or nothing
+    ui.go("/settings")
+    ui.submit("/settings", stall_timeout="95")
+    ui.expect("stall_timeout: 120.0 → 95.0")
+    assert "download_rate" in before and "trust_timeout = 10" in before
+    after = (node.home / "config.toml").read_text()
+    assert after == before + "stall_timeout = 95.0\n"  # the rest kept as it was
+    shown = node.json("config", "show")["settings"]
+    assert shown["stall_timeout"] == 95.0 and shown["trust_timeout"] == 10
+    assert node.json("node", "status")["running"] is True
+    ui.shot("settings-saved")

@@ -33,7 +33,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "trust.core", "mirror.core", "stream.core",
     })),
     # the only speakers to Tor, libtorrent and SQLite, the settings, the shared helpers
-    ("foundations", frozenset({"tor", "engine", "store", "config", "httpserve", "tasks"})),
+    ("foundations", frozenset({"tor", "engine", "store", "config", "configfile", "httpserve",
+                               "tasks"})),
     # the parts of a node, each given what it needs by the node
     ("parts", frozenset({
         "tracker", "multiplex", "relay", "trust", "mirror", "release", "stream", "scan",

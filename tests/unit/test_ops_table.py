@@ -98,3 +98,10 @@ def test_two_parts_cannot_both_run_one_request():
     ops = _operations()
     with pytest.raises(ValueError, match="Status"):
         Dispatch(ops.runners, {rq.Status: ops.runners[rq.Status]})
+
+
+@pytest.mark.parametrize("onions", [0, 9, 1000, -1])
+def test_a_share_on_more_onions_than_k_allows_is_refused_before_anything_runs(onions):
+    with pytest.raises(UsageError, match=f"1 to 8 onions, not {onions}"):
+        rq.parse("share", {"path": "/a", "onions": onions})
+    assert rq.parse("share", {"path": "/a", "onions": 8}).onions == 8
