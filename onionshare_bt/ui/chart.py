@@ -1,4 +1,4 @@
-"""The relay's rate over time drawn as a picture: inline SVG from ``obt relay status``'s
+"""The relay's rate over time drawn as a picture: SVG from ``obt relay status``'s
 ``history`` (pure). Numbers only reach the SVG, formatted by us; no script, no style
 element, no link.
 """
@@ -9,6 +9,17 @@ from .html import e, rate
 
 WIDTH, HEIGHT = 480, 120
 LEFT, BOTTOM, TOP = 70, 18, 8
+
+
+def rate_image(history: list | None) -> str:
+    """:func:`rate_svg` as an SVG document of its own (``/relay-chart.svg``, which the
+    overview shows as an image and its script reloads as points come)."""
+    svg = rate_svg(history)
+    if svg.startswith("<svg"):
+        return svg
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}"'
+            f' viewBox="0 0 {WIDTH} {HEIGHT}"><text x="{LEFT}" y="{HEIGHT // 2}"'
+            ' font-size="13">Not enough samples yet: a point every 10 s.</text></svg>')
 
 
 def rate_svg(history: list | None) -> str:

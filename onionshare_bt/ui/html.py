@@ -119,9 +119,8 @@ def kv(pairs: list[tuple[str, str]]) -> str:
 
 # -- pages ---------------------------------------------------------------------------------
 def overview(status: dict, relay: dict, ratio: dict, rows: list[dict],
-             logs: dict[str, str], session: Session, chart: str = "") -> str:
-    """:param logs: the tail of each log by name (the node's, its tor's)
-    :param chart: the relay's rate over time, as SVG (:func:`.chart.rate_svg`)"""
+             logs: dict[str, str], session: Session) -> str:
+    """:param logs: the tail of each log by name (the node's, its tor's)"""
     o = overview_fields(status, relay, ratio, rows)
     body = kv([
         ("Tor", f'<span data-o=tor>{e(o["tor"])}</span>'),
@@ -134,7 +133,10 @@ def overview(status: dict, relay: dict, ratio: dict, rows: list[dict],
                    f"up {status.get('uptime', 0):.0f} s, home {status.get('home', '')}")),
     ])
     if relay.get("enabled"):
-        body += f"<h2>Relay rate, last hour</h2>{chart}"
+        # an image the script reloads every 10 s (a point's step); without it, per page load
+        body += ("<h2>Relay rate, last hour</h2><img class=chart data-reload=10 "
+                 'src="/relay-chart.svg" width=480 height=120 alt="the relay\'s rate over the '
+                 'last hour">')
     for name, text in logs.items():
         body += (f"<h2>Log: {e(name)}</h2>"
                  f'<pre class=log data-o="log-{e(name)}">{e(text)}</pre>')

@@ -96,8 +96,13 @@ class Pages:
 
     async def overview(self, request: web.Request) -> web.Response:
         status, relay, ratio, rows = await self._overview_data()
-        return page(html.overview(status, relay, ratio, rows, self._tails(),
-                                  request[SESSION], chart.rate_svg(relay.get("history"))))
+        return page(html.overview(status, relay, ratio, rows, self._tails(), request[SESSION]))
+
+    async def relay_chart(self, request: web.Request) -> web.Response:
+        """The relay's rate over the last hour, an SVG image (:func:`.chart.rate_image`)."""
+        relay = await self.ops.run(rq.RelayStatus())
+        return web.Response(text=chart.rate_image(relay.get("history")),
+                            content_type="image/svg+xml")
 
     def _tails(self) -> dict[str, str]:
         return {name: tail(path) for name, path in self.logs().items()}

@@ -89,6 +89,7 @@ class UiServer:
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/events", p.events)
         app.router.add_get("/", p.overview)
+        app.router.add_get("/relay-chart.svg", p.relay_chart)
         app.router.add_get("/shares", p.shares)
         app.router.add_post("/shares", p.share)
         app.router.add_get("/shares/{id}/peers", p.peers)

@@ -487,11 +487,22 @@ async def test_the_overview_draws_the_relays_rate_over_time(ui):
                                    "history": [[1000.0, 0], [1010.0, 2048], [1020.0, 1024]]}
     async with http.get(base(server) + "/", headers=cookie) as resp:
         text = await resp.text()
-    svg = text.split("Relay rate, last hour</h2>", 1)[1].split("</svg>", 1)[0]
+    img = text.split("Relay rate, last hour</h2>", 1)[1].split(">", 1)[0]
+    assert 'src="/relay-chart.svg"' in img and "data-reload=10" in img  # the script reloads it
+    async with http.get(base(server) + "/relay-chart.svg") as resp:
+        assert resp.status == 404  # no session, no picture
+    async with http.get(base(server) + "/relay-chart.svg", headers=cookie) as resp:
+        assert resp.headers["Content-Type"].startswith("image/svg+xml")
+        assert_secured(resp)
+        svg = await resp.text()
     assert svg.startswith("<svg") and "<polyline" in svg
     points = svg.split('points="', 1)[1].split('"', 1)[0].split()
     assert len(points) == 3 and float(points[1].split(",")[1]) < float(points[0].split(",")[1])
     assert "2.0 KiB/s" in svg  # the top of the scale: the fastest point
+    ops.results[rq.RelayStatus] = {**ops.results[rq.RelayStatus], "history": [[1000.0, 5]]}
+    async with http.get(base(server) + "/relay-chart.svg", headers=cookie) as resp:
+        svg = await resp.text()  # an image still, which says why it has no line
+    assert svg.startswith("<svg") and "Not enough samples" in svg and "<polyline" not in svg
 
 
 async def test_a_download_row_pauses_and_resumes_with_plain_forms(ui):

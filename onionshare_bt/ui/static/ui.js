@@ -12,6 +12,13 @@
         function () { button.textContent = "Select and copy"; });
     });
   });
+  document.querySelectorAll("img[data-reload]").forEach(function (img) {
+    var base = img.getAttribute("src");
+    window.setInterval(function () {
+      img.src = base + "?at=" + Date.now();
+      document.body.dataset.reloads = String(Number(document.body.dataset.reloads || 0) + 1);
+    }, Number(img.dataset.reload) * 1000);
+  });
   if (!document.body.dataset.live || !window.EventSource) { return; }
   var updates = 0;
   var source = new EventSource("/events");
