@@ -105,7 +105,8 @@ def config_toml(onions: int) -> str:
     of thousands (and its own circuits avoid it), so the bench leaves it out.
     """
     text = f"onions = {onions}\n"
-    if "relay" in obt_config._FILE_KEYS:  # older obt versions have no relay
+    keys = getattr(obt_config, "FILE_KEYS", None) or getattr(obt_config, "_FILE_KEYS", {})
+    if "relay" in keys:  # older obt versions have no relay
         text += "relay = false\n"
     return text
 

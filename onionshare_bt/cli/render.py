@@ -163,10 +163,16 @@ def paths_text(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _described(item: dict) -> str:
+    """The item's description on a line of its own, if it has one."""
+    text = item.get("description") or ""
+    return f"\n    {shown(text, 300)}" if isinstance(text, str) and text else ""
+
+
 def catalogue_text(items: list[dict]) -> str:
     lines = [f"{shown(i['infohash'], 16)}  {_size(i['size']):>9}  {i['files']:>5} files  "
              f"{time.strftime('%Y-%m-%d', time.gmtime(i['added']))}  {shown(i['name'])}"
-             for i in items]
+             + _described(i) for i in items]
     return "\n".join(lines) or "the catalogue is empty"
 
 
@@ -256,7 +262,7 @@ def ratio_text(info: dict) -> str:
 # -- publishing, search, mirrors ---------------------------------------------------------
 def published_text(data: dict) -> str:
     return "\n".join([data["public_uri"]] + [f"  {i['infohash'][:16]}  {shown(i['name'])}"
-                                             for i in data["items"]])
+                                             + _described(i) for i in data["items"]])
 
 
 def unreachable(nodes: list[dict]) -> None:
@@ -268,7 +274,8 @@ def unreachable(nodes: list[dict]) -> None:
 
 def search_text(data: dict) -> str:
     lines = [f"{shown(r['name'])}  {_size(r['size'])}  degree {r['degree']}  "
-             f"{shown(r['node'], 16)}…\n    {shown(r['uri'], 200)}" for r in data["results"]]
+             f"{shown(r['node'], 16)}…{_described(r)}\n    {shown(r['uri'], 200)}"
+             for r in data["results"]]
     return "\n".join(lines) or "no results"
 
 

@@ -18,14 +18,19 @@ from .base import command, json_option
 @click.option("--list", "mode", flag_value="list", help="List the public catalogue.")
 @click.option("--open/--closed", "open_share", default=None,
               help="Admit standard BitTorrent clients to share ID, or obt nodes only again.")
+@click.option("--description", metavar="TEXT", default=None,
+              help="With --public: what the catalogue says of the share (searchable; one "
+                   "line, at most 1024 characters).")
 @json_option
 @command
-async def publish(state, torrent_id, mode, open_share, as_json):
+async def publish(state, torrent_id, mode, open_share, description, as_json):
     """Make a share public (reachable through the node's public URI), or private again;
     open it to standard BitTorrent clients, or closed to all but obt nodes."""
+    if description is not None and mode != "public":
+        raise UsageError("--description goes with --public")
     cfg = await client.node(state)
     if open_share is not None:
-        await _open_share(cfg, torrent_id, mode, open_share, as_json)
+        await _open_share(cfg, torrent_id, mode, open_share, as_json, description)
         return
     if mode == "list" or (mode is None and torrent_id is None):
         data = await client.send(cfg, rq.Published())
@@ -33,19 +38,21 @@ async def publish(state, torrent_id, mode, open_share, as_json):
         return
     if not torrent_id or mode not in ("public", "private"):
         raise UsageError("give an ID with --public or --private (or use --list)")
-    info = await client.send(cfg, rq.Publish(id=torrent_id, public=mode == "public"))
+    info = await client.send(cfg, rq.Publish(id=torrent_id, public=mode == "public",
+                                             description=description))
     r.emit(info, as_json,
            info["public_uri"] if info["public"] else f"{r.shown(info['name'])}: private")
 
 
 async def _open_share(cfg, torrent_id: str | None, mode: str | None, open_share: bool,
-                      as_json: bool) -> None:
+                      as_json: bool, description: str | None = None) -> None:
     """``obt publish --open|--closed ID`` (with ``--public``/``--private`` too, if given)."""
     if not torrent_id or mode == "list":
         raise UsageError("give the ID of a share with --open or --closed")
     info = await client.send(cfg, rq.SetOpen(id=torrent_id, open=open_share))
     if mode in ("public", "private"):
-        published = await client.send(cfg, rq.Publish(id=torrent_id, public=mode == "public"))
+        published = await client.send(cfg, rq.Publish(id=torrent_id, public=mode == "public",
+                                                       description=description))
         info["public"] = published["public"]
         info["public_uri"] = published.get("public_uri")
     if open_share:

@@ -224,8 +224,11 @@ class NodeId(Request):
 @dataclasses.dataclass(frozen=True)
 class Publish(Request):
     op = "publish"
+    sent_when_set = ("description",)
     id: str
     public: bool
+    #: what the public catalogue says of the share (None: as before)
+    description: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ class TrustOps:
         return {"onion": f"{self.trust.onion}.onion", "public_uri": self.trust.public_uri}
 
     async def publish(self, req: rq.Publish) -> rs.PublishInfo:
-        return self.trust.publish(find(self.store, req.id), req.public)
+        return self.trust.publish(find(self.store, req.id), req.public, req.description)
 
     async def published(self, req: rq.Published) -> rs.PublishedInfo:
         return {"public_uri": self.trust.public_uri, "items": self.trust.catalogue()}

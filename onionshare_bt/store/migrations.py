@@ -184,9 +184,15 @@ def _to_v3(db: Database) -> None:
     _statements(db, *_V3)
 
 
+# -- 4: a public share's description -----------------------------------------------------
+def _to_v4(db: Database) -> None:
+    _statements(db, "ALTER TABLE catalogue ADD COLUMN description TEXT NOT NULL DEFAULT ''")
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "the schema of obt up to b1e6838 (torrents.open)", _to_v2),
     Step(3, "typed settings (identity, trust_settings, ledger) instead of meta", _to_v3),
+    Step(4, "a public share's description in the catalogue", _to_v4),
 )
 #: the version this obt writes and reads
 SCHEMA_VERSION = STEPS[-1].version

@@ -56,10 +56,10 @@ class Catalogue:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def all(self) -> list[tuple[str, float]]:
-        """``(torrent_id, added)`` of every published torrent, oldest first."""
-        return [(r[0], r[1]) for r in self._db.execute(
-            "SELECT torrent_id, added FROM catalogue ORDER BY added")]
+    def all(self) -> list[tuple[str, float, str]]:
+        """``(torrent_id, added, description)`` of every published torrent, oldest first."""
+        return [(r[0], r[1], r[2]) for r in self._db.execute(
+            "SELECT torrent_id, added, description FROM catalogue ORDER BY added")]
 
     def shares(self) -> set[str]:
         """Ids of the shares in the public catalogue (one query: it runs on every announce)."""
@@ -67,13 +67,20 @@ class Catalogue:
             "SELECT c.torrent_id FROM catalogue c JOIN torrents t ON t.id = c.torrent_id "
             "WHERE t.role = 'share'")}
 
-    def publish(self, torrent_id: str, public: bool) -> None:
-        """Put a torrent in the public catalogue (``public``) or take it out."""
+    def publish(self, torrent_id: str, public: bool, description: str | None = None) -> None:
+        """Put a torrent in the public catalogue (``public``) or take it out.
+
+        :param description: its text in the catalogue (None: as it was, or none)
+        """
         with self._db.transaction():
             if public:
                 self._db.execute("INSERT OR IGNORE INTO catalogue (torrent_id, added) "
                                  "VALUES (:torrent_id, :added)",
                                  {"torrent_id": torrent_id, "added": time.time()})
+                if description is not None:
+                    self._db.execute("UPDATE catalogue SET description = :description "
+                                     "WHERE torrent_id = :torrent_id",
+                                     {"torrent_id": torrent_id, "description": description})
             else:
                 self._db.execute("DELETE FROM catalogue WHERE torrent_id = ?", (torrent_id,))
 

@@ -16,7 +16,7 @@ import re
 
 from ..errors import BadOnionAddress, BadURI, MalformedReply
 from ..onion import parse_onion
-from ..text import NAME_LIMIT, has_unsafe, safe_text
+from ..text import DESCRIPTION_LIMIT, NAME_LIMIT, has_unsafe, safe_text
 from ..tor.http import OnionHTTP
 from ..uri import parse_uri
 from .core import Item, NodeInfo
@@ -122,9 +122,13 @@ def _item(entry: dict) -> Item:
     if isinstance(added, bool) or not isinstance(added, (int, float)) \
             or not (math.isfinite(added) and 0 <= added <= _MAX_TIME):
         added = 0
+    description = entry.get("description", "")
+    if not isinstance(description, str) or len(description) > 4 * DESCRIPTION_LIMIT:
+        description = ""  # the item stays; a description that is no text does not
     return Item(name=name, size=size, infohash=infohash.lower(), uri=uri, added=float(added),
                 files=files if isinstance(files, int) and not isinstance(files, bool)
-                and 0 <= files <= MAX_FILES else 0)
+                and 0 <= files <= MAX_FILES else 0,
+                description=safe_text(description, DESCRIPTION_LIMIT).strip())
 
 
 class Remote:

@@ -206,12 +206,17 @@ class Item:
     uri: str
     added: float
     files: int
+    #: what its node says of it ("" if nothing)
+    description: str = ""
 
 
 def _matches(item: Item, terms: list[str]) -> bool:
-    """Every term is in the name or starts the infohash (both case-insensitive)."""
+    """Every term is in the name or the description, or starts the infohash (all
+    case-insensitive)."""
     name, infohash = item.name.casefold(), item.infohash.casefold()
-    return all(term in name or infohash.startswith(term) for term in terms)
+    description = item.description.casefold()
+    return all(term in name or term in description or infohash.startswith(term)
+               for term in terms)
 
 
 def search(
@@ -222,7 +227,8 @@ def search(
     :param items_by_node: each node's public catalogue
     :param degrees: each node's degree; nodes without one are not in the set and are skipped
     :param terms: all must match (blank terms are ignored; none matches everything)
-    :returns: dicts ``{name, size, infohash, uri, added, files, node, degree}`` sorted by
+    :returns: dicts ``{name, size, infohash, uri, added, files, description, node, degree}``
+      sorted by
       degree then name; an infohash offered by several nodes appears once, at the lowest
       degree
     """

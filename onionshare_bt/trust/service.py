@@ -15,6 +15,7 @@ from .. import __version__
 from ..config import TRACKER_VIRTUAL_PORT
 from ..errors import UsageError
 from ..onion import parse_onion
+from ..text import DESCRIPTION_LIMIT, has_unsafe
 from ..uri import ShareURI, new_token
 from . import core
 from .client import Remote
@@ -90,21 +91,36 @@ class TrustService:
 
     def catalogue(self) -> list[dict]:
         items = []
-        for torrent_id, added in self.store.catalogue.all():
+        for torrent_id, added, description in self.store.catalogue.all():
             row = self.store.torrents.get(torrent_id)
             if row is None or row.role != "share":
                 continue
             meta = self.parts.meta(row)
             items.append({"name": meta.name, "size": meta.size, "files": len(meta.files),
-                          "infohash": meta.id, "uri": row.uri, "added": added})
+                          "infohash": meta.id, "uri": row.uri, "added": added,
+                          "description": description})
         return items
 
     # -- publishing ---------------------------------------------------------------------
-    def publish(self, row, public: bool) -> dict:
+    def publish(self, row, public: bool, description: str | None = None) -> dict:
+        """Put a share in the public catalogue or take it out.
+
+        :param description: what the catalogue says of it (None: as before); one line of
+          at most :data:`DESCRIPTION_LIMIT` plain characters
+        :raises UsageError: a download, or a description too long or with control
+          characters
+        """
         if row.role != "share":
             raise UsageError(f"{row.name!r} is a download; only this node's shares can be "
                              "published")
-        self.store.catalogue.publish(row.id, public)
+        if description is not None:
+            description = description.strip()
+            if len(description) > DESCRIPTION_LIMIT or has_unsafe(description):
+                raise UsageError(f"a description is one line of at most {DESCRIPTION_LIMIT} "
+                                 "characters, without control characters")
+            if not public:
+                raise UsageError("a description goes with --public")
+        self.store.catalogue.publish(row.id, public, description)
         if self.origin is not None:
             self.origin.catalogue_changed()
         return {"id": row.id, "name": row.name, "public": public, "public_uri": self.public_uri}

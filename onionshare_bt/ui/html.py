@@ -182,8 +182,11 @@ def shares(rows: list[dict], public: set[str], session: Session,
         tid = r["id"]
         is_public = tid in public
         uri = e(r.get("uri"))
+        described = ("" if is_public else
+                     '<input name=description size=20 maxlength=1024 placeholder="description'
+                     ' (optional)" aria-label="description in the public catalogue"> ')
         actions = form(f"/shares/{quote(tid)}/publish", session,
-                       hidden("public", "0" if is_public else "1"),
+                       hidden("public", "0" if is_public else "1") + described,
                        "Unpublish" if is_public else "Publish publicly", cls="inline")
         actions += form(f"/shares/{quote(tid)}/unshare", session, "", "Unshare", cls="inline")
         out.append(tr([
@@ -220,7 +223,10 @@ def _preview(p: dict, session: Session, include_hidden: bool, onions: int) -> st
                + f'<label>Onions (K) <input type=number name=onions min=1 max={MAX_ONIONS} '
                f'value="{int(onions)}" required></label> '
                "<label><input type=checkbox name=scrub value=1> share cleaned copies "
-               "(metadata scrubbed)</label> ",
+               "(metadata scrubbed)</label> "
+               "<label><input type=checkbox name=public value=1> publish it in the public "
+               "catalogue</label> <label>description <input name=description size=40 "
+               'maxlength=1024 placeholder="searchable; with publish"></label> ',
                "Share these files")
         + "</section>")
 
@@ -276,8 +282,10 @@ def _reason(r: dict) -> str:
 
 def _items(items: list[dict], session: Session, degree: bool) -> str:
     """Catalogue items (a search's results, or one node's catalogue), each with Fetch."""
-    out = [tr([f"<span class=name>{e(i.get('name'))}</span>", e(size(i.get("size"))),
-               e(i.get("files"))]
+    out = [tr([f"<span class=name>{e(i.get('name'))}</span>"
+               + (f"<br><small class=description>{e(i.get('description'))}</small>"
+                  if i.get("description") else ""),
+               e(size(i.get("size"))), e(i.get("files"))]
               + ([e(i.get("degree")), f"<small>{e(str(i.get('node', ''))[:16])}…</small>"]
                  if degree else [])
               + [form("/downloads", session, hidden("uri", i.get("uri")), "Fetch",

@@ -75,10 +75,15 @@ class Pages:
 
     async def _act(self, request: web.Request, back: str,
                    build: Callable[[Any], rq.Request],
-                   done: Callable[[Any], str]) -> web.Response:
-        """Run the request ``build(form)`` makes; tell the session the outcome; go ``back``."""
+                   done: Callable[[Any], str], keep: bool = False) -> Any:
+        """Run the request ``build(form)`` makes; tell the session the outcome; go ``back``.
+
+        :param keep: return the operation's result (None if it failed) instead of the
+          redirect, for a form that runs a second operation on it
+        """
         session = request[SESSION]
         form = await request.post()
+        result = None
         try:
             result = await self.ops.run(build(form))
             session.say("ok", done(result))
@@ -87,7 +92,7 @@ class Pages:
         except Exception:  # reported, never a crash of the node
             log.exception("web UI operation failed")
             session.say("error", "internal error; see the node's log")
-        return redirect(back)
+        return result if keep else redirect(back)
 
     # -- overview -----------------------------------------------------------------------
     async def _overview_data(self) -> tuple[dict, dict, dict, list]:
@@ -151,19 +156,35 @@ class Pages:
                                 include_hidden=include_hidden, onions=onions))
 
     async def share(self, request: web.Request) -> web.Response:
-        """Share what the preview showed, on K onions, cleaned copies if asked."""
-        return await self._act(
+        """Share what the preview showed, on K onions, cleaned copies if asked; then, if
+        asked, publish it with its description."""
+        form = await request.post()
+        public = form.get("public") == "1"
+        described = _optional(form, "description")
+        if described is not None and not public:
+            request[SESSION].say("error", "a description goes with publishing: nothing shared")
+            return redirect("/shares")
+        said = await self._act(
             request, "/shares",
             lambda f: rq.Share(path=_text(f, "path"), onions=_whole(_text(f, "onions"), "onions"),
                                include_hidden=f.get("include_hidden") == "1",
                                scrub=f.get("scrub") == "1"),
-            lambda r: f"shared {r['name']} on {len(r.get('onions', []))} onions: {r['uri']}")
+            lambda r: f"shared {r['name']} on {len(r.get('onions', []))} onions: {r['uri']}",
+            keep=public)
+        if public and isinstance(said, dict):
+            await self._act(request, "/shares",
+                            lambda f: rq.Publish(id=said["infohash"], public=True,
+                                                 description=described),
+                            _published)
+        return redirect("/shares")
 
     async def publish(self, request: web.Request) -> web.Response:
         tid = request.match_info["id"]
         return await self._act(
-            request, "/shares", lambda f: rq.Publish(id=tid, public=_text(f, "public") == "1"),
-            lambda r: f"{r['name']}: {'public' if r['public'] else 'private'}")
+            request, "/shares",
+            lambda f: rq.Publish(id=tid, public=_text(f, "public") == "1",
+                                 description=_optional(f, "description")),
+            _published)
 
     async def unshare(self, request: web.Request) -> web.Response:
         tid = request.match_info["id"]
@@ -284,6 +305,16 @@ class Pages:
             lambda f: rq.SettingsSet(values={k: v for k, v in f.items()
                                              if k != "csrf" and isinstance(v, str)}),
             _saved)
+
+
+def _optional(form, name: str) -> str | None:
+    """A field that may be left empty (None then)."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _published(r: dict) -> str:
+    return f"{r['name']}: {'public' if r['public'] else 'private'}"
 
 
 def _text(form, name: str) -> str:

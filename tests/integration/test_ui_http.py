@@ -52,12 +52,14 @@ class FakeOps:
             rq.Settings: {"home": str(tmp_path), "onions": 2},
             rq.SharePreview: {"path": "/src", "size": 3, "hidden_skipped": 0,
                               "files": [{"path": f"src/{HOSTILE}", "size": 3}]},
-            rq.Share: {"name": "src", "uri": "http://x/private/y",
+            rq.Share: {"name": "src", "uri": "http://x/private/y", "infohash": "ef" * 20,
                        "onions": ["a.onion", "b.onion", "c.onion"]},
+            rq.Publish: {"name": "src", "public": True, "public_uri": "http://b/public/t"},
             rq.Get: {"name": "film", "id": "cd" * 20},
             rq.Search: {"searched": 1, "unreachable": [{"onion": HOSTILE}],
                         "results": [{"name": HOSTILE, "size": 1, "files": 1, "degree": 1,
-                                     "node": HOSTILE, "uri": f"http://x/private/{HOSTILE}"}]},
+                                     "node": HOSTILE, "uri": f"http://x/private/{HOSTILE}",
+                                     "description": HOSTILE}]},
             rq.Catalogue: {"node": "n", "items": [{"name": HOSTILE, "size": 1, "files": 1,
                                                    "uri": "http://y/private/z"}]},
             rq.Peers: {"id": TID, "paths": [{"direction": "in", "onion": HOSTILE, "down": 1,
@@ -350,6 +352,37 @@ async def test_the_share_form_takes_k_hidden_files_and_scrubbing_and_refuses_a_b
         shared = [r for r in ops.ran if isinstance(r, rq.Share)]
         assert shared == ([rq.Share(path="/src", onions=3, include_hidden=True, scrub=True)]
                           if k == "3" else []), k  # a bad K never reaches the node
+
+
+def acts(ops) -> list:
+    """What the forms ran (not what the pages read)."""
+    return [r for r in ops.ran if isinstance(r, (rq.Share, rq.Publish))]
+
+
+async def test_a_share_is_published_with_its_description_from_the_share_form_or_its_row(ui):
+    server, ops, http = ui
+    sid, csrf = await login(server, http)
+    headers = {"Cookie": f"{server.cookie}={sid}", "Origin": base(server)}
+
+    async def post(where: str, **fields) -> str:
+        ops.ran.clear()
+        async with http.post(base(server) + where, allow_redirects=False, headers=headers,
+                             data={"csrf": csrf, **fields}) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/shares"
+        async with http.get(base(server) + "/shares", headers=headers) as resp:
+            return await resp.text()
+
+    said = await post("/shares", path="/src", onions="2", public="1",
+                      description=" Lisbon trams at night ")
+    assert acts(ops) == [rq.Share(path="/src", onions=2),
+                       rq.Publish(id="ef" * 20, public=True, description="Lisbon trams at night")]
+    assert "shared src on 3 onions" in said and "src: public" in said
+    said = await post("/shares", path="/src", onions="2", description="no publish")
+    assert acts(ops) == [] and "a description goes with publishing" in said
+    await post(f"/shares/{TID}/publish", public="1", description="from the row")
+    assert acts(ops) == [rq.Publish(id=TID, public=True, description="from the row")]
+    await post(f"/shares/{TID}/publish", public="1", description="  ")
+    assert acts(ops) == [rq.Publish(id=TID, public=True, description=None)]  # empty: as before
 
 
 async def test_a_download_row_links_to_its_bytes_per_path(ui):

@@ -521,6 +521,7 @@ def test_a_trusted_node_with_a_hostile_catalogue_cannot_reach_the_terminal(
         items = [item(f"hostilesong {ESCAPES} one"),
                  item("hostilesong " + "A" * 100_000),
                  item("hostilesong three", description=ESCAPES * 5_000),
+                 item("hostilesong five", description=f"{ESCAPES} night " * 60),
                  item("hostilesong four", size="big"),
                  item(f"hostilesong{ESCAPES}" * 40)]
         return web.json_response({"items": items, "padding": "x" * 200_000})
@@ -547,6 +548,9 @@ def test_a_trusted_node_with_a_hostile_catalogue_cannot_reach_the_terminal(
     names = [r["name"] for r in found["results"]]
     assert names and all(len(n) <= 255 for n in names)
     assert not any(c in n for n in names for c in "\x1b\x07\u202e\u2066\x9b\x7f")
+    described = [r["description"] for r in found["results"] if r["description"]]
+    assert described and all(len(d) <= 1024 and "night" in d for d in described)  # cleaned
+    assert not any(c in d for d in described for c in "\x1b\x07\u202e\u2066\x9b\x7f")
     assert_no_leak(sinkhole, mark, "searching a hostile catalogue")
     assert_node_answers(node_b)
 

@@ -34,7 +34,8 @@ def web(tmp_path_factory, testnet):
         src.mkdir(parents=True)
         (src / "photo.jpg").write_bytes(secrets.token_bytes(256 * 1024 + ord(n)))
         info = nodes[n].json("share", str(src))
-        published = nodes[n].json("publish", "--public", info["infohash"])
+        described = ("--description", "Sunset over Porto") if n == "c" else ()
+        published = nodes[n].json("publish", "--public", info["infohash"], *described)
         shares[n] = {**info, "src": src, "public_uri": published["public_uri"]}
     secret = root / "src-b" / "diary-private"
     secret.mkdir()
@@ -54,6 +55,9 @@ def test_search_reaches_exactly_the_trust_depth(web):
     assert found(a, "holiday") == {"holiday-b"}
     a.json("trust", "depth", "2")
     assert found(a, "holiday") == {"holiday-b", "holiday-c"}
+    by_description = a.json("search", "PORTO")["results"]  # a word of C's description only
+    assert [(r["name"], r["description"]) for r in by_description] == [
+        ("holiday-c", "Sunset over Porto")]
     a.json("trust", "depth", "3")
     results = a.json("search", "holiday")["results"]
     assert {r["name"]: r["degree"] for r in results} == {

@@ -287,7 +287,9 @@ def test_trust_and_search_through_the_ui(world):
     a = Ui(world["a"], driver, world["shots"], "trust-a")
     src = make_folder(world["root"] / "src-a", "lighthouse-photos", {"lamp.bin": 64 * 1024})
     tid, _uri = share_from_ui(a, src)
-    a.d.find_element(By.CSS_SELECTOR, f'form[action="/shares/{tid}/publish"] button').click()
+    publish = a.d.find_element(By.CSS_SELECTOR, f'form[action="/shares/{tid}/publish"]')
+    publish.find_element(By.NAME, "description").send_keys("Beacons of the Algarve coast")
+    publish.find_element(By.CSS_SELECTOR, "button").click()
     a.expect("lighthouse-photos: public")
     a_onion = world["a"].json("node", "id")["onion"]
     b = Ui(world["b"], driver, world["shots"], "trust-b")
@@ -306,11 +308,13 @@ def test_trust_and_search_through_the_ui(world):
     b.shot("trust-graph")
     b.go("/search")
     form = b.d.find_element(By.CSS_SELECTOR, 'form[action="/search"]')
-    form.find_element(By.NAME, "q").send_keys("lighthouse")
+    form.find_element(By.NAME, "q").send_keys("algarve")  # a word of its description only
     form.find_element(By.CSS_SELECTOR, "button").click()
     b.wait(lambda: "node(s) searched" in b.d.find_element(By.TAG_NAME, "main").text)
     names = b.wait(lambda: [c.text for c in b.d.find_elements(By.CSS_SELECTOR, "span.name")])
     assert names == ["lighthouse-photos"]
+    assert [c.text for c in b.d.find_elements(By.CSS_SELECTOR, "small.description")] == [
+        "Beacons of the Algarve coast"]
     b.shot("search")
     b.d.find_element(By.CSS_SELECTOR, 'form[action="/downloads"] button').click()  # one click
     b.expect("downloading lighthouse-photos")

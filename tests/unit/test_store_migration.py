@@ -129,6 +129,7 @@ def test_a_b1e6838_database_is_upgraded_and_keeps_everything(tmp_path):
     # trust, the public catalogue, and what meta held: typed now
     assert store.trust.all() == [SOURCE, onion(4)] and store.trust.has(SOURCE)
     assert store.catalogue.shares() == {SHARES[0][0]}
+    assert [(t, d) for t, _, d in store.catalogue.all()] == [(SHARES[0][0], "")]  # step 4
     assert store.identity.key() == "ED25519-V3:identity-key"
     assert store.identity.public_token() == "p" * 32
     assert store.trust.depth() == 3
@@ -265,3 +266,20 @@ def test_a_version_1_database_made_by_b1e6838_shapes_is_brought_up_too(tmp_path)
     assert store.identity.key() is None and store.ledger.load() == LedgerRow()
     new = Store(tmp_path / "new.sqlite3")
     assert store.db.tables() == new.db.tables()
+
+
+def test_a_version_3_database_gains_descriptions_and_keeps_its_catalogue(tmp_path):
+    """Step 4 on a database made by the obt before it (schema 3): the catalogue keeps its
+    entries, each with no description, and takes descriptions from then on."""
+    path = tmp_path / "state.sqlite3"
+    db = Database(path)
+    assert migrations.migrate(db, migrations.STEPS[:2]) == 0  # a new one, made as version 3
+    db.execute("PRAGMA foreign_keys = OFF")
+    db.execute("INSERT INTO catalogue (torrent_id, added) VALUES ('ab', 1.0)")
+    assert db.user_version == 3
+    db.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.catalogue.all() == [("ab", 1.0, "")]
+    store.catalogue.publish("ab", True, "Lisbon trams")
+    assert store.catalogue.all() == [("ab", 1.0, "Lisbon trams")]

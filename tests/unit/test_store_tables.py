@@ -92,9 +92,14 @@ def test_the_catalogue_lists_what_was_published(store):
     store.torrents.add(torrent("a"), [])
     store.catalogue.publish("a", True)
     store.catalogue.publish("a", True)  # twice is once
-    assert [t for t, _ in store.catalogue.all()] == ["a"]
+    assert [(t, d) for t, _, d in store.catalogue.all()] == [("a", "")]
+    store.catalogue.publish("a", True, "night sounds")
+    store.catalogue.publish("a", True)  # published again without one: the text stays
+    assert [(t, d) for t, _, d in store.catalogue.all()] == [("a", "night sounds")]
     store.catalogue.publish("a", False)
     assert store.catalogue.all() == []
+    store.catalogue.publish("a", True)  # withdrawn, then published: a new entry, no text
+    assert [d for _, _, d in store.catalogue.all()] == [""]
 
 
 def test_the_identity_is_none_until_made_and_kept_typed(store):

@@ -263,8 +263,8 @@ def test_search_matches_all_terms_case_insensitively():
     rows = search(CATALOGUES, DEGREES, ["DEBIAN", " iso "])
     assert [(r["name"], r["node"], r["degree"]) for r in rows] == [
         ("Debian Netinst.iso", C, 1), ("debian-live.iso", C, 1)]  # once, at the lowest degree
-    assert set(rows[0]) == {"name", "size", "infohash", "uri", "added", "files", "node",
-                            "degree"}
+    assert set(rows[0]) == {"name", "size", "infohash", "uri", "added", "files",
+                            "description", "node", "degree"}
 
 
 def test_search_matches_an_infohash_prefix_and_sorts_by_degree_then_name():
@@ -273,3 +273,13 @@ def test_search_matches_an_infohash_prefix_and_sorts_by_degree_then_name():
         "Debian Netinst.iso", "notes.txt", "alpine.iso", "debian-live.iso"]
     assert search(CATALOGUES, DEGREES, ["debian", "nothing-like-this"]) == []
     assert search({}, {}, ["x"]) == []
+
+
+def test_search_matches_a_term_in_the_description_too():
+    described = Item(name="ep01.opus", size=1, infohash="ff66" + "0" * 36,
+                     uri="http://x.onion/public/ep", added=1.0, files=1,
+                     description="Field recordings: Lisbon TRAMS at night")
+    rows = search({**CATALOGUES, B: [*CATALOGUES[B], described]}, DEGREES, ["trams", "lisbon"])
+    assert [(r["name"], r["description"]) for r in rows] == [
+        ("ep01.opus", "Field recordings: Lisbon TRAMS at night")]
+    assert search(CATALOGUES, DEGREES, ["trams"]) == []

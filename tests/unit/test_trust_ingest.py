@@ -142,3 +142,45 @@ async def test_remote_keeps_only_the_cleaned_node_document():
     assert b"\\u001b" not in remote.bodies[ONION] and b"\x1b" not in remote.bodies[ONION]
     items = await remote.catalogue(ONION)
     assert [i.name for i in items] == ["a[31mb"]
+
+
+@pytest.mark.parametrize("description,kept", [
+    ("Live set, 2026", "Live set, 2026"),
+    ("\x1b]0;pwned\x07 night\u202e\nsounds ", "]0;pwned nightsounds"),
+    ("y" * 1500, "y" * 1024),
+    ("z" * 5000, ""),  # far too long: dropped, the item kept
+    (None, ""), (7, ""), (["a"], ""), ({"a": 1}, ""),
+])
+def test_a_description_is_cleaned_and_capped_and_a_bad_one_dropped_not_the_item(description,
+                                                                               kept):
+    got = one(description=description)
+    assert got is not None and got.name == "album"
+    assert got.description == kept and not has_unsafe(got.description)
+
+
+def test_an_item_without_a_description_has_none():
+    assert one().description == ""
+
+
+def test_a_local_description_is_one_plain_line_and_goes_with_public():
+    from types import SimpleNamespace
+
+    from onionshare_bt.errors import UsageError
+    from onionshare_bt.trust.service import TrustService
+
+    published = []
+    store = SimpleNamespace(catalogue=SimpleNamespace(
+        publish=lambda *args: published.append(args)),
+        identity=SimpleNamespace(public_token=lambda: "T" * 32))
+    trust = TrustService(SimpleNamespace(store=store, config=None))
+    trust.onion = ONION
+    share = SimpleNamespace(role="share", id="ab", name="album")
+    for bad in ("two\nlines", "\x1b[2Jwiped", "evil\u202etxt", "x" * 1025):
+        with pytest.raises(UsageError, match="one line of at most 1024"):
+            trust.publish(share, True, bad)
+    with pytest.raises(UsageError, match="goes with --public"):
+        trust.publish(share, False, "private things")
+    assert published == []  # nothing refused was written
+    trust.publish(share, True, "  Field recordings  ")
+    trust.publish(share, True)
+    assert published == [("ab", True, "Field recordings"), ("ab", True, None)]
