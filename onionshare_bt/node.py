@@ -231,10 +231,11 @@ class Node:
     async def _dial(self, onion: str, port: int, torrent_id: str):
         """Dial a peer's onion for one torrent, on circuits of that torrent's own."""
         loop = asyncio.get_running_loop()
+        tor = self.parts.tor
         return await socks.open_connection(
-            self.parts.tor.socks_address, f"{onion}.onion", port,
+            tor.socks_address, f"{onion}.onion", port,
             timeout=DIAL_ATTEMPT_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
-            isolation=f"peer:{torrent_id}",
+            isolation=f"peer:{torrent_id}", watch=tor,  # stale onion state is purged
         )
 
     async def _restore(self) -> None:

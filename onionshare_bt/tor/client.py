@@ -30,6 +30,7 @@ from onionshare_bt.tor.torrc import (
     bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap, render,
 )
 from onionshare_bt.tor.publisher import Publisher
+from onionshare_bt.tor.reach import Reach
 from onionshare_bt.tor.stale import STALE_PID_FILE, reap_stale
 from onionshare_bt.tor.uploads import Uploads
 
@@ -91,6 +92,7 @@ class TorClient:
         self._status = {"progress": 0, "summary": "not started", "tag": "", "warning": None}
         self._ready: asyncio.Future[None] | None = None
         self._uploads = Uploads()
+        self._reach = Reach()
         # the publisher removes a service it gives another try without taking it back
         self._publisher = Publisher(self._add_stored, self._delete, self.wait_published,
                                     self._uploads.uploaded_once)
@@ -468,6 +470,24 @@ class TorClient:
         if self.is_alive() and not await self._call(
                 self._ctl().remove_ephemeral_hidden_service, service_id):
             log.debug("onion service was already gone")
+
+    # -- as a client: stale onion state (see :mod:`.reach`) --------------------------------
+    def reached(self, onion: str) -> None:
+        """A stream to ``onion`` opened through this tor."""
+        self._reach.reached(onion)
+
+    async def failed(self, onion: str) -> None:
+        """A stream to ``onion`` failed: if this tor reached it lately, its service may have
+        restarted; have tor forget stale onion state (at most once a minute)."""
+        since = self._reach.failed(onion)
+        if since is None:
+            return
+        log.warning("%s….onion, reached %.0f s ago, did not answer; asking tor to forget "
+                    "cached onion descriptors (NEWNYM)", onion[:12], since)
+        try:
+            await self.new_circuit()
+        except TorError as exc:
+            log.warning("NEWNYM failed: %s", exc.message)
 
     async def new_circuit(self) -> None:
         """Ask for fresh circuits (``NEWNYM``); it also forgets cached onion descriptors

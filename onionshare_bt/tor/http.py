@@ -28,6 +28,7 @@ Names are never resolved here: :class:`SocksConnector` hands them to tor as they
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -43,6 +44,7 @@ from aiohttp.client_proto import ResponseHandler
 from ..errors import (
     BadOnionAddress, MalformedReply, NotFound, OnionUnreachable, Refused, Timeout, TorError,
 )
+from ..onion import parse_onion
 from ..text import safe_text
 from . import socks
 
@@ -61,8 +63,9 @@ MAX_SESSIONS = 32
 _CONNECT_TIMEOUT = 60.0
 
 
-class SocksSource(Protocol):
-    """Whatever knows tor's SOCKS address as it is now (:class:`.client.TorClient`)."""
+class SocksSource(socks.Watch, Protocol):
+    """Whatever knows tor's SOCKS address as it is now, and is told how streams to onions
+    went (:class:`.client.TorClient`)."""
 
     socks_address: tuple[str, int]
 
@@ -128,9 +131,11 @@ class OnionHTTP:
         return session
 
     def _new_session(self, key: str) -> aiohttp.ClientSession:
-        if self._socks:
-            address = self._socks if isinstance(self._socks, tuple) else self._socks.socks_address
-            connector: aiohttp.TCPConnector = SocksConnector(address, isolation=key)
+        if isinstance(self._socks, tuple):
+            connector: aiohttp.TCPConnector = SocksConnector(self._socks, isolation=key)
+        elif self._socks is not None:
+            connector = SocksConnector(self._socks.socks_address, isolation=key,
+                                       watch=self._socks)
         else:
             connector = aiohttp.TCPConnector()
         return aiohttp.ClientSession(
@@ -156,6 +161,7 @@ class OnionHTTP:
                 extra = headers() if headers is not None else {}
                 return await asyncio.wait_for(self._once(url, limit, body, extra), attempt)
             except TimeoutError as exc:
+                await self._unanswered(url)  # cut short: the SOCKS dial could not say so
                 if loop.time() + delay >= deadline:
                     raise OnionUnreachable(
                         f"no answer from {_host(url)} within {timeout:.0f} s"
@@ -171,6 +177,12 @@ class OnionHTTP:
                 log.debug("retrying %s: %s", _host(url), exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _unanswered(self, url: str) -> None:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if host.endswith(".onion") and not isinstance(self._socks, tuple | None):
+            with contextlib.suppress(BadOnionAddress):
+                await self._socks.failed(parse_onion(host))
 
     async def _once(self, url: str, limit: int, body: bytes | None = None,
                     extra: dict[str, str] | None = None) -> bytes:
@@ -209,11 +221,13 @@ class SocksConnector(aiohttp.TCPConnector):
 
     :param socks_address: tor's SocksPort, ``(host, port)``
     :param isolation: the circuit isolation key of every stream it opens
+    :param watch: told how each stream to an onion went (:func:`.socks.open_connection`)
     """
 
-    def __init__(self, socks_address: tuple[str, int], isolation: str | None = None) -> None:
+    def __init__(self, socks_address: tuple[str, int], isolation: str | None = None,
+                 watch: socks.Watch | None = None) -> None:
         super().__init__(resolver=_Unresolved())
-        self._socks, self._isolation = socks_address, isolation
+        self._socks, self._isolation, self._watch = socks_address, isolation, watch
 
     async def _wrap_create_connection(self, *args: Any, addr_infos: list, req: Any,
                                       timeout: aiohttp.ClientTimeout, **kwargs: Any
@@ -224,7 +238,7 @@ class SocksConnector(aiohttp.TCPConnector):
         host, port = addr_infos[0][4][:2]
         reader, writer = await socks.open_connection(
             self._socks, host, port, timeout=timeout.sock_connect or _CONNECT_TIMEOUT,
-            isolation=self._isolation)
+            isolation=self._isolation, watch=self._watch)
         transport = writer.transport
         protocol = _Handler(self._loop, writer)
         transport.set_protocol(protocol)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import Protocol
 
 from onionshare_bt.errors import OnionUnreachable, Timeout, TorError
 from onionshare_bt.onion import is_onion, parse_onion
@@ -150,6 +151,14 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, Timeout)
 
 
+class Watch(Protocol):
+    """Told how each stream to an onion went (:class:`.client.TorClient`, see :mod:`.reach`)."""
+
+    def reached(self, onion: str) -> None: ...
+
+    async def failed(self, onion: str) -> None: ...
+
+
 async def open_connection(
     socks: tuple[str, int],
     host: str,
@@ -158,6 +167,7 @@ async def open_connection(
     timeout: float = 60.0,
     retry_until: float | None = None,
     isolation: str | None = None,
+    watch: Watch | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open a TCP stream to **host**:**port** through tor's SOCKS5 port.
 
@@ -170,6 +180,8 @@ async def open_connection(
       with a backoff from 0.5 s to 5 s; None tries once
     :param isolation: a circuit isolation key: streams with different keys never share a
       circuit (sent as SOCKS username and password)
+    :param watch: told of each attempt to an onion that opened, or failed transiently
+      (before the next attempt: it may have tor forget stale onion state)
     :returns: the stream's reader and writer
     :raises BadOnionAddress: if **host** looks like an onion address but is not valid
     :raises OnionUnreachable: if tor cannot reach an onion service (a :class:`SocksError`
@@ -177,8 +189,10 @@ async def open_connection(
     :raises Timeout: if an attempt outlived its time
     :raises TorError: if tor's SOCKS port is unusable, or a non-onion host failed
     """
+    onion = None
     if host.lower().endswith(".onion") or is_onion(host):
-        host = parse_onion(host) + ".onion"
+        onion = parse_onion(host)
+        host = onion + ".onion"
     loop = asyncio.get_running_loop()
     delay = _BACKOFF_START
     attempts = 0
@@ -187,10 +201,15 @@ async def open_connection(
         attempts += 1
         budget = timeout if retry_until is None else min(timeout, retry_until - loop.time())
         try:
-            return await _attempt(socks, host, port, max(budget, 0.1), isolation)
+            opened = await _attempt(socks, host, port, max(budget, 0.1), isolation)
+            if watch is not None and onion is not None:
+                watch.reached(onion)
+            return opened
         except (SocksError, Timeout) as exc:
             if isinstance(exc, SocksError):
                 refused = exc
+            if watch is not None and onion is not None and _transient(exc):
+                await watch.failed(onion)
             left = None if retry_until is None else retry_until - loop.time()
             if left is None or not _transient(exc) or left <= delay:
                 # a last attempt cut short by the window says less than tor's last answer

@@ -110,6 +110,8 @@ class FakeTorClient:
         self.socks = socks
         self.published: dict[str, dict] = {}
         self.closed = False
+        #: how each stream to an onion went, as the node told it
+        self.streams: list[tuple[str, str]] = []
 
     @property
     def socks_address(self) -> tuple[str, int]:
@@ -117,6 +119,12 @@ class FakeTorClient:
 
     def is_alive(self) -> bool:
         return not self.closed
+
+    def reached(self, onion: str) -> None:  # the real one remembers it (tor/reach.py)
+        self.streams.append(("reached", onion))
+
+    async def failed(self, onion: str) -> None:
+        self.streams.append(("failed", onion))
 
     async def close(self) -> None:
         self.closed = True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import time
-from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -71,11 +70,25 @@ async def test_a_dead_socks_port_is_an_unreachable_onion_after_the_deadline():
     assert "\n" not in info.value.message
 
 
+class Watched:
+    """What the node's parts hold of its tor: its SOCKS address, told how streams went."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.socks_address = address
+        self.events: list[tuple[str, str]] = []
+
+    def reached(self, onion: str) -> None:
+        self.events.append(("reached", onion))
+
+    async def failed(self, onion: str) -> None:
+        self.events.append(("failed", onion))
+
+
 async def test_a_tor_restarted_in_place_is_followed_to_its_new_socks_port(served):
     before, _ = served
     async with FakeTor() as after:
         after.routes = before.routes
-        tor = SimpleNamespace(socks_address=before.address)  # what the node's parts hold
+        tor = Watched(before.address)
         http = OnionHTTP(tor)
         await http.start()
         try:
@@ -89,3 +102,26 @@ async def test_a_tor_restarted_in_place_is_followed_to_its_new_socks_port(served
             await http.close()
         assert before.dialled.count(f"{ONION}.onion") == 1  # the first request only
         assert after.dialled == [f"{ONION}.onion"]
+
+
+async def test_each_stream_to_an_onion_is_reported_and_each_failed_attempt_before_the_next(
+        served):
+    """What lets the node purge tor's stale onion state (tor/reach.py) between attempts."""
+    fake, _ = served
+    tor = Watched(fake.address)
+    http = OnionHTTP(tor)
+    await http.start()
+    try:
+        url = f"http://{ONION}.onion/private/{'d' * 22}"
+        assert await http.get(url, 10, 1024) == b"ok /private/" + b"d" * 22
+        assert tor.events == [("reached", ONION)]
+        routes, fake.routes = dict(fake.routes), {}  # the service's tor is gone: 0xF0
+        with pytest.raises(OnionUnreachable):
+            await http.get(url.replace("d" * 22, "e" * 22), 2.5, 1024)
+        failed = [e for e in tor.events[1:] if e == ("failed", ONION)]
+        assert len(failed) >= 2 and len(failed) == len(tor.events) - 1  # before each retry
+        fake.routes = routes  # back: a new stream (another share, so no pooled one) opens
+        assert (await http.get(url.replace("d" * 22, "f" * 22), 10, 1024)).endswith(b"f" * 22)
+        assert tor.events[-1] == ("reached", ONION)
+    finally:
+        await http.close()
