@@ -477,13 +477,13 @@ class TorClient:
         self._reach.reached(onion)
 
     async def failed(self, onion: str) -> None:
-        """A stream to ``onion`` failed: if this tor reached it lately, its service may have
-        restarted; have tor forget stale onion state (at most once a minute)."""
-        since = self._reach.failed(onion)
-        if since is None:
+        """A stream to ``onion`` failed: its service may have restarted, and tor may hold
+        stale state about it; have tor forget it when :class:`.reach.Reach` says so."""
+        why = self._reach.failed(onion)
+        if why is None:
             return
-        log.warning("%s….onion, reached %.0f s ago, did not answer; asking tor to forget "
-                    "cached onion descriptors (NEWNYM)", onion[:12], since)
+        log.warning("%s….onion, %s, did not answer; asking tor to forget cached onion "
+                    "descriptors (NEWNYM)", onion[:12], why)
         try:
             await self.new_circuit()
         except TorError as exc:
