@@ -28,8 +28,13 @@ AUTHORITIES = 3
 #: network (on Tor's, a day): at each turn every service uploads its next descriptor at once.
 #: At 10 s (tor's floor) a node with 200 services met a turn every 4 minutes, and a turn's
 #: burst left its tor unresponsive for 30 s and its uploads unanswered for minutes
-#: (bench/results/restart-republication.md); 20 s makes a period 8 minutes
-VOTING_INTERVAL = 20
+#: (bench/results/restart-republication.md). A descriptor such a burst failed to upload is
+#: the one clients ask for after the *next* turn: at 20 s (8-minute periods) a restarted
+#: node with 200 services still met two turns before test_load had sampled its URIs (SOCKS
+#: 0xF0 for 300 s, in CI and in full runs). 40 s makes a period 16 minutes, longer than a
+#: restart's republication and sampling take (at most 13 minutes); on Tor's network a
+#: period is a day. The lost burst itself stays an open defect.
+VOTING_INTERVAL = 40
 VOTE_DELAY = 2
 DIST_DELAY = 2
 #: seconds between launch and the authorities' first vote
