@@ -16,7 +16,8 @@ from onionshare_bt.tor.network import Network
 from onionshare_bt.tor.torrc import render, torrc_path
 
 __all__ = [
-    "AUTHORITIES", "FIRST_VOTE_AFTER", "VOTE_DELAY", "VOTING_INTERVAL", "Node", "Options",
+    "AUTHORITIES", "FIRST_VOTE_AFTER", "LONG_VOTING_INTERVAL", "VOTE_DELAY", "VOTING_INTERVAL",
+    "Node", "Options",
     "authority_torrc", "bandwidth_file", "describe", "dir_authority_line", "network_for", "plan",
     "port_count", "relay_torrc", "voting_offset", "with_delay",
 ]
@@ -28,13 +29,17 @@ AUTHORITIES = 3
 #: network (on Tor's, a day): at each turn every service uploads its next descriptor at once.
 #: At 10 s (tor's floor) a node with 200 services met a turn every 4 minutes, and a turn's
 #: burst left its tor unresponsive for 30 s and its uploads unanswered for minutes
-#: (bench/results/restart-republication.md). A descriptor such a burst failed to upload is
-#: the one clients ask for after the *next* turn: at 20 s (8-minute periods) a restarted
-#: node with 200 services still met two turns before test_load had sampled its URIs (SOCKS
-#: 0xF0 for 300 s, in CI and in full runs). 40 s makes a period 16 minutes, longer than a
-#: restart's republication and sampling take (at most 13 minutes); on Tor's network a
-#: period is a day. The lost burst itself stays an open defect.
-VOTING_INTERVAL = 40
+#: (bench/results/restart-republication.md); 20 s makes a period 8 minutes. The demo, the
+#: benchmarks and ``obt testnet up`` use it: the network is usable in ~10-20 s
+VOTING_INTERVAL = 20
+#: for a network whose nodes live longer than a period: 16-minute periods. A descriptor a
+#: turn's burst failed to upload is the one clients ask for after the *next* turn: at 8
+#: minutes a restarted node with 200 services met two turns before test_load had sampled its
+#: URIs (SOCKS 0xF0 for 300 s, in CI and in full runs). 16 minutes is longer than a
+#: restart's republication and sampling take (at most 13); the lost burst itself stays an
+#: open defect. The cost: relays that miss the first vote wait 40 s for the next, so the
+#: network was usable in 18 s once and not within 60 s another time (measured)
+LONG_VOTING_INTERVAL = 40
 VOTE_DELAY = 2
 DIST_DELAY = 2
 #: seconds between launch and the authorities' first vote
@@ -121,17 +126,18 @@ def with_delay(nodes: list[Node], base_port: int, relays: int) -> list[Node]:
     return [replace(node, proxy_port=first + i) for i, node in enumerate(nodes)]
 
 
-def voting_offset(now: float) -> int:
+def voting_offset(now: float, interval: int = VOTING_INTERVAL) -> int:
     """``TestingV3AuthVotingStartOffset`` that puts the first vote ~3 s after **now**.
 
     Tor starts voting intervals at multiples of the interval (since midnight UTC) plus
     this offset, and votes ``VOTE_DELAY + DIST_DELAY`` before an interval starts.
 
     :param now: the launch time (seconds since the epoch)
-    :returns: an offset in ``[0, VOTING_INTERVAL)``
+    :param interval: seconds between consensuses
+    :returns: an offset in ``[0, interval)``
     """
     first_interval = int(now) + FIRST_VOTE_AFTER + VOTE_DELAY + DIST_DELAY
-    return first_interval % VOTING_INTERVAL
+    return first_interval % interval
 
 
 def dir_authority_line(node: Node, v3ident: str, fingerprint: str) -> str:
@@ -196,7 +202,7 @@ def _router(node: Node, authorities: list[str], empty: Path) -> Options:
 
 
 def authority_torrc(node: Node, authorities: list[str], *, offset: int, bandwidths: Path,
-                    empty: Path) -> str:
+                    empty: Path, interval: int = VOTING_INTERVAL) -> str:
     """The torrc of a directory authority.
 
     :param node: the authority
@@ -204,18 +210,19 @@ def authority_torrc(node: Node, authorities: list[str], *, offset: int, bandwidt
     :param offset: :func:`voting_offset` at launch
     :param bandwidths: the shared ``V3BandwidthsFile``
     :param empty: an empty file (for the GeoIP databases)
+    :param interval: seconds between consensuses
     :returns: torrc text
     """
-    interval, vote, dist = str(VOTING_INTERVAL), str(VOTE_DELAY), str(DIST_DELAY)
+    vote, dist = str(VOTE_DELAY), str(DIST_DELAY)
     return render([
         *_router(node, authorities, empty),
         ("DirPort", f"127.0.0.1:{node.dir_port}"),
         ("AuthoritativeDirectory", "1"),
         ("V3AuthoritativeDirectory", "1"),
-        ("TestingV3AuthInitialVotingInterval", interval),
+        ("TestingV3AuthInitialVotingInterval", str(interval)),
         ("TestingV3AuthInitialVoteDelay", vote),
         ("TestingV3AuthInitialDistDelay", dist),
-        ("V3AuthVotingInterval", interval),
+        ("V3AuthVotingInterval", str(interval)),
         ("V3AuthVoteDelay", vote),
         ("V3AuthDistDelay", dist),
         ("V3AuthNIntervalsValid", "2"),

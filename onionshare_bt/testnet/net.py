@@ -59,18 +59,23 @@ class Testnet:
     :param key_cache: where identity keys are cached (default :func:`default_cache`)
     :param latency_ms: added one-way latency per tor-to-tor link, through delaying proxies
       on ``len(routers)`` more ports after the usual ones; 0 (the default) adds none
-    :raises UsageError: if the ports, relay count or latency are out of range
+    :param voting_interval: seconds between consensuses (a time period lasts 24 of them);
+      :data:`~.layout.LONG_VOTING_INTERVAL` for nodes that live longer than a period
+    :raises UsageError: if the ports, relay count, latency or interval are out of range
     """
 
     __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, root: Path, *, base_port: int = 17000, relays: int = 4,
                  tor_binary: str | None = None, key_cache: Path | None = None,
-                 latency_ms: float = 0.0) -> None:
+                 latency_ms: float = 0.0,
+                 voting_interval: int = layout.VOTING_INTERVAL) -> None:
         if not 1 <= relays <= 20:
             raise UsageError(f"a test network takes 1 to 20 relays, not {relays}")
         if not 0 <= latency_ms <= 1000:
             raise UsageError(f"latency must be 0 to 1000 ms, not {latency_ms:g}")
+        if not 10 <= voting_interval <= 300:
+            raise UsageError(f"the voting interval must be 10 to 300 s, not {voting_interval}")
         ports = layout.port_count(relays) + (layout.AUTHORITIES + relays if latency_ms else 0)
         if not 1024 <= base_port <= 65536 - ports:
             raise UsageError(f"base port {base_port} is out of range")
@@ -78,6 +83,7 @@ class Testnet:
         self.base_port = base_port
         self.relays = relays
         self.latency_ms = latency_ms
+        self.voting_interval = voting_interval
         self._tor_binary = tor_binary
         self.key_cache = Path(key_cache) if key_cache else default_cache()
         self.state_file = self.root / "state.json"
@@ -184,10 +190,11 @@ class Testnet:
         bandwidths = self.root / "nodes" / "bandwidths"
         bandwidths.write_text(layout.bandwidth_file(
             (k.fingerprint for k in keys.values()), int(now)), encoding="ascii")
-        offset = layout.voting_offset(now)
+        offset = layout.voting_offset(now, self.voting_interval)
         for node in nodes:
             text = (layout.authority_torrc(node, authorities, offset=offset,
-                                           bandwidths=bandwidths, empty=empty)
+                                           bandwidths=bandwidths, empty=empty,
+                                           interval=self.voting_interval)
                     if node.is_authority else layout.relay_torrc(node, authorities, empty=empty))
             (node.data_dir / "torrc").write_text(text, encoding="utf-8")
         return authorities

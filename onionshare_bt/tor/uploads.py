@@ -10,9 +10,9 @@ The first round is every upload tor started before the first one stored: tor sta
 descriptors' uploads to all HSDirs at once, so the round is complete when its first answer
 comes. Later rounds do not count: tor uploads again when a time period turns or
 introduction points change, while the descriptors of the first round keep serving clients.
-On the private network a time period lasted 4 minutes then (24 votes of 10 s; 16 minutes
-now), and measured with 200 services, the round a turn set off went unanswered for more
-than 170 s: counting it kept 154 services "not published" whose first round had been
+On the private network a time period lasted 4 minutes then (24 votes of 10 s; 8 minutes
+now, 16 in the Tor tests' network), and measured with 200 services, the round a turn set
+off went unanswered for more than 170 s: counting it kept 154 services "not published" whose first round had been
 stored everywhere.
 
 Why not the first ``UPLOADED``: after a restart, the HSDirs still hold the previous

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from onionshare_bt.testnet import Testnet
+from onionshare_bt.testnet import Testnet, layout
 
 #: a port range of its own, apart from the demo's (17500) and the CLI default (17000)
 BASE_PORT = int(os.environ.get("OBT_TEST_BASE_PORT", "18400"))

@@ -150,9 +150,7 @@ def test_the_gate_check_finds_a_download_past_the_allowance():
 def test_relay_joins_the_consensus_as_running_and_valid(net):
     a = net["a"]
     status = wait_until(lambda: (st := a.json("relay", "status"))["in_consensus"] and st,
-                        # a vote every 40 s (testnet/layout.py), then the node's tor fetches
-                        # the new consensus: 67 s measured
-                        180, "the relay in the consensus", step=1)
+                        120, "the relay in the consensus", step=1)
     assert {"Running", "Valid"} <= set(status["flags"])
     assert len(status["fingerprint"]) == 40 and status["nickname"] == "obtA"
     assert status["rate_limit"] == 20 * MB

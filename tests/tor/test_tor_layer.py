@@ -96,7 +96,8 @@ def test_testnet_is_up(net: Testnet) -> None:
     assert all(p["alive"] for p in status["processes"])
     # detached: their own sessions, so they outlive `obt testnet up`
     assert all(os.getsid(p["pid"]) != os.getsid(0) for p in status["processes"])
-    assert net.up_seconds < 60  # type: ignore[attr-defined]
+    # how fast it came up is a benchmark's figure, not a test's: printed, not asserted
+    print(f"\nthe shared test network was usable in {net.up_seconds:.1f} s")  # type: ignore
 
 
 def test_up_again_reuses_the_running_network(net: Testnet) -> None:
