@@ -6,7 +6,10 @@ speaks HTTP through Tor.
 - :mod:`.client`: :class:`~.client.TorClient`, the node's own tor: bootstrap, onion
   services (``ADD_ONION``), status.
 - :mod:`.uploads`: when an onion service counts as published (its descriptor uploads, pure).
+- :mod:`.publication`: waiting on it (a service's first stored upload, its publication),
+  fed by the client's ``HS_DESC`` events; waiters told when tor goes.
 - :mod:`.publisher`: stored onion services published again a few at a time.
+- :mod:`.reach`: when to have tor forget stale onion-client state (``NEWNYM``, pure).
 - :mod:`.stale`: a tor an earlier run left on the data dir.
 - :mod:`.relay`: the relay's separate tor process.
 - :mod:`.socks`: asyncio SOCKS5 dialling through tor, with tor's reply codes in words (the

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,10 +28,10 @@ from onionshare_bt.onion import parse_onion
 from onionshare_bt.tor.torrc import (
     bootstrap_fields, client_torrc, find_tor, log_tail, parse_bootstrap, render,
 )
+from onionshare_bt.tor.publication import Publication
 from onionshare_bt.tor.publisher import Publisher
 from onionshare_bt.tor.reach import Reach
 from onionshare_bt.tor.stale import STALE_PID_FILE, reap_stale
-from onionshare_bt.tor.uploads import Uploads
 
 __all__ = ["TorClient"]
 
@@ -47,7 +46,6 @@ LAUNCH_TIMEOUT = 30.0
 TERM_GRACE = 3.0
 KILL_TIMEOUT = 5.0
 _KEY_TYPE = "ED25519-V3"
-_PUBLICATION = ("published", "uploading", "unstored", "queued")
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -81,8 +79,6 @@ class TorClient:
         #: tor's SOCKS listener, set by :meth:`start`
         self.socks_address: tuple[str, int] = ("127.0.0.1", 0)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._full: dict[str, list[asyncio.Future[None]]] = {}  # wait_published's waiters
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._fresh()
 
     def _fresh(self) -> None:
@@ -91,11 +87,11 @@ class TorClient:
         self._controller: stem.control.Controller | None = None
         self._status = {"progress": 0, "summary": "not started", "tag": "", "warning": None}
         self._ready: asyncio.Future[None] | None = None
-        self._uploads = Uploads()
+        self._publication = Publication()
         self._reach = Reach()
         # the publisher removes a service it gives another try without taking it back
         self._publisher = Publisher(self._add_stored, self._delete, self.wait_published,
-                                    self._uploads.uploaded_once)
+                                    self._publication.uploaded_once)
 
     @property
     def pid(self) -> int:
@@ -251,11 +247,11 @@ class TorClient:
         action, address = event.action, str(event.address)
         hsdir = str(event.directory_fingerprint or event.directory or "")
         if action == stem.HSDescAction.UPLOAD:
-            self._post(self._upload_started, address, hsdir)
+            self._post(self._publication.started, address, hsdir)
         elif action == stem.HSDescAction.UPLOADED:
-            self._post(self._uploaded, address, hsdir)
+            self._post(self._publication.stored, address, hsdir)
         elif action == stem.HSDescAction.FAILED:
-            self._post(self._upload_failed, address, hsdir, str(event.reason or ""))
+            self._post(self._publication.failed, address, hsdir, str(event.reason or ""))
 
     # -- loop side --------------------------------------------------------------------
 
@@ -272,36 +268,7 @@ class TorClient:
             self._ready.set_exception(TorBootstrapFailed(
                 f"tor exited during bootstrap at {self._status['progress']}%:\n"
                 f"{log_tail(self.log_path)}"))
-        self._fail_waiters("tor exited while publishing")
-
-    def _fail_waiters(self, why: str) -> None:
-        for futures in (*self._waiters.values(), *self._full.values()):
-            for future in futures:
-                if not future.done():
-                    future.set_exception(TorError(why))
-        self._waiters.clear()
-        self._full.clear()
-
-    def _upload_started(self, address: str, hsdir: str) -> None:
-        self._uploads.started(address, hsdir, time.monotonic())
-
-    def _upload_failed(self, address: str, hsdir: str, reason: str) -> None:
-        log.debug("a descriptor upload ended in %s", reason or "a failure")
-        self._uploads.failed(address, hsdir)
-        self._check_published(address)
-
-    def _uploaded(self, address: str, hsdir: str) -> None:
-        self._uploads.stored(address, hsdir)
-        for future in self._waiters.pop(address, []):
-            if not future.done():
-                future.set_result(None)
-        self._check_published(address)
-
-    def _check_published(self, address: str) -> None:
-        if address in self._full and self._uploads.published(address, time.monotonic()):
-            for future in self._full.pop(address):
-                if not future.done():
-                    future.set_result(None)
+        self._publication.fail_all("tor exited while publishing")
 
     def _ctl(self) -> stem.control.Controller:
         if self._controller is None:
@@ -372,7 +339,7 @@ class TorClient:
             key = f"{response.private_key_type}:{response.private_key}"
         if await_publication:
             try:
-                await self._await_published(address, timeout)
+                await self._publication.wait_first_upload(address, timeout)
             except BaseException:
                 await self.remove_onion(address)
                 raise
@@ -402,47 +369,13 @@ class TorClient:
         :returns: True if it is published, False if **timeout** seconds passed first
         :raises TorError: if tor exits meanwhile
         """
-        if self._uploads.published(address, time.monotonic()):
-            return True
-        return (await self._wait_for(self._full, address, timeout)
-                or self._uploads.published(address, time.monotonic()))
-
-    async def _wait_for(self, waiters: dict[str, list[asyncio.Future[None]]], address: str,
-                        timeout: float) -> bool:
-        """Wait until an event handler resolves a future of **waiters** for **address**.
-
-        :returns: False if **timeout** seconds passed first
-        """
-        assert self._loop is not None
-        future = self._loop.create_future()
-        waiters.setdefault(address, []).append(future)
-        try:
-            async with asyncio.timeout(timeout):
-                await future
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            mine = waiters.get(address, [])
-            if future in mine:
-                mine.remove(future)
-            if not mine:
-                waiters.pop(address, None)
+        return await self._publication.wait_published(address, timeout)
 
     def publication(self, addresses: Iterable[str]) -> dict[str, int]:
         """How many of **addresses** (without ``.onion``) this tor has ``published`` since
         it started (:mod:`.uploads`), or has ``uploading``, ``unstored`` or ``queued``
         (:mod:`.publisher`): until published, a client may get a pre-restart descriptor."""
-        now, counts = time.monotonic(), dict.fromkeys(_PUBLICATION, 0)
-        for a in addresses:
-            counts["queued" if self._publisher.queued(a) else self._uploads.state(a, now)] += 1
-        return counts
-
-    async def _await_published(self, address: str, timeout: float) -> None:
-        if self._uploads.uploaded_once(address):
-            return
-        if not await self._wait_for(self._waiters, address, timeout):
-            raise Timeout(f"the onion service was not published within {timeout:g} s")
+        return self._publication.counts(addresses, self._publisher.queued)
 
     async def relay_flags(self, fingerprint: str) -> list[str] | None:
         """The flags the current consensus gives a relay, or None if it is not listed.
@@ -461,12 +394,12 @@ class TorClient:
         """
         service_id = parse_onion(address)
         if self._publisher.withdraw(service_id):
-            self._uploads.forget(service_id)
+            self._publication.forget(service_id)
             return  # tor never had it, or it is removed as soon as it has it
         await self._delete(service_id)
 
     async def _delete(self, service_id: str) -> None:
-        self._uploads.forget(service_id)
+        self._publication.forget(service_id)
         if self.is_alive() and not await self._call(
                 self._ctl().remove_ephemeral_hidden_service, service_id):
             log.debug("onion service was already gone")
@@ -505,7 +438,7 @@ class TorClient:
         :raises TorError: as :meth:`start`
         """
         await self.close()
-        self._fail_waiters("tor restarted while publishing")
+        self._publication.fail_all("tor restarted while publishing")
         self._fresh()
         await self.start()
 

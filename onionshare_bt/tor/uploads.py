@@ -12,8 +12,8 @@ comes. Later rounds do not count: tor uploads again when a time period turns or
 introduction points change, while the descriptors of the first round keep serving clients.
 On the private network a time period lasted 4 minutes then (24 votes of 10 s; 8 minutes
 now, 16 in the Tor tests' network), and measured with 200 services, the round a turn set
-off went unanswered for more than 170 s: counting it kept 154 services "not published" whose first round had been
-stored everywhere.
+off went unanswered for more than 170 s: counting it kept 154 services "not published"
+whose first round had been stored everywhere.
 
 Why not the first ``UPLOADED``: after a restart, the HSDirs still hold the previous
 tor's descriptors, whose introduction points are dead. A client that asks an HSDir the

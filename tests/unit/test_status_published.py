@@ -35,13 +35,13 @@ def test_an_onion_counts_once_its_last_upload_ended_and_a_removed_one_no_longer(
         assert tor.publication([A, B]) == {"published": 0, "uploading": 0, "unstored": 2,
                                            "queued": 0}
         for hsdir in ("$H1", "$H2"):
-            tor._upload_started(A, hsdir)
-        tor._uploaded(A, "$H1")
+            tor._publication.started(A, hsdir)
+        tor._publication.stored(A, "$H1")
         assert tor.publication([A, B])["published"] == 0  # the upload to $H2 is under way
         assert tor.publication([A, B])["uploading"] == 1
-        tor._upload_failed(A, "$H2", "UPLOAD_REJECTED")
+        tor._publication.failed(A, "$H2", "UPLOAD_REJECTED")
         assert tor.publication([A, B])["published"] == 1
-        tor._uploaded(A, "$H2")  # a stray event changes nothing
+        tor._publication.stored(A, "$H2")  # a stray event changes nothing
         assert tor.publication([A, B])["published"] == 1
         asyncio.run(tor.remove_onion(A))  # tor not running: only forgotten
         assert tor.publication([A, B])["published"] == 0
@@ -72,16 +72,16 @@ def test_wait_published_returns_when_the_last_upload_ends_or_false_at_its_time_l
 
     async def run():
         tor._loop = asyncio.get_running_loop()
-        tor._upload_started(A, "$H1")
-        tor._upload_started(A, "$H2")
+        tor._publication.started(A, "$H1")
+        tor._publication.started(A, "$H2")
         waiting = asyncio.create_task(tor.wait_published(A, timeout=5))
-        tor._uploaded(A, "$H1")
+        tor._publication.stored(A, "$H1")
         await asyncio.sleep(0.01)
         assert not waiting.done()  # one upload still under way
-        tor._upload_failed(A, "$H2", "UPLOAD_REJECTED")
+        tor._publication.failed(A, "$H2", "UPLOAD_REJECTED")
         assert await waiting is True
         assert await tor.wait_published(B, timeout=0.01) is False
-        assert tor._full == {}
+        assert tor._publication._full == {}  # no waiter left behind
 
     asyncio.run(run())
 
@@ -121,8 +121,8 @@ def test_a_restored_onion_that_tor_does_not_publish_is_given_to_it_again_and_aga
         assert controller.calls[:5] == ["add", "del", "add", "del", "add"]
         assert tor.publication([A])["published"] == 0
         for hsdir in ("$H1", "$H2"):
-            tor._upload_started(A, hsdir)
-            tor._uploaded(A, hsdir)
+            tor._publication.started(A, hsdir)
+            tor._publication.stored(A, hsdir)
         await asyncio.sleep(0.2)
         adds = controller.calls.count("add")
         await asyncio.sleep(0.2)
