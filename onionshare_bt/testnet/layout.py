@@ -36,7 +36,7 @@ VOTING_INTERVAL = 20
 #: turn's burst failed to upload is the one clients ask for after the *next* turn: at 8
 #: minutes a restarted node with 200 services met two turns before test_load had sampled its
 #: URIs (SOCKS 0xF0 for 300 s, in CI and in full runs). 16 minutes is longer than a
-#: restart's republication and sampling take (at most 13); the lost burst itself stays an
+#: restart's republication and sampling may take (at most 15); the lost burst itself stays an
 #: open defect. The cost: relays that miss the first vote wait 40 s for the next, so the
 #: network was usable in 18 s once and not within 60 s another time (measured)
 LONG_VOTING_INTERVAL = 40
