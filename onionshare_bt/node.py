@@ -122,7 +122,7 @@ class Node:
         engine = Engine(self._on_event, socks=tor.socks_address)  # bridged: Tor as backstop
         await engine.start()
         self._stack.push_async_callback(engine.close)
-        bridges = Bridges(self._dial, lambda: engine.listen_port, info_hashes=engine.info_hashes)
+        bridges = Bridges(self._dial, engine.listen_port, info_hashes=engine.info_hashes)
         self._stack.push_async_callback(bridges.close)
         roster = Roster(store)  # the mirrors registered here, named by the tracker
         tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,

@@ -87,7 +87,7 @@ class Bridges:
     """Own every bridge listener and connection of a node.
 
     :param dial: ``dial(onion, port, torrent_id)``; through Tor's SOCKS port in the node
-    :param engine_port: returns libtorrent's loopback listen port
+    :param engine_port: libtorrent's loopback listen port (the engine is started first)
     :param info_hashes: returns the info-hashes (20-byte, v1 and truncated v2) of a torrent
         of ours (:meth:`Engine.info_hashes <onionshare_bt.engine.session.Engine.info_hashes>`);
         libtorrent's handshake through an outbound endpoint must name one of them. Without
@@ -97,7 +97,7 @@ class Bridges:
     def __init__(
         self,
         dial: Dial,
-        engine_port: Callable[[], int],
+        engine_port: int,
         info_hashes: Callable[[str], Iterable[bytes]] | None = None,
     ) -> None:
         self._dial = dial
@@ -284,7 +284,7 @@ class Bridges:
         alias = asked if renames and asked in renames else None
         try:
             lt_reader, lt_writer = await asyncio.open_connection(
-                "127.0.0.1", self._engine_port(), local_addr=(self._in_pool.next(), 0)
+                "127.0.0.1", self._engine_port, local_addr=(self._in_pool.next(), 0)
             )
         except OSError as exc:
             counters.failures += 1

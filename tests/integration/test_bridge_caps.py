@@ -24,7 +24,7 @@ async def never_dial(onion, port, torrent_id):
 
 
 async def test_two_thousand_announced_onions_stay_under_the_caps():
-    bridges = Bridges(never_dial, lambda: 0)
+    bridges = Bridges(never_dial, 0)
     before = open_fds()
     torrents = [f"{i:040x}" for i in range(40)]
     seen_hosts: set[str] = set()
@@ -52,7 +52,7 @@ async def test_two_thousand_announced_onions_stay_under_the_caps():
 
 
 async def test_a_torrent_whose_endpoints_are_all_busy_refuses_more():
-    bridges = Bridges(never_dial, lambda: 0)
+    bridges = Bridges(never_dial, 0)
     torrent = "ab" * 20
     held = []
     try:
@@ -85,7 +85,7 @@ async def test_outbound_endpoint_refuses_libtorrent_handshake_for_another_torren
         dialled.append(torrent_id)
         raise OSError("test: no dialling")
 
-    bridges = Bridges(dial, lambda: engine.listen_port,
+    bridges = Bridges(dial, engine.listen_port,
                       info_hashes=engine.info_hashes if exact else None)
     try:
         a = make_torrent(tmp_path / "a", "a.bin", 100_000)
@@ -108,7 +108,7 @@ async def test_outbound_endpoint_refuses_libtorrent_handshake_for_another_torren
 
 
 async def test_inbound_listener_caps_connections_waiting_for_a_handshake(tmp_path):
-    bridges = Bridges(None, lambda: 0)
+    bridges = Bridges(None, 0)
     path = await bridges.inbound("t", (b"\x01" * 20,))
     port = listen_port(path)
     conns = []
@@ -137,7 +137,7 @@ async def test_reconnection_after_a_v2_upgrade_passes_the_handshake_check(tmp_pa
     seeder.add(meta, tmp_path / "src", seed=True)
     (tmp_path / "dest").mkdir()
     leecher.add(meta, tmp_path / "dest")
-    seed_bridges = Bridges(None, lambda: seeder.listen_port)
+    seed_bridges = Bridges(None, seeder.listen_port)
     port = listen_port(await seed_bridges.inbound(meta.id, meta.info_hashes))
     streams = []
 
@@ -145,7 +145,7 @@ async def test_reconnection_after_a_v2_upgrade_passes_the_handshake_check(tmp_pa
         streams.append(await asyncio.open_connection("127.0.0.1", port))
         return streams[-1]
 
-    bridges = Bridges(dial, lambda: leecher.listen_port, info_hashes=leecher.info_hashes)
+    bridges = Bridges(dial, leecher.listen_port, info_hashes=leecher.info_hashes)
     try:
         leecher.session.apply_settings({"download_rate_limit": 400_000,
                                         "ignore_limits_on_local_network": False})
@@ -166,7 +166,7 @@ async def test_reconnection_after_a_v2_upgrade_passes_the_handshake_check(tmp_pa
 
 
 async def test_concurrent_announces_of_one_onion_share_one_endpoint():
-    bridges = Bridges(never_dial, lambda: 0)
+    bridges = Bridges(never_dial, 0)
     onion = fake_onion()
     try:
         got = await asyncio.gather(*(bridges.outbound("ef" * 20, onion, 6881) for _ in range(8)))

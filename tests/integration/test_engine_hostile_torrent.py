@@ -171,14 +171,14 @@ async def test_hostile_torrent_names_reach_nothing(tmp_path):
         for engine in (seeder, leecher):
             assert_bare(engine, data)
 
-        seed_bridges = Bridges(None, lambda: seeder.listen_port)
+        seed_bridges = Bridges(None, seeder.listen_port)
         inbound = await seed_bridges.inbound(meta.id, meta.info_hashes)
         in_port = int(inbound.endpoint.rsplit(":", 1)[1])
 
         async def dial(onion, port, torrent_id):
             return await asyncio.open_connection("127.0.0.1", in_port)
 
-        leech_bridges = Bridges(dial, lambda: leecher.listen_port, info_hashes=leecher.info_hashes)
+        leech_bridges = Bridges(dial, leecher.listen_port, info_hashes=leecher.info_hashes)
         leecher.connect(meta.id, await leech_bridges.outbound(meta.id, fake_onion(), 6881))
         watched = []
 

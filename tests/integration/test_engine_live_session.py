@@ -207,7 +207,7 @@ async def payload_in_window(engine: Engine, tmp_path, *, legacy_class_filter: bo
     async def dial(onion, port, torrent_id):
         return await asyncio.open_connection("127.0.0.1", seeder.listen_port)
 
-    bridges = Bridges(dial, lambda: engine.listen_port, info_hashes=engine.info_hashes)
+    bridges = Bridges(dial, engine.listen_port, info_hashes=engine.info_hashes)
     try:
         if legacy_class_filter:
             flt = lt.ip_filter()

@@ -60,7 +60,7 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, engines, 
     token = secrets.token_urlsafe(24)
     tport = await tracker.serve(Served(meta.id, token, meta.data, meta.info_hashes))
     tracker.set_seeders(meta.id, [(seed_onion, 6881)])
-    seed_bridges = Bridges(dial=None, engine_port=lambda: seeder.listen_port)
+    seed_bridges = Bridges(dial=None, engine_port=seeder.listen_port)
     inbound = await seed_bridges.inbound(meta.id, meta.info_hashes)
     in_port = int(inbound.endpoint.rsplit(":", 1)[1])
 
@@ -68,7 +68,7 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, engines, 
         assert (onion, port) == (seed_onion, 6881)
         return await asyncio.open_connection("127.0.0.1", in_port)
 
-    leech_bridges = Bridges(dial=dial, engine_port=lambda: leecher.listen_port)
+    leech_bridges = Bridges(dial=dial, engine_port=leecher.listen_port)
     base = f"http://127.0.0.1:{tport}/private/{token}"
     async with aiohttp.ClientSession() as http:
         async with http.get(base) as resp:
@@ -121,7 +121,7 @@ async def test_inbound_bridge_refuses_handshake_for_another_torrent(tmp_path, en
     src = make_tree(tmp_path / "src")
     meta = await asyncio.to_thread(create, src)
     seeder.add(meta, src.parent, seed=True)
-    bridges = Bridges(dial=None, engine_port=lambda: seeder.listen_port)
+    bridges = Bridges(dial=None, engine_port=seeder.listen_port)
     path = await bridges.inbound("other-torrent", (b"\x01" * 20,))
     port = int(path.endpoint.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

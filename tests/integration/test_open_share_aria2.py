@@ -39,7 +39,7 @@ async def test_aria2c_fetches_a_hybrid_share_through_the_bridge(tmp_path, engine
     legacy = metafile.legacy_info_hash(meta.data)
     assert legacy is not None and legacy not in meta.info_hashes
 
-    bridges = Bridges(dial=None, engine_port=lambda: seeder.listen_port)
+    bridges = Bridges(dial=None, engine_port=seeder.listen_port)
     inbound = await bridges.inbound(meta.id, meta.info_hashes, {legacy: meta.info_hashes[0]})
     in_port = int(inbound.endpoint.rsplit(":", 1)[1])
 

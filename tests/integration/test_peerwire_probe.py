@@ -179,7 +179,7 @@ async def test_peer_wire_carries_nothing_constant_per_node(tmp_path):
         dialled.append((onion, port, torrent_id))
         return await asyncio.open_connection("127.0.0.1", probe_port)
 
-    bridges = Bridges(dial, lambda: node.listen_port, info_hashes=node.info_hashes)
+    bridges = Bridges(dial, node.listen_port, info_hashes=node.info_hashes)
     try:
         shares = [make_torrent(tmp_path / f"s{i}", f"f{i}.bin", 200_000 * (i + 1)) for i in (0, 1)]
         paths = []
@@ -258,7 +258,7 @@ async def test_holepunch_connect_reaches_no_listener(tmp_path, through_bridge):
     make a plain session dial 127.0.0.1, so the bridged run could see a dial if one happened.
     """
     (engine,) = await started(Engine(bridged=through_bridge))
-    bridges = Bridges(None, lambda: engine.listen_port)
+    bridges = Bridges(None, engine.listen_port)
     targets = [Target() for _ in range(3)]
     try:
         addresses = [await targets[0].start("127.0.0.1")]

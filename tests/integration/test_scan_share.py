@@ -48,7 +48,7 @@ async def parts(tmp_path, monkeypatch):
     async def no_dial(*args):
         raise ConnectionError("no tor here")
 
-    bridges = Bridges(no_dial, lambda: engine.listen_port, info_hashes=engine.info_hashes)
+    bridges = Bridges(no_dial, engine.listen_port, info_hashes=engine.info_hashes)
     tracker = TrackerServer(interval=60)
     await tracker.start()
     made = torrents.Parts(cfg, store, FakeOnions(), engine, bridges, tracker, None,
