@@ -58,7 +58,7 @@ class NodeOps:
             "home": str(self.config.home),
             "network": str(self.config.network_file or "tor"),
             "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address),
-                    "restarts": self.lifetime.tor_restarts},
+                    "restarts": self.lifetime.tor_restarts, "renewed_onions": tor.renewed},
             "engine": {"listen_port": self.parts.engine.listen_port},
             "onions": len(onions),
             "published": publication["published"],

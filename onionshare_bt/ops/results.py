@@ -112,6 +112,8 @@ class StatusInfo(TypedDict, total=False):
     uptime: float
     home: str
     network: str
+    #: pid, bootstrap, socks, restarts (by the watchdog), renewed_onions (published afresh
+    #: since tor started, their descriptors lost: tor/rescue.py)
     tor: dict
     engine: dict
     onions: int

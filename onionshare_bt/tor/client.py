@@ -31,6 +31,7 @@ from onionshare_bt.tor.torrc import (
 from onionshare_bt.tor.publication import Publication
 from onionshare_bt.tor.publisher import Publisher
 from onionshare_bt.tor.reach import Reach
+from onionshare_bt.tor.rescue import Rescue
 from onionshare_bt.tor.stale import STALE_PID_FILE, reap_stale
 
 __all__ = ["TorClient"]
@@ -92,6 +93,8 @@ class TorClient:
         # the publisher removes a service it gives another try without taking it back
         self._publisher = Publisher(self._add_stored, self._delete, self.wait_published,
                                     self._publication.uploaded_once)
+        self._rescue = Rescue(self._publication.lost, self._publisher.busy,
+                              self._publisher.renew)
 
     @property
     def pid(self) -> int:
@@ -140,6 +143,7 @@ class TorClient:
         except BaseException:
             await self.close()
             raise
+        self._rescue.start()
         log.info("tor %d bootstrapped; SOCKS at %s:%d", self.pid, *self.socks_address)
 
     def _prepare(self) -> Path:
@@ -247,7 +251,8 @@ class TorClient:
         action, address = event.action, str(event.address)
         hsdir = str(event.directory_fingerprint or event.directory or "")
         if action == stem.HSDescAction.UPLOAD:
-            self._post(self._publication.started, address, hsdir)
+            self._post(self._publication.started, address, hsdir,
+                       str(event.descriptor_id or ""))
         elif action == stem.HSDescAction.UPLOADED:
             self._post(self._publication.stored, address, hsdir)
         elif action == stem.HSDescAction.FAILED:
@@ -337,6 +342,8 @@ class TorClient:
         address = str(response.service_id)
         if key is None:
             key = f"{response.private_key_type}:{response.private_key}"
+        if client_auth is None:
+            self._rescue.hosted(address, ports, key)
         if await_publication:
             try:
                 await self._publication.wait_first_upload(address, timeout)
@@ -354,7 +361,9 @@ class TorClient:
         :param key: the key :meth:`add_onion` returned for it
         :raises BadOnionAddress: if **address** is not a v3 address
         """
-        self._publisher.put(parse_onion(address), ports, key)
+        address = parse_onion(address)
+        self._rescue.hosted(address, ports, key)
+        self._publisher.put(address, ports, key)
 
     async def _add_stored(self, ports: dict[int, tuple[str, int]], key: str) -> None:
         try:
@@ -362,6 +371,23 @@ class TorClient:
         except TorError as exc:  # an earlier ADD_ONION tor answered too late: it has it
             if "collision" not in str(exc).lower():
                 raise
+
+    @property
+    def renewed(self) -> int:
+        """Onion services this tor has published afresh (:mod:`.rescue`) since it started."""
+        return self._rescue.renewed
+
+    def renew(self, address: str) -> None:
+        """Publish a hosted onion service afresh, in turn (:mod:`.publisher`): removed and
+        added again, so tor builds and uploads new descriptors at once. :mod:`.rescue`
+        does this by itself for a service a descriptor of which reached no HSDir.
+
+        :raises BadOnionAddress: if **address** is not a v3 address
+        :raises TorError: if this tor does not host it (or it has client authorization)
+        """
+        if not self._rescue.renew(parse_onion(address)):
+            raise TorError("this tor hosts no such onion service (without client "
+                           "authorization)")
 
     async def wait_published(self, address: str, timeout: float) -> bool:
         """Wait until tor has published **address** (:mod:`.uploads`).
@@ -393,6 +419,7 @@ class TorClient:
         :raises TorError: if tor is not running
         """
         service_id = parse_onion(address)
+        self._rescue.dropped(service_id)
         if self._publisher.withdraw(service_id):
             self._publication.forget(service_id)
             return  # tor never had it, or it is removed as soon as it has it
@@ -447,6 +474,7 @@ class TorClient:
 
         Removes nothing from the data dir. Safe to call more than once.
         """
+        await self._rescue.close()
         await self._publisher.close()
         controller, self._controller = self._controller, None
         if self._ready is not None and not self._ready.done():

@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable
 from onionshare_bt.errors import Timeout, TorError
 from onionshare_bt.tor.uploads import Uploads
 
-__all__ = ["STATES", "Publication"]
+__all__ = ["HELD", "STATES", "Publication"]
 
 log = logging.getLogger(__name__)
 
+#: the ``HS_DESC FAILED`` reason of an HSDir that already holds the descriptor
+HELD = "UPLOAD_REJECTED"
 #: where a service stands, as :meth:`Publication.counts` counts them
 STATES = ("published", "uploading", "unstored", "queued")
 
@@ -40,9 +42,9 @@ class Publication:
         self._full: _Waiters = {}  # waiting for a service to count as published
 
     # -- tor's events (on the loop) -----------------------------------------------------
-    def started(self, address: str, hsdir: str) -> None:
-        """``HS_DESC UPLOAD``."""
-        self.uploads.started(address, hsdir, self._clock())
+    def started(self, address: str, hsdir: str, descriptor: str = "") -> None:
+        """``HS_DESC UPLOAD`` (**descriptor**: its blinded key, if the event named it)."""
+        self.uploads.started(address, hsdir, self._clock(), descriptor)
 
     def stored(self, address: str, hsdir: str) -> None:
         """``HS_DESC UPLOADED``."""
@@ -53,7 +55,7 @@ class Publication:
     def failed(self, address: str, hsdir: str, reason: str) -> None:
         """``HS_DESC FAILED`` (an upload, or a fetch of an onion this tor does not host)."""
         log.debug("a descriptor upload ended in %s", reason or "a failure")
-        self.uploads.failed(address, hsdir)
+        self.uploads.failed(address, hsdir, held=reason == HELD)
         self._check(address)
 
     def _check(self, address: str) -> None:
@@ -81,6 +83,10 @@ class Publication:
     def forget(self, address: str) -> None:
         """**address** is no longer hosted."""
         self.uploads.forget(address)
+
+    def lost(self, skip: Callable[[str], bool]) -> list[str]:
+        """Services a descriptor of which reached no HSDir (:meth:`.Uploads.lost`)."""
+        return self.uploads.lost(self._clock(), skip)
 
     def counts(self, addresses: Iterable[str], queued: Callable[[str], bool]) -> dict[str, int]:
         """How many of **addresses** stand in each of :data:`STATES`.

@@ -26,6 +26,10 @@ published at a time, each holding its place until tor has published it
   Measured on the private network with 200 services: 1 to 8 services per restart were not
   stored in their first slot; given again, each was published within 30 s.
 
+A service tor hosts whose descriptor was lost later (:mod:`.rescue`) is *renewed*: queued
+like the others, and removed from tor just before it is added again, so the services
+waiting for their turn stay reachable through their other descriptor meanwhile.
+
 An ``ADD_ONION`` or ``DEL_ONION`` tor did not answer in time leads to another try too: tor
 may carry it out late, and an add that meets the service still there gets a collision,
 which the caller's ``add`` counts as added.
@@ -79,6 +83,7 @@ class Publisher:
         self._adding: set[str] = set()
         self._watching: set[str] = set()  # added, waiting to be published within the slot
         self._withdrawn: set[str] = set()
+        self._hosted: set[str] = set()  # queued to be renewed: tor has them until their turn
         self._more = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
@@ -90,7 +95,20 @@ class Publisher:
 
     def queued(self, address: str) -> bool:
         """Whether **address** is queued or being added (tor does not host it yet)."""
-        return address in self._queue or address in self._adding
+        return (address in self._queue and address not in self._hosted) or address in self._adding
+
+    def busy(self, address: str) -> bool:
+        """Whether **address** is queued, being added, or waiting to be published."""
+        return address in self._queue or address in self._adding or address in self._watching
+
+    def renew(self, address: str, ports: Ports, key: str) -> None:
+        """Queue a service tor hosts to be removed and added again, in turn, for new
+        descriptors (a no-op if it is queued already)."""
+        if self.busy(address):
+            return
+        self._hosted.add(address)
+        self._tries.pop(address, None)
+        self._enqueue(address, ports, key)
 
     def put(self, address: str, ports: Ports, key: str) -> None:
         """Queue a service to publish (its address without ``.onion``)."""
@@ -113,6 +131,9 @@ class Publisher:
         """
         if self._queue.pop(address, None) is not None:
             self._tries.pop(address, None)
+            if address in self._hosted:  # tor still has it: the caller removes it
+                self._hosted.discard(address)
+                return False
             return True
         if address in self._adding:
             self._withdrawn.add(address)
@@ -133,14 +154,23 @@ class Publisher:
                 continue
             address = next(iter(self._queue))
             ports, key = self._queue.pop(address)
+            renew = address in self._hosted
+            self._hosted.discard(address)
             self._adding.add(address)
-            task = asyncio.get_running_loop().create_task(self._one(address, ports, key, slots))
+            task = asyncio.get_running_loop().create_task(
+                self._one(address, ports, key, slots, renew=renew))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _one(self, address: str, ports: Ports, key: str, slots: asyncio.Semaphore) -> None:
+    async def _one(self, address: str, ports: Ports, key: str, slots: asyncio.Semaphore, *,
+                   renew: bool = False) -> None:
         try:
             try:
+                if renew:
+                    await self._remove(address)
+                    if address in self._withdrawn:  # taken back while it was removed
+                        self._withdrawn.discard(address)
+                        return
                 await self._add(ports, key)
             except Timeout:
                 # tor was too busy to answer (measured: 16 of 200 at a time-period turn);
@@ -192,6 +222,7 @@ class Publisher:
         """Stop publishing; what is queued is dropped."""
         self._queue.clear()
         self._tries.clear()
+        self._hosted.clear()
         tasks = [t for t in (self._task, *self._running) if t is not None]
         for task in tasks:
             task.cancel()

@@ -105,6 +105,7 @@ class FakeTorClient:
     """
 
     pid = 0
+    renewed = 0  # no descriptor is ever lost here (tor/rescue.py)
 
     def __init__(self, socks: FakeTor) -> None:
         self.socks = socks

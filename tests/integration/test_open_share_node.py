@@ -40,7 +40,7 @@ async def make_parts(home, onions: Onions, **settings) -> torrents.Parts:
     async def no_dial(*args):
         raise ConnectionError("no tor here")
 
-    bridges = Bridges(no_dial, lambda: engine.listen_port, info_hashes=engine.info_hashes)
+    bridges = Bridges(no_dial, engine.listen_port, info_hashes=engine.info_hashes)
     tracker = TrackerServer(interval=60)
     await tracker.start()
     return torrents.Parts(cfg, Store(cfg.db_path), onions, engine, bridges, tracker, None,

@@ -283,7 +283,10 @@ def test_a_node_with_a_hundred_shares_restarts_and_republishes_them_all(
         figures["failed_attempts"] = {uri[7:23]: len(t) for uri, t in tries.items()}
         figures["first_and_last_failure"] = [tries[uri][i] for uri in list(tries)[:2]
                                              for i in (0, -1) if tries[uri]]
-        figures["resources"] = node.json("node", "status").get("resources")
+        after = node.json("node", "status")
+        figures["resources"] = after.get("resources")
+        # onions whose descriptor reached no HSDir, published afresh (tor/rescue.py)
+        figures["renewed_onions"] = after["tor"]["renewed_onions"]
     finally:
         node.stop()
     print(f"load, {SHARES} shares: {figures}")

@@ -172,6 +172,28 @@ async def test_recreated_onion_keeps_its_address(clients: tuple[TorClient, TorCl
 
 
 @aio
+async def test_a_renewed_onion_is_published_afresh_at_the_same_address(
+        clients: tuple[TorClient, TorClient], echo: tuple[str, int]) -> None:
+    """What :mod:`onionshare_bt.tor.rescue` does for a service whose descriptor reached no
+    HSDir: removed and added again in turn, new descriptors uploaded, reachable again."""
+    a, b = clients
+    address, _key = await a.add_onion({80: echo})
+    try:
+        assert await a.wait_published(address, 120)
+        assert await _echo_through(b, address, b"before") == b"before"
+        a.renew(address)
+        async with asyncio.timeout(30):  # removed in its turn: its uploads count from nought
+            while a.publication([address])["published"]:
+                await asyncio.sleep(0.05)
+        assert await a.wait_published(address, 120), a.publication([address])
+        assert await _echo_through(b, address, b"after") == b"after"
+        with pytest.raises(TorError, match="no such onion service"):
+            a.renew(onion_from_pubkey(bytes(32)))
+    finally:
+        await a.remove_onion(address)
+
+
+@aio
 async def test_add_onion_rejects_a_malformed_key(clients: tuple[TorClient, TorClient],
                                                  echo: tuple[str, int]) -> None:
     with pytest.raises(TorError, match="not an onion service key"):

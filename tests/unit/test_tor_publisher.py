@@ -273,3 +273,41 @@ def test_a_service_whose_removal_for_another_try_timed_out_is_still_tried_again(
         assert tor.added.count("a") >= 2 and removals[0] == "a"
         await pub.close()
     asyncio.run(run())
+
+
+def test_a_renewed_service_is_removed_just_before_it_is_added_again_in_turn():
+    async def run():
+        tor = FakeTor()
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=60)
+        pub.put("a", {}, "a")
+        await _settle()
+        tor.done["a"].set()
+        await _settle()
+        assert tor.added == ["a"] and not pub.busy("a")
+        pub.put("b", {}, "b")  # holds the window's one place until published
+        await _settle()
+        pub.renew("a", {}, "a")
+        pub.renew("a", {}, "a")  # already queued: once is enough
+        await _settle()
+        assert pub.busy("a") and not pub.queued("a")  # tor still hosts it meanwhile
+        assert tor.removed == []  # not before its turn
+        tor.done["b"].set()
+        await _settle()
+        assert tor.removed == ["a"] and tor.added == ["a", "b", "a"]
+        await pub.close()
+    asyncio.run(run())
+
+
+def test_a_service_taken_back_while_queued_for_renewal_is_left_for_the_caller_to_remove():
+    async def run():
+        tor = FakeTor()
+        pub = Publisher(tor.add, tor.remove, tor.published, tor.stored, window=1, slot=60)
+        pub.put("b", {}, "b")
+        await _settle()
+        pub.renew("a", {}, "a")
+        assert pub.withdraw("a") is False  # tor has it: the caller removes it
+        tor.done["b"].set()
+        await _settle()
+        assert tor.added == ["b"] and tor.removed == [] and not pub.busy("a")
+        await pub.close()
+    asyncio.run(run())

@@ -1,5 +1,5 @@
 """When an onion service counts as published: :class:`onionshare_bt.tor.uploads.Uploads`."""
-from onionshare_bt.tor.uploads import GIVE_UP, Uploads
+from onionshare_bt.tor.uploads import GIVE_UP, KEPT_DESCRIPTORS, Uploads
 
 A, B = "a" * 56, "b" * 56
 HSDIRS = [f"$H{i}" for i in range(7)]
@@ -98,3 +98,88 @@ def test_the_first_round_still_counts_when_a_later_one_has_begun():
     assert not uploads.published(A, now=31.0)  # HSDIRS[1] may still hold the old descriptor
     uploads.failed(A, HSDIRS[1])
     assert uploads.published(A, now=32.0)
+
+
+# -- lost descriptors: every upload ended, none reached an HSDir ------------------------
+CURRENT, NEXT = "blinded-current", "blinded-next"
+
+
+def test_a_descriptor_whose_every_upload_failed_is_lost_and_told_once():
+    uploads = Uploads()
+    for hsdir in HSDIRS:
+        uploads.started(A, hsdir, 0.0, CURRENT)
+        uploads.stored(A, hsdir)
+    for hsdir in HSDIRS:  # a time period turns: the descriptor for the period after next
+        uploads.started(A, hsdir, 10.0, NEXT)
+    uploads.failed(A, HSDIRS[0])
+    assert uploads.lost(now=11.0) == []  # its other uploads are still under way
+    for hsdir in HSDIRS[1:]:
+        uploads.failed(A, hsdir)  # e.g. a directory connection tor gave up on
+    assert uploads.lost(now=12.0) == [A]
+    assert uploads.lost(now=13.0) == []  # told once
+    uploads.started(A, HSDIRS[0], 14.0, NEXT)  # tor uploads it again (HSDirs changed)
+    uploads.failed(A, HSDIRS[0])
+    assert uploads.lost(now=15.0) == [A]
+
+
+def test_one_stored_upload_or_one_hsdir_already_holding_it_means_not_lost():
+    uploads = Uploads()
+    for hsdir in HSDIRS[:3]:
+        uploads.started(A, hsdir, 0.0, CURRENT)
+        uploads.started(B, hsdir, 0.0, CURRENT)
+    uploads.stored(A, HSDIRS[0])
+    uploads.failed(A, HSDIRS[1])
+    uploads.failed(A, HSDIRS[2])
+    uploads.failed(B, HSDIRS[0], held=True)  # UPLOAD_REJECTED: that HSDir has it
+    uploads.failed(B, HSDIRS[1])
+    uploads.failed(B, HSDIRS[2])
+    assert uploads.lost(now=1.0) == []
+    # a later partial upload of a descriptor that reached an HSDir once: not lost either
+    uploads.started(A, HSDIRS[3], 2.0, CURRENT)
+    uploads.failed(A, HSDIRS[3])
+    assert uploads.lost(now=3.0) == []
+
+
+def test_uploads_tor_never_answers_make_a_descriptor_lost_after_the_give_up_time():
+    uploads = Uploads()
+    for hsdir in HSDIRS:
+        uploads.started(A, hsdir, 0.0, NEXT)
+    assert uploads.lost(now=GIVE_UP - 1) == []
+    assert uploads.lost(now=GIVE_UP + 1) == [A]
+
+
+def test_a_skipped_service_is_looked_at_again_later_and_a_forgotten_one_never():
+    uploads = Uploads()
+    uploads.started(A, HSDIRS[0], 0.0, NEXT)
+    uploads.failed(A, HSDIRS[0])
+    uploads.started(B, HSDIRS[0], 0.0, NEXT)
+    uploads.failed(B, HSDIRS[0])
+    assert uploads.lost(now=1.0, skip=lambda address: address == A) == [B]
+    assert uploads.lost(now=2.0) == [A]
+    uploads.started(A, HSDIRS[0], 3.0, CURRENT)
+    uploads.forget(A)
+    assert uploads.lost(now=GIVE_UP * 2) == []
+
+
+def test_only_the_last_few_descriptors_of_a_service_are_remembered():
+    uploads = Uploads()
+    uploads.started(A, HSDIRS[0], 0.0, "period-0")  # never answered
+    for period in range(1, KEPT_DESCRIPTORS + 1):
+        uploads.started(A, HSDIRS[1], float(period), f"period-{period}")
+        uploads.stored(A, HSDIRS[1])
+    assert uploads.lost(now=GIVE_UP * 2) == []  # period 0 is forgotten, not lost
+    uploads.started(A, HSDIRS[2], GIVE_UP * 2, "again")
+    uploads.failed(A, HSDIRS[2])
+    assert uploads.lost(now=GIVE_UP * 2 + 1) == [A]
+
+
+def test_an_upload_that_reached_an_hsdir_counts_for_each_descriptor_sent_there_with_it():
+    """tor does not say which upload to an HSDir ended: a stored one may be either."""
+    uploads = Uploads()
+    for hsdir in HSDIRS:
+        uploads.started(A, hsdir, 0.0, CURRENT)
+        uploads.started(A, hsdir, 0.0, NEXT)
+    for hsdir in HSDIRS:
+        uploads.stored(A, hsdir)  # the next descriptor's, perhaps, and the current's failed
+        uploads.failed(A, hsdir)
+    assert uploads.lost(now=1.0) == []
