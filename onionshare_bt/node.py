@@ -74,7 +74,7 @@ class Node:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.parts: torrents.Parts | None = None
+        self.swarm: torrents.Swarm | None = None
         self.started = time.time()
         self._stop = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
@@ -134,21 +134,21 @@ class Node:
         await http.start()
         self._stack.push_async_callback(http.close)
         tasks = TaskRegistry()
-        self.parts = torrents.Parts(cfg, store, tor, engine, bridges, tracker, http, tasks)
+        self.swarm = torrents.Swarm(cfg, store, tor, engine, bridges, tracker, http, tasks)
         # torn down in reverse: tasks stop, peers are hung up on, resume data is saved;
         # then the HTTP client, tracker, bridges, engine and tor close (pushed above)
         self._stack.push_async_callback(self._save_all_resume)
         self._stack.push_async_callback(self._quiesce)
         self._stack.push_async_callback(tasks.close)
-        self.origin = Origin(self.parts, roster)
+        self.origin = Origin(store, tracker, roster)
         await self._restore()
-        self.trust = TrustService(self.parts, self.origin,
+        self.trust = TrustService(cfg, store, tor, http, self.swarm, self.origin,
                                   release_offer=functools.partial(held_offer, store))
         await self.trust.start()
         self._stack.push_async_callback(self.trust.close)
-        self.releases = ReleaseService(self.parts, self.trust)
+        self.releases = ReleaseService(cfg, store, self.swarm, http, tasks, self.trust)
         await self.releases.start()
-        self.mirrors = MirrorService(self.parts)
+        self.mirrors = MirrorService(cfg, store, tor, http, tasks)
         self._stack.push_async_callback(self.mirrors.close)
         await self.mirrors.start()
         # obt play: files served on 127.0.0.1 while they download; closed before the engine
@@ -157,12 +157,12 @@ class Node:
         self._stack.push_async_callback(self.stream.close)
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
-        self.watchdog = Watchdog(self.parts, cfg.stall_timeout, self.gated)
+        self.watchdog = Watchdog(self.swarm, cfg.stall_timeout, self.gated)
         tasks.spawn("stall-watchdog", self.watchdog.run())
         tasks.spawn("ledger", self._ledger_loop())
         tasks.spawn("loop-lag", self._lag_monitor())
         self.ops = Operations(
-            config=cfg, parts=self.parts, relay=self.relay, stream=self.stream,
+            config=cfg, swarm=self.swarm, relay=self.relay, stream=self.stream,
             origin=self.origin, trust=self.trust, mirrors=self.mirrors, releases=self.releases,
             gated=self.gated, stalled=self.watchdog.stalled, reasons=self.watchdog.reasons,
             lifetime=self,
@@ -198,14 +198,14 @@ class Node:
         failures = 0
         while True:
             await asyncio.sleep(TOR_CHECK_INTERVAL)
-            if self.parts.tor.is_alive():
+            if self.swarm.tor.is_alive():
                 failures = 0
                 continue
-            log.error("tor (pid %s) died; restarting it", self.parts.tor.pid)
+            log.error("tor (pid %s) died; restarting it", self.swarm.tor.pid)
             try:
                 await self._restart_tor()
                 log.warning("tor restarted; %d onion services republished",
-                            len(self.parts.onion_ports))
+                            len(self.swarm.onion_ports))
                 self.tor_restarts += 1
             except ObtError as exc:
                 failures += 1
@@ -218,12 +218,12 @@ class Node:
 
     async def _restart_tor(self) -> None:
         """tor again, in place (every part holds the same client), then every onion."""
-        parts = self.parts
-        await parts.tor.restart()
-        parts.engine.set_proxy(parts.tor.socks_address)
-        await parts.http.close()  # its pooled connections went to the tor before
-        await parts.http.start()
-        await torrents.republish_all(parts)
+        swarm = self.swarm
+        await swarm.tor.restart()
+        swarm.engine.set_proxy(swarm.tor.socks_address)
+        await swarm.http.close()  # its pooled connections went to the tor before
+        await swarm.http.start()
+        await swarm.republish_all()
         await self.trust.republish()
         await self.mirrors.republish()
         await self.ui.republish()
@@ -231,7 +231,7 @@ class Node:
     async def _dial(self, onion: str, port: int, torrent_id: str):
         """Dial a peer's onion for one torrent, on circuits of that torrent's own."""
         loop = asyncio.get_running_loop()
-        tor = self.parts.tor
+        tor = self.swarm.tor
         return await socks.open_connection(
             tor.socks_address, f"{onion}.onion", port,
             timeout=DIAL_ATTEMPT_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
@@ -248,15 +248,15 @@ class Node:
             async with gate:
                 try:
                     if row.role == "share":
-                        await torrents.restore_share(self.parts, row)
+                        await self.swarm.restore_share(row)
                     else:
-                        await torrents.restore_download(self.parts, row)
+                        await self.swarm.restore_download(row)
                 except ObtError as exc:
                     log.error("could not restore %s: %s", row.name, exc.message)
-                    self.parts.store.torrents.update(row.id, state="error", error=exc.message)
+                    self.swarm.store.torrents.update(row.id, state="error", error=exc.message)
 
         async with asyncio.TaskGroup() as group:
-            for row in self.parts.store.torrents.all():
+            for row in self.swarm.store.torrents.all():
                 group.create_task(restore(row))
 
     def stop(self) -> None:
@@ -267,12 +267,12 @@ class Node:
 
     def _on_announce(self, torrent_id: str, announce) -> None:
         left = None if announce.event == "stopped" else announce.left
-        self.parts.store.peers.record(torrent_id, announce.onion, announce.port, left)
+        self.swarm.store.peers.record(torrent_id, announce.onion, announce.port, left)
         self.origin.announced(torrent_id, announce.onion, announce.port, left)
 
     # -- engine events ------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
-        store = self.parts.store
+        store = self.swarm.store
         row = store.torrents.get(event.torrent_id)
         if row is None:
             return
@@ -283,7 +283,7 @@ class Node:
                 waiter.set_result(None)
         elif event.kind == "finished" and row.role == "download" and row.state == "downloading":
             store.torrents.update(row.id, state="moving")
-            self.parts.engine.move(row.id, Path(row.target))
+            self.swarm.engine.move(row.id, Path(row.target))
         elif event.kind == "moved" and row.role == "download":
             staging = Path(row.save_path)
             store.torrents.update(
@@ -291,7 +291,7 @@ class Node:
             )
             with contextlib.suppress(OSError):
                 staging.rmdir()
-            self.parts.engine.save_resume(row.id)
+            self.swarm.engine.save_resume(row.id)
             if self.releases is not None:
                 self.releases.completed(row.id)
         elif event.kind in ("move_failed", "file_error", "error"):
@@ -304,7 +304,7 @@ class Node:
             log.error("%s: %s", row.name, message)
             store.torrents.update(row.id, state="error", error=message)
             if event.kind != "move_failed":
-                self.parts.engine.pause(row.id)
+                self.swarm.engine.pause(row.id)
 
     async def _ledger_loop(self) -> None:
         """Sample the relay into the ledger; close or open the download gate.
@@ -316,7 +316,7 @@ class Node:
         """
         while True:
             await self.relay.sample()
-            engine, store = self.parts.engine, self.parts.store
+            engine, store = self.swarm.engine, self.swarm.store
             downloads = [r for r in store.torrents.all("download") if engine.has(r.id)]
             status = {r.id: engine.status(r.id) for r in downloads}
             self.relay.count_downloads({i: st.session_down for i, st in status.items()})
@@ -341,9 +341,9 @@ class Node:
     async def _resume_saver(self) -> None:
         while True:
             await asyncio.sleep(RESUME_SAVE_INTERVAL)
-            for row in self.parts.store.torrents.all("download"):
-                if row.state == "downloading" and self.parts.engine.has(row.id):
-                    self.parts.engine.save_resume(row.id)
+            for row in self.swarm.store.torrents.all("download"):
+                if row.state == "downloading" and self.swarm.engine.has(row.id):
+                    self.swarm.engine.save_resume(row.id)
 
     async def _quiesce(self) -> None:
         """Hang up on every peer while tor still runs, so that the ends reach the peers.
@@ -352,15 +352,15 @@ class Node:
         stream, and tor sends the stream's end on. The bridges get :data:`DRAIN_TIMEOUT`;
         :meth:`Bridges.close` cuts whatever is left (a peer that reads nothing).
         """
-        parts = self.parts
-        for row in parts.store.torrents.all():
-            if parts.engine.has(row.id):
-                parts.engine.pause(row.id)
+        swarm = self.swarm
+        for row in swarm.store.torrents.all():
+            if swarm.engine.has(row.id):
+                swarm.engine.pause(row.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_TIMEOUT
-        while _connections(parts.bridges) and loop.time() < deadline:
+        while _connections(swarm.bridges) and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        left = _connections(parts.bridges)
+        left = _connections(swarm.bridges)
         if left:
             log.info("%d bridge connection(s) still open after %.0f s; cutting them",
                      left, DRAIN_TIMEOUT)
@@ -382,7 +382,7 @@ class Node:
         with proc.oneshot():
             held = {"fds": proc.num_fds(), "rss": proc.memory_info().rss,
                     "threads": proc.num_threads()}
-        paths = self.parts.bridges.counters()
+        paths = self.swarm.bridges.counters()
         held.update(tasks=len(asyncio.all_tasks()), bridge_paths=len(paths),
                     bridge_connections=sum(p.active for p in paths))
         return {
@@ -394,10 +394,10 @@ class Node:
 
     async def _save_all_resume(self) -> None:
         loop = asyncio.get_running_loop()
-        for row in self.parts.store.torrents.all():
-            if self.parts.engine.has(row.id):
+        for row in self.swarm.store.torrents.all():
+            if self.swarm.engine.has(row.id):
                 self._resume_waiters[row.id] = loop.create_future()
-                self.parts.engine.save_resume(row.id)
+                self.swarm.engine.save_resume(row.id)
         if self._resume_waiters:
             await asyncio.wait(list(self._resume_waiters.values()), timeout=10)
 

@@ -34,14 +34,14 @@ SILENCE_WINDOW = 30.0
 class Watchdog:
     """Watch a node's bridge paths and downloads.
 
-    :param parts: the node's parts (store, engine, bridges; announcing again needs them all)
+    :param swarm: the node's torrents (their store rows, engine, bridges; announcing again)
     :param stall_timeout: seconds without verified progress before a download is stalled
     :param gated: ids of downloads waiting for relay credit (the node's ledger keeps it):
       libtorrent asks them for nothing, so they are never judged
     """
 
-    def __init__(self, parts: torrents.Parts, stall_timeout: float, gated: Set[str]) -> None:
-        self.parts = parts
+    def __init__(self, swarm: torrents.Swarm, stall_timeout: float, gated: Set[str]) -> None:
+        self.swarm = swarm
         self.gated = gated
         self.liveness = Liveness(SILENCE_WINDOW, stall_timeout)
         #: ids of downloads without verified progress for the stall timeout
@@ -59,7 +59,7 @@ class Watchdog:
 
     async def watch_once(self, now: float) -> None:
         """One look at every path and download at **now** (monotonic seconds)."""
-        rows = self.parts.store.torrents.all("download")
+        rows = self.swarm.store.torrents.all("download")
         await self._close_silent(now, rows)
         self.liveness.keep({r.id for r in rows})
         for row in rows:
@@ -68,7 +68,7 @@ class Watchdog:
     async def _close_silent(self, now: float, downloads) -> None:
         """Close the connections of every path whose peer sent nothing for the window, and
         of every path we dialled whose peer owes us blocks and sent no payload for it."""
-        bridges = self.parts.bridges
+        bridges = self.swarm.bridges
         paths = bridges.counters()
         silent = self.liveness.silent_paths(now, ((_path_key(p), p.down, p.active)
                                                   for p in paths))
@@ -90,7 +90,7 @@ class Watchdog:
         """``(path key, payload, blocks waited on)`` of each connection we dialled for a
         download that is moving or should be (outbound peers' addresses are our bridges'
         endpoints, so each is one path)."""
-        engine = self.parts.engine
+        engine = self.swarm.engine
         for row in downloads:
             if row.state != "downloading" or not engine.has(row.id) or row.id in self.gated:
                 continue
@@ -101,7 +101,7 @@ class Watchdog:
 
     def _watch_download(self, now: float, row) -> None:
         """Say why a download is not moving; call it stalled; announce and dial again."""
-        engine = self.parts.engine
+        engine = self.swarm.engine
         if row.state != "downloading" or not engine.has(row.id) or row.id in self.gated:
             self.liveness.forget(row.id)
             self.stalled.discard(row.id)
@@ -121,11 +121,11 @@ class Watchdog:
             self._reconnect(row)
 
     def _reconnect(self, row) -> None:
-        for path in self.parts.bridges.counters(row.id):
+        for path in self.swarm.bridges.counters(row.id):
             if path.direction == "out":
                 host, port = path.endpoint.rsplit(":", 1)
-                self.parts.engine.connect(row.id, (host, int(port)))
-        torrents.start_announcing(self.parts, row)  # announces again at once
+                self.swarm.engine.connect(row.id, (host, int(port)))
+        self.swarm.start_announcing(row)  # announces again at once
 
 
 def _path_key(path) -> tuple:

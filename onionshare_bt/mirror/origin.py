@@ -77,16 +77,17 @@ class Roster:
 class Origin:
     """Serve this node's public trackers to mirrors.
 
-    :param parts: the node's running parts (store, tracker, metas)
+    :param store: the node's database (its public shares, peers, trusted nodes)
+    :param tracker: the node's tracker (the peers it knows now)
     :param roster: the registered mirrors (the one the tracker names); a new one if None
     :param clock: monotonic seconds (the tracker's clock)
     :param wall: seconds since the epoch (credential timestamps)
     """
 
-    def __init__(self, parts, roster: Roster | None = None, clock=time.monotonic,
+    def __init__(self, store, tracker, roster: Roster | None = None, clock=time.monotonic,
                  wall=time.time) -> None:
-        self.parts = parts
-        self.roster = roster if roster is not None else Roster(parts.store, clock)
+        self.store, self.tracker = store, tracker
+        self.roster = roster if roster is not None else Roster(store, clock)
         self.feed = core.Feed()
         self.verifier = auth.Verifier()
         self._clock = clock
@@ -109,7 +110,7 @@ class Origin:
 
     # -- what is public -----------------------------------------------------------------
     def public_ids(self) -> set[str]:
-        return self.parts.store.catalogue.shares()
+        return self.store.catalogue.shares()
 
     def digest(self) -> str:
         return core.catalogue_digest(sorted(self.public_ids()))
@@ -117,7 +118,7 @@ class Origin:
     def torrent(self, infohash: str) -> bytes | None:
         if infohash not in self.public_ids():
             return None
-        row = self.parts.store.torrents.get(infohash)
+        row = self.store.torrents.get(infohash)
         return row.torrent if row is not None else None
 
     # -- feed ---------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class Origin:
         if credential is not None:
             try:
                 node, mirror = self.verifier.check(credential, body, self._wall(),
-                                                   self.parts.store.trust.has)
+                                                   self.store.trust.has)
             except Refused as exc:
                 reason = exc.message
         request = core.parse_request(body)
@@ -205,7 +206,7 @@ class Origin:
             if update.infohash in public:
                 by_torrent.setdefault(update.infohash, []).append(
                     (update.onion, update.port, update.left, update.age))
-        tracker, store = self.parts.tracker, self.parts.store
+        tracker, store = self.tracker, self.store
         for infohash, entries in by_torrent.items():
             changed = tracker.merge_changes(infohash, entries)
             for onion, port, left, age in changed:
@@ -219,6 +220,6 @@ class Origin:
     def _full(self, public: set[str], digest: str) -> core.SyncReply:
         peers = [core.Update(ih, o, p, left, age)
                  for ih in sorted(public)
-                 for o, p, left, age in self.parts.tracker.entries(ih)]
+                 for o, p, left, age in self.tracker.entries(ih)]
         return core.SyncReply(self.feed.epoch, self.feed.seq, True, digest,
                               tuple(peers[:core.MAX_ENTRIES]))

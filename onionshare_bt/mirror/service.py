@@ -83,27 +83,31 @@ class _Mirror:
 class MirrorService:
     """Own this node's mirrors of other nodes.
 
-    :param parts: the node's running parts (:class:`onionshare_bt.torrents.Parts`)
+    :param config: the node's settings (time limits, announce interval)
+    :param store: the node's database (its mirrors tables, its identity)
+    :param tor: its tor (each mirror's own onion service)
+    :param http: HTTP over Tor (pulls from and pushes to the mirrored nodes)
+    :param tasks: where each mirror's pull and push loops run
     """
 
-    def __init__(self, parts) -> None:
-        self.parts = parts
+    def __init__(self, config, store, tor, http, tasks) -> None:
+        self.config, self.store, self.tor, self.http, self.tasks = config, store, tor, http, tasks
         self._key: tuple[str, SigningKey] | None = None  # the identity key, parsed once
         self._mirrors: dict[str, _Mirror] = {}
         self._lock = asyncio.Lock()
 
     # -- lifetime -----------------------------------------------------------------------
     async def start(self) -> None:
-        for row in self.parts.store.mirrors.all():
+        for row in self.store.mirrors.all():
             try:
-                mirror = await self._open(row, self.parts.store.mirrors.items(row.source))
+                mirror = await self._open(row, self.store.mirrors.items(row.source))
                 await self._publish(mirror, row.key)
             except ObtError as exc:
                 log.error("could not restore the mirror of %s…: %s", row.source[:12],
                           exc.message)
                 continue
             self._start_loops(mirror)
-        self.parts.tasks.spawn("mirror-saver", self._saver())
+        self.tasks.spawn("mirror-saver", self._saver())
 
     async def close(self) -> None:
         self._save_all()
@@ -125,13 +129,13 @@ class MirrorService:
             existing = self._mirrors.get(source)
             if existing is not None:
                 if bool(existing.row.follow) != follow:
-                    self.parts.store.mirrors.update(source, follow=int(follow))
+                    self.store.mirrors.update(source, follow=int(follow))
                     existing.row = dataclasses.replace(existing.row, follow=int(follow))
                 return {**self._describe(existing), "added": False}
             return await self._add(source, follow)
 
     async def _add(self, source: str, follow: bool) -> dict:
-        remote = Remote(self.parts.http, self.parts.config.trust_timeout)
+        remote = Remote(self.http, self.config.trust_timeout)
         await remote.node(source)
         path = remote.catalogues.get(source)
         if path is None:
@@ -149,7 +153,7 @@ class MirrorService:
             self._mirrors.pop(source, None)
             raise
         mirror.row = row = dataclasses.replace(row, address=address, key=key)
-        self.parts.store.mirrors.add(row, items)
+        self.store.mirrors.add(row, items)
         try:  # the current peer lists, before the command returns
             await self._pull_once(mirror, wait=0.0, full=True)
         except ObtError as exc:
@@ -165,11 +169,11 @@ class MirrorService:
                 raise UsageError(f"{source}.onion is not mirrored here", hint="See: obt mirror list")
             await self._stop_loops(source)
             try:
-                await self.parts.tor.remove_onion(mirror.row.address)
+                await self.tor.remove_onion(mirror.row.address)
             except ObtError as exc:
                 log.warning("could not remove the mirror's onion service: %s", exc.message)
             await mirror.server.close()
-            self.parts.store.mirrors.remove(source)
+            self.store.mirrors.remove(source)
         return {"source": f"{source}.onion", "onion": f"{mirror.row.address}.onion",
                 "removed": True}
 
@@ -180,7 +184,7 @@ class MirrorService:
     async def _open(self, row: MirrorRow, items: list[MirrorItemRow]) -> _Mirror:
         holder: dict[str, _Mirror] = {}
         server = TrackerServer(
-            interval=self.parts.config.announce_interval,
+            interval=self.config.announce_interval,
             on_announce=lambda tid, a: self._announced(holder["m"], tid, a),
             trackers=lambda tid: self._origin_of(holder["m"], tid),
             public=(row.token, lambda: self._catalogue(holder["m"])),
@@ -199,7 +203,7 @@ class MirrorService:
         mirror.server.attach(mirror.port, Served(meta.id, token, item.torrent, meta.info_hashes))
         mirror.items[item.infohash] = item
         mirror.metas[item.infohash] = meta
-        saved = self.parts.store.mirrors.peers(mirror.source, item.infohash,
+        saved = self.store.mirrors.peers(mirror.source, item.infohash,
                                               mirror.server.swarm.ttl)
         if saved:
             mirror.server.restore(item.infohash, saved)
@@ -207,7 +211,7 @@ class MirrorService:
     async def _publish(self, mirror: _Mirror, key: str | None) -> tuple[str, str]:
         ports = {TRACKER_VIRTUAL_PORT: ("127.0.0.1", mirror.port)}
         # a stored mirror's address exists already: not waited for (see trust.republish)
-        return await self.parts.tor.add_onion(ports, key, await_publication=key is None)
+        return await self.tor.add_onion(ports, key, await_publication=key is None)
 
     def _catalogue(self, mirror: _Mirror) -> dict:
         address = mirror.row.address
@@ -274,39 +278,39 @@ class MirrorService:
         return [r for r in rows if r is not None]
 
     async def _fetch_torrent(self, source: str, path: str, item: Item) -> bytes:
-        timeout = self.parts.config.fetch_timeout
+        timeout = self.config.fetch_timeout
         try:
-            return await self.parts.http.get(
+            return await self.http.get(
                 f"http://{source}.onion{path}/torrent/{item.infohash}", timeout, MAX_TORRENT)
         except NotFound:  # an older node: fetch it from the share's own onion
-            return await self.parts.http.fetch_torrent(parse_uri(item.uri), timeout)
+            return await self.http.fetch_torrent(parse_uri(item.uri), timeout)
 
     async def _refresh(self, mirror: _Mirror, digest: str) -> None:
         """Copy the source's catalogue again (``follow``): add new items, drop withdrawn."""
-        remote = Remote(self.parts.http, self.parts.config.trust_timeout)
+        remote = Remote(self.http, self.config.trust_timeout)
         listed = await remote.catalogue(mirror.source, mirror.row.catalogue)
         wanted = {i.infohash for i in listed}
         new = [i for i in listed if i.infohash not in mirror.items]
         for item in await self._fetch_items(mirror.source, mirror.row.catalogue, new):
-            self.parts.store.mirrors.add_item(item)
+            self.store.mirrors.add_item(item)
             self._attach(mirror, item)
             log.info("mirror of %s…: copied %r", mirror.source[:12], item.name)
         for infohash in [ih for ih in mirror.items if ih not in wanted]:
             await mirror.server.withdraw(infohash)
             mirror.items.pop(infohash, None)
             mirror.metas.pop(infohash, None)
-            self.parts.store.mirrors.remove_item(mirror.source, infohash)
-        self.parts.store.mirrors.update(mirror.source, digest=digest)
+            self.store.mirrors.remove_item(mirror.source, infohash)
+        self.store.mirrors.update(mirror.source, digest=digest)
         mirror.row = dataclasses.replace(mirror.row, digest=digest)
 
     # -- syncing ------------------------------------------------------------------------
     def _start_loops(self, mirror: _Mirror) -> None:
-        self.parts.tasks.spawn(f"mirror-pull:{mirror.source}", self._pull_loop(mirror))
-        self.parts.tasks.spawn(f"mirror-push:{mirror.source}", self._push_loop(mirror))
+        self.tasks.spawn(f"mirror-pull:{mirror.source}", self._pull_loop(mirror))
+        self.tasks.spawn(f"mirror-push:{mirror.source}", self._push_loop(mirror))
 
     async def _stop_loops(self, source: str) -> None:
-        await self.parts.tasks.cancel(f"mirror-pull:{source}")
-        await self.parts.tasks.cancel(f"mirror-push:{source}")
+        await self.tasks.cancel(f"mirror-pull:{source}")
+        await self.tasks.cancel(f"mirror-push:{source}")
 
     def _sync_url(self, mirror: _Mirror) -> str:
         return f"http://{mirror.source}.onion{mirror.row.catalogue}/sync"
@@ -318,7 +322,7 @@ class MirrorService:
 
     def _signing_key(self) -> SigningKey | None:
         """This node's identity key, or None while it has none (calls then only read)."""
-        blob = self.parts.store.identity.key()
+        blob = self.store.identity.key()
         if not blob:
             return None
         if self._key is None or self._key[0] != blob:
@@ -341,8 +345,8 @@ class MirrorService:
     async def _call(self, mirror: _Mirror, epoch: str, since: int, wait: float,
                     peers: list[core.Update]) -> core.SyncReply:
         body = core.encode_request(mirror.row.address, epoch, since, wait, peers)
-        timeout = wait + self.parts.config.trust_timeout
-        raw = await self.parts.http.post(self._sync_url(mirror), body, timeout,
+        timeout = wait + self.config.trust_timeout
+        raw = await self.http.post(self._sync_url(mirror), body, timeout,
                                          core.MAX_MESSAGE,
                                          headers=lambda: self._credential(mirror, body))
         reply = core.parse_reply(raw)
@@ -427,6 +431,6 @@ class MirrorService:
         for mirror in self._mirrors.values():
             peers = {ih: mirror.server.entries(ih) for ih in mirror.items}
             try:
-                self.parts.store.mirrors.save_peers(mirror.source, peers)
+                self.store.mirrors.save_peers(mirror.source, peers)
             except ObtError as exc:
                 log.warning("could not save the mirror's peers: %s", exc.message)

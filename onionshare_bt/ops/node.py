@@ -38,14 +38,14 @@ class Lifetime(Protocol):
 class NodeOps:
     """:param gated: ids of downloads waiting for relay credit (the node's ledger keeps it)"""
 
-    def __init__(self, config: Config, parts: torrents.Parts, relay: Relay, gated: Set[str],
+    def __init__(self, config: Config, swarm: torrents.Swarm, relay: Relay, gated: Set[str],
                  lifetime: Lifetime) -> None:
-        self.config, self.parts, self.relay = config, parts, relay
+        self.config, self.swarm, self.relay = config, swarm, relay
         self.gated, self.lifetime = gated, lifetime
 
     async def status(self, req: rq.Status) -> rs.StatusInfo:
-        tor = self.parts.tor
-        onions = self.parts.store.onions.all()
+        tor = self.swarm.tor
+        onions = self.swarm.store.onions.all()
         publication = tor.publication(o.address for o in onions)
         try:
             boot = await tor.bootstrap_status()
@@ -59,12 +59,12 @@ class NodeOps:
             "network": str(self.config.network_file or "tor"),
             "tor": {"pid": tor.pid, "bootstrap": boot, "socks": list(tor.socks_address),
                     "restarts": self.lifetime.tor_restarts, "renewed_onions": tor.renewed},
-            "engine": {"listen_port": self.parts.engine.listen_port},
+            "engine": {"listen_port": self.swarm.engine.listen_port},
             "onions": len(onions),
             "published": publication["published"],
             "publishing": publication,
-            "torrents": len(self.parts.store.torrents.all()),
-            "bridges": self.parts.bridges.usage(),
+            "torrents": len(self.swarm.store.torrents.all()),
+            "bridges": self.swarm.bridges.usage(),
             **self.lifetime.health(),
         }
 
@@ -85,7 +85,7 @@ class NodeOps:
             "history": [[round(t, 1), round(r)] for t, r in relay.history.rates()],
         }
         if relay.tor is not None and relay.tor.is_alive():
-            flags = await self.parts.tor.relay_flags(relay.fingerprint)
+            flags = await self.swarm.tor.relay_flags(relay.fingerprint)
             info.update(in_consensus=flags is not None, flags=flags or [], pid=relay.tor.pid,
                         or_address=await relay.tor.or_address())
         return info

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..relay.driver import Relay
     from ..release.service import ReleaseService
     from ..stream.server import StreamService
-    from ..torrents import Parts
+    from ..torrents import Swarm
     from ..trust.service import TrustService
 
 Runner = Callable[[Any], Awaitable[Any]]
@@ -28,13 +28,13 @@ class Operations:
     """Every operation of a running node, by request type, but the web UI's own (``ui_link``,
     see :class:`Dispatch`): the UI runs these, so it comes after them."""
 
-    def __init__(self, *, config: Config, parts: Parts, relay: Relay, stream: StreamService,
+    def __init__(self, *, config: Config, swarm: Swarm, relay: Relay, stream: StreamService,
                  origin: Origin, trust: TrustService, mirrors: MirrorService,
                  releases: ReleaseService, gated: Set[str], stalled: Set[str],
                  reasons: Mapping[str, str], lifetime: Lifetime) -> None:
-        self.torrents = TorrentOps(parts, stream, origin, gated, stalled, reasons)
-        self.node = NodeOps(config, parts, relay, gated, lifetime)
-        self.trust = TrustOps(trust, parts.store)
+        self.torrents = TorrentOps(swarm, stream, origin, gated, stalled, reasons)
+        self.node = NodeOps(config, swarm, relay, gated, lifetime)
+        self.trust = TrustOps(trust, swarm.store)
         self.mirrors = MirrorOps(mirrors)
         self.releases = ReleaseOps(releases)
         t, n, tr, m, r = self.torrents, self.node, self.trust, self.mirrors, self.releases

@@ -91,30 +91,34 @@ def held_offer(store) -> dict | None:
 class ReleaseService:
     """Hold, offer, check and fetch releases.
 
-    :param parts: the node's running parts
+    :param config: the node's settings (release keys and folder, fetch time limit)
+    :param store: the node's database (its releases table)
+    :param swarm: shares, fetches and seeds the release torrents (:class:`~onionshare_bt.torrents.Swarm`)
+    :param http: HTTP over Tor (a release's .torrent)
+    :param tasks: where verifications run
     :param trust: the trust service (its walk finds the offers)
     """
 
-    def __init__(self, parts, trust) -> None:
-        self.parts = parts
-        self.trust = trust
-        configured = parts.config.release_keys or MAINTAINER_KEYS
+    def __init__(self, config, store, swarm, http, tasks, trust) -> None:
+        self.config, self.store, self.swarm = config, store, swarm
+        self.http, self.tasks, self.trust = http, tasks, trust
+        configured = config.release_keys or MAINTAINER_KEYS
         self.keys = [core.parse_public_key(k) for k in configured]
 
     async def start(self) -> None:
         """Pick up where a restart left off: verify the releases that finished unverified."""
-        for row in self.parts.store.releases.all():
+        for row in self.store.releases.all():
             if row.state != "fetching" or row.torrent_id is None:
                 continue
-            torrent = self.parts.store.torrents.get(row.torrent_id)
+            torrent = self.store.torrents.get(row.torrent_id)
             if torrent is None:
                 continue
             if torrent.state == "complete":
-                self.parts.tasks.spawn(f"release-verify:{row.id}", self._verify(row))
+                self.tasks.spawn(f"release-verify:{row.id}", self._verify(row))
 
     # -- what this node offers ----------------------------------------------------------
     def offer(self) -> dict | None:
-        return held_offer(self.parts.store)
+        return held_offer(self.store)
 
     async def publish(self, folder: str) -> dict:
         """Seed a release folder (as the maintainers build it) after verifying it."""
@@ -123,11 +127,11 @@ class ReleaseService:
             raise UsageError(f"{path}: not a release folder")
         manifest = await asyncio.to_thread(core.read_folder, path, self.keys)
         signature = (path / core.SIGNATURE).read_bytes()
-        info = await torrents.share(self.parts, str(path), None)
+        info = await self.swarm.share(str(path), None)
         row = ReleaseRow(release_id(manifest.raw, signature, info["uri"]), manifest.version,
                          manifest.raw, signature, info["uri"], "", info["infohash"], "verified",
                          None, str(path), time.time())
-        self.parts.store.releases.put(row)
+        self.store.releases.put(row)
         return self.describe(row)
 
     # -- update check -------------------------------------------------------------------
@@ -145,7 +149,7 @@ class ReleaseService:
                 continue
             if offer is not None:
                 offers.append(offer)
-        known = {r.id: r for r in self.parts.store.releases.all()}
+        known = {r.id: r for r in self.store.releases.all()}
         fresh = []
         for offer in offers:
             rid = release_id(offer["manifest"], offer["signature"], offer["uri"])
@@ -185,7 +189,7 @@ class ReleaseService:
 
     def current(self) -> str:
         """The newest version this node runs or holds verified."""
-        versions = [__version__] + [r.version for r in self.parts.store.releases.all()
+        versions = [__version__] + [r.version for r in self.store.releases.all()
                                     if r.state == "verified"]
         return str(max(core.Version(v) for v in versions))
 
@@ -193,7 +197,7 @@ class ReleaseService:
         manifest = core.parse_manifest(offer["manifest"])
         uri = parse_uri(offer["uri"])
         rid = release_id(offer["manifest"], offer["signature"], offer["uri"])
-        data = await self.parts.http.fetch_torrent(uri, self.parts.config.fetch_timeout)
+        data = await self.http.fetch_torrent(uri, self.config.fetch_timeout)
         meta = parse(data)
         expected = {(f"{manifest.folder}/{e.name}", e.size) for e in manifest.files}
         expected |= {(f"{manifest.folder}/{core.MANIFEST}", len(manifest.raw)),
@@ -201,20 +205,20 @@ class ReleaseService:
         if meta.name != manifest.folder or {(f.path, f.size) for f in meta.files} != expected:
             raise ReleaseRefused("the release's torrent does not hold exactly the files of "
                                  "its signed manifest")
-        target = self.parts.config.release_dir
+        target = self.config.release_dir
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.parts.store.torrents.get(meta.id) is None:
-            await torrents.start_download(self.parts, uri, meta, target, seed=False)
+        if self.store.torrents.get(meta.id) is None:
+            await self.swarm.start_download(uri, meta, target, seed=False)
         row = ReleaseRow(rid, manifest.version, offer["manifest"], offer["signature"],
                          offer["uri"], offer["source"], meta.id, "fetching", None,
                          str(target / manifest.folder), time.time())
-        self.parts.store.releases.put(row)
+        self.store.releases.put(row)
         log.info("fetching release %s from %s….onion", manifest.version, offer["source"][:12])
         return row
 
     def _record_refusal(self, offer: dict, reason: str) -> None:
         rid = release_id(offer["manifest"], offer["signature"], offer["uri"])
-        self.parts.store.releases.put(ReleaseRow(
+        self.store.releases.put(ReleaseRow(
             rid, str(offer["version"])[:core.MAX_VERSION], offer["manifest"],
             offer["signature"], offer["uri"], offer["source"], None, "refused", reason, None,
             time.time()))
@@ -224,33 +228,33 @@ class ReleaseService:
     # -- completion ---------------------------------------------------------------------
     def completed(self, torrent_id: str) -> None:
         """A download finished and moved into place: verify it if it is a release."""
-        for row in self.parts.store.releases.all():
+        for row in self.store.releases.all():
             if row.torrent_id == torrent_id and row.state == "fetching":
-                self.parts.tasks.spawn(f"release-verify:{row.id}", self._verify(row))
+                self.tasks.spawn(f"release-verify:{row.id}", self._verify(row))
 
     async def _verify(self, row: ReleaseRow) -> None:
-        torrent = self.parts.store.torrents.get(row.torrent_id)
+        torrent = self.store.torrents.get(row.torrent_id)
         try:
             manifest = core.parse_manifest(row.manifest)
             await asyncio.to_thread(core.verify_folder, Path(row.path), manifest, row.signature)
         except ReleaseRefused as exc:
             log.warning("refused release %s: %s; its files are deleted", row.version,
                         exc.message)
-            self.parts.store.releases.put(_replace(row, state="refused", reason=exc.message))
+            self.store.releases.put(_replace(row, state="refused", reason=exc.message))
             if torrent is not None:
-                await torrents.remove(self.parts, torrent, delete_data=True)
+                await self.swarm.remove(torrent, delete_data=True)
             return
-        self.parts.store.releases.put(_replace(row, state="verified"))
+        self.store.releases.put(_replace(row, state="verified"))
         if torrent is not None:
-            await torrents.seed_back(self.parts, torrent)
+            await self.swarm.seed_back(torrent)
         log.warning("release %s verified; seeding it from %s", row.version, row.path)
 
     # -- reporting ----------------------------------------------------------------------
     def list(self) -> list[dict]:
-        return [self.describe(r) for r in self.parts.store.releases.all()]
+        return [self.describe(r) for r in self.store.releases.all()]
 
     def find(self, release_id_: str) -> dict:
-        row = self.parts.store.releases.get(release_id_)
+        row = self.store.releases.get(release_id_)
         if row is None:
             raise UsageError(f"no release {release_id_!r}")
         return self.describe(row)
@@ -265,8 +269,8 @@ class ReleaseService:
             return out
         out["files"] = [{"name": e.name, "size": e.size, "sha256": e.sha256}
                         for e in manifest.files]
-        if row.torrent_id and self.parts.engine.has(row.torrent_id):
-            st = self.parts.engine.status(row.torrent_id)
+        if row.torrent_id and self.swarm.engine.has(row.torrent_id):
+            st = self.swarm.engine.status(row.torrent_id)
             out.update(done=st.total_done, wanted=st.total_wanted, peers=st.connected)
         return out
 

@@ -9,7 +9,8 @@ place only when every piece has been verified.
 
 ::
 
-    parts.py      Parts: the node's running parts, as the operations below use them
+    swarm.py      Swarm: the node's swarm part, owning what it keeps about its torrents
+                  while it runs; the operations below are its methods
     onions.py     publish, new_onions, unpublish, republish_all (after a tor restart)
     shares.py     share (--scrub too), describe_share, set_open, withdraw_onion,
                   restore_share (only if its files are unchanged)
@@ -19,8 +20,8 @@ place only when every piece has been verified.
                   the peers dialled; the stopped announce of a paused download
     removal.py    remove
 
-Every operation takes the node's :class:`Parts` first; callers use them from this package
-(``torrents.share(parts, ...)``), which names each of them.
+Every operation's code takes the :class:`Swarm` first; callers outside this package call
+the swarm's methods (``swarm.share(...)``), given the swarm in their constructor.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from .downloads import (
     start_download,
 )
 from .onions import new_onions, publish, republish_all, unpublish
-from .parts import Parts
+from .swarm import Swarm
 from .removal import remove
 from .shares import describe_share, restore_share, set_open, share, withdraw_onion
 
 __all__ = [
-    "MAX_TRACKERS", "STAGING_PREFIX", "Parts", "announce_once", "describe_download",
+    "MAX_TRACKERS", "STAGING_PREFIX", "Swarm", "announce_once", "describe_download",
     "describe_share", "get", "new_onions", "pause", "publish", "remove", "republish_all",
     "restore_download", "restore_share", "resume", "seed_back", "set_open", "share",
     "start_announcing", "start_download", "unpublish", "withdraw_onion",

@@ -17,7 +17,10 @@ from ..config import PEER_VIRTUAL_PORT
 from ..errors import NodeError, ObtError
 from ..store import TorrentRow
 from ..uri import ShareURI, parse_uri
-from .parts import Parts
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .swarm import Swarm
 
 log = logging.getLogger(__name__)
 
@@ -25,33 +28,33 @@ log = logging.getLogger(__name__)
 MAX_TRACKERS = 8
 
 
-def start_announcing(parts: Parts, row: TorrentRow) -> None:
-    parts.peer_ids.setdefault(row.id, secrets.token_bytes(20))
-    parts.tasks.spawn(f"announce:{row.id}", _announce_loop(parts, row.id))
+def start_announcing(swarm: Swarm, row: TorrentRow) -> None:
+    swarm.peer_ids.setdefault(row.id, secrets.token_bytes(20))
+    swarm.tasks.spawn(f"announce:{row.id}", _announce_loop(swarm, row.id))
 
 
-async def _announce_loop(parts: Parts, torrent_id: str) -> None:
+async def _announce_loop(swarm: Swarm, torrent_id: str) -> None:
     """Announce our onions to the source tracker and dial every peer it returns."""
     event, backoff = "started", 2.0
     while True:
-        row = parts.store.torrents.get(torrent_id)
+        row = swarm.store.torrents.get(torrent_id)
         if row is None:
             return
         try:
-            interval = await announce_once(parts, row, event)
+            interval = await announce_once(swarm, row, event)
             event = ""
-            parts.announce_errors.pop(torrent_id, None)
-            connected = parts.engine.status(torrent_id).connected
+            swarm.announce_errors.pop(torrent_id, None)
+            connected = swarm.engine.status(torrent_id).connected
             wait = interval if connected else backoff
             backoff = 2.0 if connected else min(backoff * 2, 30.0)
         except ObtError as exc:
-            parts.announce_errors[torrent_id] = exc.message
+            swarm.announce_errors[torrent_id] = exc.message
             log.info("announce for %s failed: %s", torrent_id[:16], exc.message)
             wait, backoff = backoff, min(backoff * 2, 30.0)
         await asyncio.sleep(wait)
 
 
-async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
+async def announce_once(swarm: Swarm, row: TorrentRow, event: str) -> int:
     """Announce to the share's tracker and every mirror of it learnt so far, at once.
 
     Peers are dialled as each reply comes in; the round fails only when no tracker answers.
@@ -59,13 +62,13 @@ async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
     next round on: a download survives its source's tracker going away.
     """
     uri = parse_uri(row.uri)
-    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in parts.store.trackers.of(row.id)
+    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in swarm.store.trackers.of(row.id)
                         if o != uri.onion]
-    status = parts.engine.status(row.id)
-    own = {o.address for o in parts.store.onions.of(row.id)}
-    interval = parts.config.announce_interval
+    status = swarm.engine.status(row.id)
+    own = {o.address for o in swarm.store.onions.of(row.id)}
+    interval = swarm.config.announce_interval
     answered, failure = False, None
-    calls = [asyncio.ensure_future(_announce_to(parts, row, t, event, own, status))
+    calls = [asyncio.ensure_future(_announce_to(swarm, row, t, event, own, status))
              for t in trackers]
     try:
         for result in asyncio.as_completed(calls):
@@ -75,7 +78,7 @@ async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
                 failure = failure or exc
                 continue
             answered = True
-            interval = await _take_reply(parts, row, uri, own, reply, interval)
+            interval = await _take_reply(swarm, row, uri, own, reply, interval)
     finally:
         for call in calls:
             call.cancel()
@@ -84,23 +87,23 @@ async def announce_once(parts: Parts, row: TorrentRow, event: str) -> int:
     return interval
 
 
-async def _take_reply(parts: Parts, row: TorrentRow, uri: ShareURI, own: set[str], reply,
+async def _take_reply(swarm: Swarm, row: TorrentRow, uri: ShareURI, own: set[str], reply,
                       interval: int) -> int:
     for onion in reply.trackers:
         if onion not in own and onion != uri.onion:
-            if parts.store.trackers.add(row.id, onion, MAX_TRACKERS):
+            if swarm.store.trackers.add(row.id, onion, MAX_TRACKERS):
                 log.info("%s: learnt another tracker %s….onion", row.name, onion[:12])
     for peer_onion, port in sorted(p for p in reply.peers if p[0] not in own):
         try:
-            endpoint = await parts.bridges.outbound(row.id, peer_onion, port)
+            endpoint = await swarm.bridges.outbound(row.id, peer_onion, port)
         except NodeError as exc:  # every endpoint of the torrent is busy: the cap holds
             log.info("%s: %s", row.name, exc.message)
             break
-        parts.engine.connect(row.id, endpoint)
+        swarm.engine.connect(row.id, endpoint)
     return min(interval, max(reply.interval, 5))
 
 
-async def _announce_to(parts: Parts, row: TorrentRow, tracker: ShareURI, event: str,
+async def _announce_to(swarm: Swarm, row: TorrentRow, tracker: ShareURI, event: str,
                        own: set[str], status):
     """Announce each of our onions to one tracker; the peers of all replies together."""
     peers: set[tuple[str, int]] = set()
@@ -109,7 +112,7 @@ async def _announce_to(parts: Parts, row: TorrentRow, tracker: ShareURI, event: 
     for address in sorted(own) or [None]:
         params = {
             "info_hash": bytes.fromhex(row.id),
-            "peer_id": parts.peer_ids[row.id],
+            "peer_id": swarm.peer_ids[row.id],
             "uploaded": status.payload_up,
             "downloaded": status.payload_down,
             "left": max(0, status.total_wanted - status.total_done),
@@ -119,20 +122,20 @@ async def _announce_to(parts: Parts, row: TorrentRow, tracker: ShareURI, event: 
             params.update(ip=f"{address}.onion", port=PEER_VIRTUAL_PORT)
         if event:
             params["event"] = event
-        last = await parts.http.announce(tracker, params, parts.config.fetch_timeout)
+        last = await swarm.http.announce(tracker, params, swarm.config.fetch_timeout)
         peers.update(last.peers)
     return dataclasses.replace(last, peers=tuple(sorted(peers)))
 
 
-async def _announce_stopped(parts: Parts, row: TorrentRow) -> None:
+async def _announce_stopped(swarm: Swarm, row: TorrentRow) -> None:
     """One ``stopped`` announce to every tracker of a paused download (best effort)."""
     uri = parse_uri(row.uri)
-    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in parts.store.trackers.of(row.id)
+    trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in swarm.store.trackers.of(row.id)
                         if o != uri.onion]
-    own = {o.address for o in parts.store.onions.of(row.id)}
-    status = parts.engine.status(row.id)
+    own = {o.address for o in swarm.store.onions.of(row.id)}
+    status = swarm.engine.status(row.id)
     replies = await asyncio.gather(
-        *(_announce_to(parts, row, t, "stopped", own, status) for t in trackers),
+        *(_announce_to(swarm, row, t, "stopped", own, status) for t in trackers),
         return_exceptions=True)
     for reply in replies:
         if isinstance(reply, ObtError):

@@ -18,7 +18,10 @@ from ..store import OnionRow, TorrentRow
 from ..uri import ShareURI, parse_uri
 from .announce import _announce_stopped, start_announcing
 from .onions import new_onions, publish
-from .parts import Parts
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .swarm import Swarm
 
 STAGING_PREFIX = ".obt-incomplete-"
 
@@ -39,19 +42,19 @@ def _check_target(target: Path, name: str) -> Path:
     return target
 
 
-async def get(parts: Parts, text: str, target: str, timeout: float | None) -> dict:
+async def get(swarm: Swarm, text: str, target: str, timeout: float | None) -> dict:
     """Start (or re-attach to) a download; returns when its metadata is in the engine."""
     uri = parse_uri(text)
     if uri.kind != "private":
         raise UsageError("public catalogue URIs are not supported by this version of obt")
-    existing = parts.store.torrents.find_download(str(uri))
+    existing = swarm.store.torrents.find_download(str(uri))
     if existing is not None:
-        return describe_download(parts, existing)
-    data = await parts.http.fetch_torrent(uri, timeout or parts.config.fetch_timeout)
-    return await start_download(parts, uri, parse(data), Path(target))
+        return describe_download(swarm, existing)
+    data = await swarm.http.fetch_torrent(uri, timeout or swarm.config.fetch_timeout)
+    return await start_download(swarm, uri, parse(data), Path(target))
 
 
-async def start_download(parts: Parts, uri: ShareURI, meta: Metainfo, target: Path,
+async def start_download(swarm: Swarm, uri: ShareURI, meta: Metainfo, target: Path,
                          seed: bool = True) -> dict:
     """Download ``meta`` from the share at ``uri`` into ``target``.
 
@@ -59,47 +62,47 @@ async def start_download(parts: Parts, uri: ShareURI, meta: Metainfo, target: Pa
       swarm: it is never listed, nobody can dial it, and trackers give it seeders only, who
       want nothing from it (a release until it is verified: see :func:`seed_back`)
     """
-    if parts.store.torrents.get(meta.id) is not None:
+    if swarm.store.torrents.get(meta.id) is not None:
         raise UsageError(f"this node already has {meta.name!r} (id {meta.id[:16]})")
     dest = _check_target(target, meta.name)
     staging = dest / f"{STAGING_PREFIX}{meta.id[:16]}"
     staging.mkdir(exist_ok=True)
-    rows = (await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
+    rows = (await new_onions(swarm, meta, swarm.config.onions, "seed", None, wait=False)
             if seed else [])
     row = TorrentRow(
         id=meta.id, role="download", name=meta.name, save_path=str(staging), target=str(dest),
         torrent=meta.data, token=uri.token, uri=str(uri), state="downloading", error=None,
         resume=None, added=time.time(), completed=None,
     )
-    parts.store.torrents.add(row, rows)
-    parts.engine.add(meta, staging)
-    start_announcing(parts, row)
-    return describe_download(parts, row)
+    swarm.store.torrents.add(row, rows)
+    swarm.engine.add(meta, staging)
+    start_announcing(swarm, row)
+    return describe_download(swarm, row)
 
 
-async def seed_back(parts: Parts, row: TorrentRow) -> list[OnionRow]:
+async def seed_back(swarm: Swarm, row: TorrentRow) -> list[OnionRow]:
     """Publish seed-back onions for a download that had none, and announce them."""
-    meta = parts.meta(row)
-    rows = await new_onions(parts, meta, parts.config.onions, "seed", None, wait=False)
+    meta = swarm.meta(row)
+    rows = await new_onions(swarm, meta, swarm.config.onions, "seed", None, wait=False)
     for onion in rows:
-        parts.store.onions.add(onion)
-    start_announcing(parts, row)
+        swarm.store.onions.add(onion)
+    start_announcing(swarm, row)
     return rows
 
 
-async def restore_download(parts: Parts, row: TorrentRow) -> None:
+async def restore_download(swarm: Swarm, row: TorrentRow) -> None:
     """Bring a download back; a paused one comes back paused, and does not announce."""
-    meta = parts.meta(row)
-    await publish(parts, meta, parts.store.onions.of(meta.id), None)
+    meta = swarm.meta(row)
+    await publish(swarm, meta, swarm.store.onions.of(meta.id), None)
     paused = row.state == "paused"
-    parts.engine.add(meta, Path(row.save_path), resume=row.resume, paused=paused)
+    swarm.engine.add(meta, Path(row.save_path), resume=row.resume, paused=paused)
     if row.state == "moving":  # stopped between verification and the move: do it now
-        parts.engine.move(meta.id, Path(row.target))
+        swarm.engine.move(meta.id, Path(row.target))
     if not paused:
-        start_announcing(parts, row)
+        start_announcing(swarm, row)
 
 
-def pause(parts: Parts, row: TorrentRow) -> TorrentRow:
+def pause(swarm: Swarm, row: TorrentRow) -> TorrentRow:
     """Pause a download: libtorrent stops it (and hangs up on its peers), the store says
     "paused" (so a restarted node keeps it paused), and the announce loop ends with one
     ``stopped`` announce, so trackers stop listing an onion that serves nothing.
@@ -111,30 +114,30 @@ def pause(parts: Parts, row: TorrentRow) -> TorrentRow:
         raise UsageError(f"{row.name!r} is a share; only a download is paused")
     if row.state != "downloading":
         raise UsageError(f"{row.name!r} is {row.state}; only a download in progress is paused")
-    st = parts.engine.status(row.id)
+    st = swarm.engine.status(row.id)
     if st.total_wanted and st.total_done >= st.total_wanted:
         raise UsageError(f"{row.name!r} has every piece already; it is being completed")
-    parts.engine.pause(row.id)
-    parts.store.torrents.update(row.id, state="paused")
-    parts.engine.save_resume(row.id)
-    parts.tasks.spawn(f"announce:{row.id}", _announce_stopped(parts, row))
+    swarm.engine.pause(row.id)
+    swarm.store.torrents.update(row.id, state="paused")
+    swarm.engine.save_resume(row.id)
+    swarm.tasks.spawn(f"announce:{row.id}", _announce_stopped(swarm, row))
     return dataclasses.replace(row, state="paused")
 
 
-def resume(parts: Parts, row: TorrentRow) -> TorrentRow:
+def resume(swarm: Swarm, row: TorrentRow) -> TorrentRow:
     """Resume a paused download: it downloads again and announces (``started``) at once.
 
     :raises UsageError: anything but a paused download
     """
     if row.state != "paused":
         raise UsageError(f"{row.name!r} is {row.state}, not paused")
-    parts.store.torrents.update(row.id, state="downloading")
-    parts.engine.resume(row.id)
+    swarm.store.torrents.update(row.id, state="downloading")
+    swarm.engine.resume(row.id)
     row = dataclasses.replace(row, state="downloading")
-    start_announcing(parts, row)
+    start_announcing(swarm, row)
     return row
 
 
-def describe_download(parts: Parts, row: TorrentRow) -> dict:
-    meta = parts.meta(row)
+def describe_download(swarm: Swarm, row: TorrentRow) -> dict:
+    meta = swarm.meta(row)
     return {**meta.summary(), "id": row.id, "uri": row.uri, "target": row.target}

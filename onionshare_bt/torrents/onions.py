@@ -15,12 +15,15 @@ from ..engine.metainfo import Metainfo
 from ..errors import ObtError
 from ..store import OnionRow
 from ..tracker.metafile import legacy_info_hash
-from .parts import Parts
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .swarm import Swarm
 
 log = logging.getLogger(__name__)
 
 
-async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
+async def publish(swarm: Swarm, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
     """Republish a torrent's onions from stored keys; returns the published rows.
 
     Each onion's bridge listener opens now; tor gets the service in turn
@@ -32,17 +35,17 @@ async def publish(parts: Parts, meta: Metainfo, rows: list[OnionRow], tracker_po
     published = []
     try:
         for row in rows:
-            ports = await _listen(parts, meta, row.address, tracker_port)
-            parts.tor.restore_onion(row.address, ports, row.key)
+            ports = await _listen(swarm, meta, row.address, tracker_port)
+            swarm.tor.restore_onion(row.address, ports, row.key)
             published.append(row)
     except BaseException:
-        await unpublish(parts, meta.id, [r.address for r in published])
+        await unpublish(swarm, meta.id, [r.address for r in published])
         raise
     return published
 
 
 async def new_onions(
-    parts: Parts, meta: Metainfo, count: int, purpose: str, tracker_port: int | None,
+    swarm: Swarm, meta: Metainfo, count: int, purpose: str, tracker_port: int | None,
     *, wait: bool = True,
 ) -> list[OnionRow]:
     """Publish ``count`` fresh onions for a torrent, concurrently; all or none.
@@ -51,57 +54,57 @@ async def new_onions(
       printed); a download's seed-back onions need not hold up its first announce
     """
     results = await asyncio.gather(
-        *(_publish_one(parts, meta, purpose, tracker_port, None, wait) for _ in range(count)),
+        *(_publish_one(swarm, meta, purpose, tracker_port, None, wait) for _ in range(count)),
         return_exceptions=True,
     )
     rows = [r for r in results if isinstance(r, OnionRow)]
     failure = next((r for r in results if isinstance(r, BaseException)), None)
     if failure is not None:
-        await unpublish(parts, meta.id, [r.address for r in rows])
+        await unpublish(swarm, meta.id, [r.address for r in rows])
         raise failure
     return rows
 
 
-async def _publish_one(parts, meta, purpose, tracker_port, key, wait=True) -> OnionRow:
-    path, ports = await _inbound(parts, meta, tracker_port)
-    address, key = await parts.tor.add_onion(ports, key, await_publication=wait)
+async def _publish_one(swarm, meta, purpose, tracker_port, key, wait=True) -> OnionRow:
+    path, ports = await _inbound(swarm, meta, tracker_port)
+    address, key = await swarm.tor.add_onion(ports, key, await_publication=wait)
     path.onion = address
-    parts.onion_ports[address] = ports
+    swarm.onion_ports[address] = ports
     return OnionRow(address=address, key=key, torrent_id=meta.id, purpose=purpose)
 
 
-async def _listen(parts, meta, address: str, tracker_port: int | None) -> dict:
+async def _listen(swarm, meta, address: str, tracker_port: int | None) -> dict:
     """Open the inbound bridge listener of a stored onion; returns its port map."""
-    path, ports = await _inbound(parts, meta, tracker_port)
+    path, ports = await _inbound(swarm, meta, tracker_port)
     path.onion = address
-    parts.onion_ports[address] = ports
+    swarm.onion_ports[address] = ports
     return ports
 
 
-async def _inbound(parts, meta, tracker_port: int | None):
+async def _inbound(swarm, meta, tracker_port: int | None):
     """A new inbound bridge path for a torrent, and the onion port map that reaches it."""
     legacy = legacy_info_hash(meta.data)  # what aria2 < 1.37 calls a hybrid torrent
     aliases = {legacy: meta.info_hashes[0]} if legacy else None
-    path = await parts.bridges.inbound(meta.id, meta.info_hashes, aliases)
+    path = await swarm.bridges.inbound(meta.id, meta.info_hashes, aliases)
     ports = {PEER_VIRTUAL_PORT: ("127.0.0.1", int(path.endpoint.rsplit(":", 1)[1]))}
     if tracker_port is not None:
         ports[TRACKER_VIRTUAL_PORT] = ("127.0.0.1", tracker_port)
     return path, ports
 
 
-async def unpublish(parts: Parts, torrent_id: str, addresses: list[str]) -> None:
+async def unpublish(swarm: Swarm, torrent_id: str, addresses: list[str]) -> None:
     for address in addresses:
         try:
-            await parts.tor.remove_onion(address)
+            await swarm.tor.remove_onion(address)
         except ObtError as exc:
             log.warning("could not remove an onion service: %s", exc)
-        parts.onion_ports.pop(address, None)
-        await parts.bridges.close_listener(torrent_id, address)
+        swarm.onion_ports.pop(address, None)
+        await swarm.bridges.close_listener(torrent_id, address)
 
 
-async def republish_all(parts: Parts) -> None:
+async def republish_all(swarm: Swarm) -> None:
     """Publish every onion again (same keys, same local ports) on a fresh tor, in turn."""
-    keys = {o.address: o.key for o in parts.store.onions.all()}
-    for address, ports in parts.onion_ports.items():
+    keys = {o.address: o.key for o in swarm.store.onions.all()}
+    for address, ports in swarm.onion_ports.items():
         if address in keys:
-            parts.tor.restore_onion(address, ports, keys[address])
+            swarm.tor.restore_onion(address, ports, keys[address])

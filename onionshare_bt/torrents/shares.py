@@ -20,10 +20,13 @@ from ..store import OnionRow, TorrentRow
 from ..tracker.server import Served
 from ..uri import ShareURI, new_token, parse_uri
 from .onions import new_onions, publish, unpublish
-from .parts import Parts
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .swarm import Swarm
 
 
-async def share(parts: Parts, path: str, onions: int | None,
+async def share(swarm: Swarm, path: str, onions: int | None,
                 include_hidden: bool = False, open_share: bool | None = False,
                 scrub: bool = False, staged=None, wait: bool = True) -> dict:
     """Share a file or folder; sharing the same content again returns its existing URI.
@@ -42,31 +45,31 @@ async def share(parts: Parts, path: str, onions: int | None,
       when printed; else tor uploads them in the next seconds (``obt share --no-wait``)
     """
     if scrub:
-        return await _share_scrubbed(parts, path, onions, include_hidden, open_share, wait)
+        return await _share_scrubbed(swarm, path, onions, include_hidden, open_share, wait)
     made = await asyncio.to_thread(create_share, Path(path), include_hidden=include_hidden,
-                                   forbidden=() if staged else (parts.config.home,))
+                                   forbidden=() if staged else (swarm.config.home,))
     meta, skipped = made.meta, {"hidden_skipped": made.hidden_skipped}
     if staged is not None:  # what the original left out, not its copy
         skipped["hidden_skipped"] = staged.selection.hidden_skipped
-    existing = parts.store.torrents.get(meta.id)
+    existing = swarm.store.torrents.get(meta.id)
     if existing is not None:
         if existing.role != "share":
             raise UsageError(f"this node is downloading {meta.name!r}; it seeds it already")
         if open_share and not existing.open:
-            existing = set_open(parts, existing, True)
-        return {**describe_share(existing, meta, parts.store.onions.of(meta.id)), **skipped}
+            existing = set_open(swarm, existing, True)
+        return {**describe_share(existing, meta, swarm.store.onions.of(meta.id)), **skipped}
     token = new_token()
-    opened = parts.config.open_shares if open_share is None else open_share
+    opened = swarm.config.open_shares if open_share is None else open_share
     served = Served(meta.id, token, meta.data, meta.info_hashes, open=opened)
-    tracker_port = await parts.tracker.serve(served)
+    tracker_port = await swarm.tracker.serve(served)
     try:
-        rows = await new_onions(parts, meta, onions or parts.config.onions, "share", tracker_port,
+        rows = await new_onions(swarm, meta, onions or swarm.config.onions, "share", tracker_port,
                                 wait=wait)
     except BaseException:
-        await parts.tracker.withdraw(meta.id)
-        await parts.bridges.close_torrent(meta.id)
+        await swarm.tracker.withdraw(meta.id)
+        await swarm.bridges.close_torrent(meta.id)
         raise
-    parts.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
+    swarm.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
     src = Path(path).expanduser().resolve()
     uri = str(ShareURI(rows[0].address, "private", token))
     row = TorrentRow(
@@ -74,12 +77,12 @@ async def share(parts: Parts, path: str, onions: int | None,
         target=str(src.parent), torrent=meta.data, token=token, uri=uri, state="seeding",
         error=None, resume=None, added=time.time(), completed=time.time(), open=int(opened),
     )
-    parts.engine.add(meta, src.parent, seed=True)
-    parts.store.torrents.add(row, rows)
+    swarm.engine.add(meta, src.parent, seed=True)
+    swarm.store.torrents.add(row, rows)
     return {**describe_share(row, meta, rows), **skipped}
 
 
-async def _share_scrubbed(parts: Parts, path: str, onions: int | None, include_hidden: bool,
+async def _share_scrubbed(swarm: Swarm, path: str, onions: int | None, include_hidden: bool,
                           open_share: bool | None, wait: bool = True) -> dict:
     """Share cleaned copies of ``path``, made in ``<home>/staging/<random>/<name>``.
 
@@ -89,15 +92,15 @@ async def _share_scrubbed(parts: Parts, path: str, onions: int | None, include_h
     """
     from ..scan.stage import stage_scrubbed
 
-    staged = await asyncio.to_thread(stage_scrubbed, Path(path), parts.config.home,
+    staged = await asyncio.to_thread(stage_scrubbed, Path(path), swarm.config.home,
                                      include_hidden=include_hidden)
     try:
-        info = await share(parts, str(staged.root), onions, include_hidden, open_share,
+        info = await share(swarm, str(staged.root), onions, include_hidden, open_share,
                            staged=staged, wait=wait)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, staged.folder, True)
         raise
-    row = parts.store.torrents.get(info["infohash"])
+    row = swarm.store.torrents.get(info["infohash"])
     if row is None or Path(row.save_path).resolve() != staged.folder.resolve():
         await asyncio.to_thread(shutil.rmtree, staged.folder, True)  # shared already
     return {**info, "scrubbed": {"cleaned": list(staged.cleaned),
@@ -109,13 +112,13 @@ def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> d
             "open": bool(row.open)}
 
 
-def set_open(parts: Parts, row: TorrentRow, open_share: bool) -> TorrentRow:
+def set_open(swarm: Swarm, row: TorrentRow, open_share: bool) -> TorrentRow:
     """Open a share to standard BitTorrent clients (announces with a port and no onion:
     answered, never listed), or close it to all but obt nodes again."""
     if row.role != "share":
         raise UsageError(f"{row.name!r} is a download; only a share is opened or closed")
-    parts.store.torrents.update(row.id, open=int(open_share))
-    parts.tracker.set_open(row.id, open_share)
+    swarm.store.torrents.update(row.id, open=int(open_share))
+    swarm.tracker.set_open(row.id, open_share)
     return dataclasses.replace(row, open=int(open_share))
 
 
@@ -148,28 +151,28 @@ def _own_copy(base: Path, path: Path, home: Path) -> bool:
     return is_staged(base, home) and path.resolve().is_relative_to(base.resolve())
 
 
-async def restore_share(parts: Parts, row: TorrentRow) -> None:
-    meta = parts.meta(row)
-    await asyncio.to_thread(_check_unchanged_paths, row, meta, parts.config.home)
+async def restore_share(swarm: Swarm, row: TorrentRow) -> None:
+    meta = swarm.meta(row)
+    await asyncio.to_thread(_check_unchanged_paths, row, meta, swarm.config.home)
     served = Served(meta.id, row.token, meta.data, meta.info_hashes, open=bool(row.open))
-    tracker_port = await parts.tracker.serve(served)
-    parts.tracker.restore(meta.id, parts.store.peers.of(meta.id, parts.tracker.swarm.ttl))
-    rows = await publish(parts, meta, parts.store.onions.of(meta.id), tracker_port)
-    parts.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
-    parts.engine.add(meta, Path(row.save_path), seed=True, resume=row.resume)
+    tracker_port = await swarm.tracker.serve(served)
+    swarm.tracker.restore(meta.id, swarm.store.peers.of(meta.id, swarm.tracker.swarm.ttl))
+    rows = await publish(swarm, meta, swarm.store.onions.of(meta.id), tracker_port)
+    swarm.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
+    swarm.engine.add(meta, Path(row.save_path), seed=True, resume=row.resume)
 
 
-async def withdraw_onion(parts: Parts, row: TorrentRow, onion: str) -> dict:
+async def withdraw_onion(swarm: Swarm, row: TorrentRow, onion: str) -> dict:
     """Withdraw one of a share's onions; the share goes on on the others."""
     address = onion.lower().removesuffix(".onion")
-    addresses = [o.address for o in parts.store.onions.of(row.id)]
+    addresses = [o.address for o in swarm.store.onions.of(row.id)]
     if address not in addresses:
         raise UsageError(f"{onion} is not one of this share's onions")
     if parse_uri(row.uri).onion == address:
         raise UsageError("that onion is the one in the share's URI; it stays while shared")
-    await unpublish(parts, row.id, [address])
-    parts.store.onions.remove(address)
+    await unpublish(swarm, row.id, [address])
+    swarm.store.onions.remove(address)
     rest = [a for a in addresses if a != address]
-    parts.tracker.set_seeders(row.id, [(a, PEER_VIRTUAL_PORT) for a in rest])
+    swarm.tracker.set_seeders(row.id, [(a, PEER_VIRTUAL_PORT) for a in rest])
     return {"id": row.id, "name": row.name, "withdrawn": f"{address}.onion",
             "onions": [f"{a}.onion" for a in rest]}

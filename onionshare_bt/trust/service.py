@@ -30,19 +30,22 @@ MAX_DEPTH = 6
 class TrustService:
     """Own the identity onion and answer the trust and catalogue operations.
 
-    :param parts: the node's running parts (:class:`onionshare_bt.torrents.Parts`)
+    :param config: the node's settings (time limits, degrees, fan-out)
+    :param store: the node's database (identity, trust, catalogue)
+    :param tor: its tor (the identity onion)
+    :param http: HTTP over Tor (other nodes' documents and catalogues)
+    :param swarm: the node's torrents (their metadata, for the catalogue)
     :param origin: answers mirrors (:class:`onionshare_bt.mirror.origin.Origin`)
     :param release_offer: the newest verified release this node holds, for ``/node``
       (:func:`onionshare_bt.release.service.held_offer`), or None
     """
 
-    def __init__(self, parts, origin=None,
+    def __init__(self, config, store, tor, http, swarm, origin=None,
                  release_offer: Callable[[], dict | None] | None = None) -> None:
-        self.parts = parts
+        self.config, self.store, self.tor, self.http = config, store, tor, http
+        self.swarm = swarm
         self.origin = origin
         self.release_offer = release_offer
-        self.store = parts.store
-        self.config = parts.config
         self.onion = ""
         self._server: NodeServer | None = None
         self._ports: dict = {}
@@ -64,7 +67,7 @@ class TrustService:
         key = self.store.identity.key()
         # an existing identity is not waited for: a node restoring many shares has its tor
         # busy publishing them all, and the address is known already
-        self.onion, key = await self.parts.tor.add_onion(self._ports, key,
+        self.onion, key = await self.tor.add_onion(self._ports, key,
                                                          await_publication=key is None)
         self.store.identity.set_key(key)
         if self.origin is not None:  # mirror credentials must name this onion
@@ -95,7 +98,7 @@ class TrustService:
             row = self.store.torrents.get(torrent_id)
             if row is None or row.role != "share":
                 continue
-            meta = self.parts.meta(row)
+            meta = self.swarm.meta(row)
             items.append({"name": meta.name, "size": meta.size, "files": len(meta.files),
                           "infohash": meta.id, "uri": row.uri, "added": added,
                           "description": description})
@@ -151,7 +154,7 @@ class TrustService:
 
     async def walk(self) -> tuple[list[core.Visit], Remote, core.Walk]:
         """Visit the trusted set to the trust depth; the Remote keeps what each node sent."""
-        remote = Remote(self.parts.http, self.config.trust_timeout)
+        remote = Remote(self.http, self.config.trust_timeout)
         walker = core.Walk(self.onion, self.store.trust.all(), self._limits())
         while not walker.done:
             batch = walker.next_batch()
@@ -187,7 +190,7 @@ class TrustService:
                 "searched": len(items)}
 
     async def remote_catalogue(self, onion: str, token: str) -> list[dict]:
-        remote = Remote(self.parts.http, self.config.fetch_timeout)
+        remote = Remote(self.http, self.config.fetch_timeout)
         items = await remote.catalogue(onion, f"/public/{token}")
         return [i.__dict__ for i in items]
 

@@ -156,14 +156,14 @@ async def test_the_node_s_operations_round_trip(served, tmp_path):
     tid = info["infohash"]
     assert served.calls == [("share", {"path": str(tmp_path / "album")})]
     # the node really shares it: the engine seeds it, its tracker serves it, the store has it
-    assert node.parts.engine.has(tid) and node.parts.tracker.torrent_file(tid)
-    assert node.parts.store.torrents.get(tid).role == "share"
+    assert node.swarm.engine.has(tid) and node.swarm.tracker.torrent_file(tid)
+    assert node.swarm.store.torrents.get(tid).role == "share"
     listed = await control.call(served.path, "list")
     assert [(r["id"], r["role"], r["name"]) for r in listed] == [(tid, "share", "album")]
     assert (await control.call(served.path, "torrent", {"id": tid[:12]}))["uri"] == info["uri"]
     await control.call(served.path, "unshare", {"id": tid})
     assert await control.call(served.path, "list") == []
-    assert not node.parts.engine.has(tid)
+    assert not node.swarm.engine.has(tid)
 
 
 # -- malformed bodies -----------------------------------------------------------------------
@@ -229,7 +229,7 @@ async def test_bad_arguments_are_a_usage_error_for_that_op(served, op, args, fra
     with pytest.raises(UsageError) as info:
         await control.call(served.path, op, args)
     assert info.value.exit_code == ExitCode.USAGE
-    assert served.node.parts.store.torrents.all() == []
+    assert served.node.swarm.store.torrents.all() == []
 
 
 async def test_json_nan_and_infinity_are_typed_as_numbers(served):
@@ -247,7 +247,7 @@ async def test_a_bug_raised_inside_an_op_is_reported_not_masked(served, monkeypa
     async def buggy(*args, **kwargs):
         return len(1, 2)  # a TypeError raised inside the op, past the argument checks
 
-    monkeypatch.setattr(torrents, "share", buggy)
+    monkeypatch.setattr(torrents.Swarm, "share", buggy)
     reply = await ask(served.path, b'{"op": "share", "args": {"path": "/x"}}\n')
     assert reply["ok"] is False
     assert reply["error"]["kind"] == "node"
@@ -275,7 +275,7 @@ async def test_a_reply_that_is_not_json_is_an_internal_error_not_silence(served,
     async def unjson(*args, **kwargs):
         return {"a set": {1, 2}}
 
-    monkeypatch.setattr(torrents, "share", unjson)
+    monkeypatch.setattr(torrents.Swarm, "share", unjson)
     reply = await ask(served.path, b'{"op": "share", "args": {"path": "/x"}}\n')
     assert reply["ok"] is False and reply["error"]["kind"] == "node"
     assert "not JSON" in reply["error"]["message"]

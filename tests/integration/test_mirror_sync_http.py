@@ -60,7 +60,7 @@ async def origin_node(tmp_path):
     await tracker.start()
     port = await tracker.listen()
     tracker.attach(port, Served(IH, "tok", b"t", (bytes.fromhex(IH),)))
-    origin = Origin(types.SimpleNamespace(tracker=tracker, store=store))
+    origin = Origin(store, tracker)
     origin.onion = ORIGIN
     server = NodeServer(lambda: {"onion": ORIGIN}, lambda: [], TOKEN, sync=origin.call)
     node_port = await server.start()
@@ -82,7 +82,7 @@ def mirror_signer(tmp_path, seed: bytes = MIRROR_SEED) -> MirrorService:
     """The mirror side's credential code, with its identity key in its own store."""
     store = Store(tmp_path / f"mirror-{seed.hex()[:4]}.sqlite3")
     store.identity.set_key(tor_key(seed))
-    service = MirrorService(types.SimpleNamespace(store=store))
+    service = MirrorService(None, store, None, None, None)
     return service
 
 
@@ -156,6 +156,6 @@ async def test_each_attempt_gets_a_fresh_credential(tmp_path):
     assert first != second  # new nonce each time: a retry is not a replay
     assert f"node={MIRROR_NODE}" in first["X-Obt-Mirror-Auth"]
     # no identity key yet: the call goes out unsigned (read-only)
-    bare = MirrorService(types.SimpleNamespace(store=Store(tmp_path / "none.sqlite3")))
+    bare = MirrorService(None, Store(tmp_path / "none.sqlite3"), None, None, None)
     assert bare._credential(mirror, b"{}") == {}
     assert secrets.compare_digest(first["X-Obt-Mirror-Auth"][:8], "v1 node=")

@@ -28,7 +28,7 @@ from onionshare_bt.tracker.server import TrackerServer
 from tests.integration.onions import FakeOnions as Onions
 
 
-async def make_parts(home, onions: Onions, **settings) -> torrents.Parts:
+async def make_parts(home, onions: Onions, **settings) -> torrents.Swarm:
     home.mkdir(mode=0o700, exist_ok=True)
     if settings:
         (home / "config.toml").write_text(
@@ -43,11 +43,11 @@ async def make_parts(home, onions: Onions, **settings) -> torrents.Parts:
     bridges = Bridges(no_dial, engine.listen_port, info_hashes=engine.info_hashes)
     tracker = TrackerServer(interval=60)
     await tracker.start()
-    return torrents.Parts(cfg, Store(cfg.db_path), onions, engine, bridges, tracker, None,
+    return torrents.Swarm(cfg, Store(cfg.db_path), onions, engine, bridges, tracker, None,
                           TaskRegistry())
 
 
-async def close(parts: torrents.Parts) -> None:
+async def close(parts: torrents.Swarm) -> None:
     await parts.tracker.close()
     await parts.bridges.close()
     await parts.engine.close()
@@ -84,13 +84,13 @@ async def test_shares_are_closed_unless_opened_and_the_flag_survives_a_restart(t
     onions = Onions()
     parts = await make_parts(tmp_path / "home", onions)
     try:
-        info = await torrents.share(parts, str(folder), None, open_share=None)
+        info = await parts.share(str(folder), None, open_share=None)
         assert info["open"] is False
         row = parts.store.torrents.get(info["infohash"])
         address = info["onions"][0].removesuffix(".onion")
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
         assert reply == {b"failure reason": core.CLOSED_REASON.encode()}
-        again = await torrents.share(parts, str(folder), None, open_share=True)
+        again = await parts.share(str(folder), None, open_share=True)
         assert again["open"] is True and again["uri"] == info["uri"]
         assert parts.store.torrents.get(row.id).open == 1
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
@@ -99,17 +99,17 @@ async def test_shares_are_closed_unless_opened_and_the_flag_survives_a_restart(t
         assert served[b"announce-list"] == [[
             f"http://{o}/private/{row.token}/announce".encode() for o in info["onions"]]]
         # sharing it again without --open leaves it open
-        assert (await torrents.share(parts, str(folder), None, open_share=None))["open"]
+        assert (await parts.share(str(folder), None, open_share=None))["open"]
     finally:
         await close(parts)
     onions.published.clear()
     parts = await make_parts(tmp_path / "home", onions)  # a restart: same store, same keys
     try:
         row = parts.store.torrents.get(info["infohash"])
-        await torrents.restore_share(parts, row)
+        await parts.restore_share(row)
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
         assert b"failure reason" not in reply
-        torrents.set_open(parts, row, False)
+        parts.set_open(row, False)
         reply = await announce(onions, address, bytes.fromhex(row.id), row.token)
         assert reply == {b"failure reason": core.CLOSED_REASON.encode()}
         assert parts.store.torrents.get(row.id).open == 0
@@ -120,11 +120,11 @@ async def test_shares_are_closed_unless_opened_and_the_flag_survives_a_restart(t
 async def test_open_shares_in_the_config_opens_new_shares(tmp_path, folder):
     parts = await make_parts(tmp_path / "home", Onions(), open_shares=True)
     try:
-        assert (await torrents.share(parts, str(folder), None, open_share=None))["open"]
+        assert (await parts.share(str(folder), None, open_share=None))["open"]
         other = folder.parent / "other"
         other.mkdir()
         (other / "c.txt").write_text("closed on request\n")
-        assert not (await torrents.share(parts, str(other), None, open_share=False))["open"]
+        assert not (await parts.share(str(other), None, open_share=False))["open"]
     finally:
         await close(parts)
 
@@ -133,7 +133,7 @@ async def test_the_inbound_bridge_answers_aria2s_name_for_a_hybrid(tmp_path, fol
     onions = Onions()
     parts = await make_parts(tmp_path / "home", onions)
     try:
-        info = await torrents.share(parts, str(folder), None, open_share=True)
+        info = await parts.share(str(folder), None, open_share=True)
         row = parts.store.torrents.get(info["infohash"])
         legacy = metafile.legacy_info_hash(row.torrent)
         peer_port = onions.published[info["onions"][0].removesuffix(".onion")][6881][1]

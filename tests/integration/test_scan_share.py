@@ -51,7 +51,7 @@ async def parts(tmp_path, monkeypatch):
     bridges = Bridges(no_dial, engine.listen_port, info_hashes=engine.info_hashes)
     tracker = TrackerServer(interval=60)
     await tracker.start()
-    made = torrents.Parts(cfg, store, FakeOnions(), engine, bridges, tracker, None,
+    made = torrents.Swarm(cfg, store, FakeOnions(), engine, bridges, tracker, None,
                           TaskRegistry())
     yield made
     await tracker.close()
@@ -81,7 +81,7 @@ async def seeded(parts, torrent_id: str, timeout: float = 30) -> None:
 async def test_the_node_seeds_cleaned_copies_from_its_staging_folder(parts, album):
     home = parts.config.home
     before = digests(album)
-    info = await torrents.share(parts, str(album), None, scrub=True)
+    info = await parts.share(str(album), None, scrub=True)
     assert digests(album) == before  # the originals are only read
     row = parts.store.torrents.get(info["infohash"])
     staging = Path(row.save_path)
@@ -102,27 +102,27 @@ async def test_the_node_seeds_cleaned_copies_from_its_staging_folder(parts, albu
 
 async def test_sharing_the_same_original_again_gives_the_same_uri_and_no_second_copy(
         parts, album):
-    first = await torrents.share(parts, str(album), None, scrub=True)
-    again = await torrents.share(parts, str(album), None, scrub=True)
+    first = await parts.share(str(album), None, scrub=True)
+    again = await parts.share(str(album), None, scrub=True)
     assert again["uri"] == first["uri"] and again["infohash"] == first["infohash"]
     assert len(list((parts.config.home / "staging").iterdir())) == 1
-    plain = await torrents.share(parts, str(album), None)  # unscrubbed: another share
+    plain = await parts.share(str(album), None)  # unscrubbed: another share
     assert plain["uri"] != first["uri"]
 
 
 async def test_the_staging_folder_is_shared_for_scrubbed_copies_only(parts, album):
-    info = await torrents.share(parts, str(album), None, scrub=True)
+    info = await parts.share(str(album), None, scrub=True)
     staged = Path(parts.store.torrents.get(info["infohash"]).save_path) / "album"
     with pytest.raises(BadPath, match="obt's own state folder"):
-        await torrents.share(parts, str(staged), None)
+        await parts.share(str(staged), None)
     with pytest.raises(BadPath, match="obt's own state folder"):  # nor re-scrubbed from there
-        await torrents.share(parts, str(staged), None, scrub=True)
+        await parts.share(str(staged), None, scrub=True)
     with pytest.raises(BadPath, match="obt's own state folder"):
-        await torrents.share(parts, str(parts.config.home), None, scrub=True)
+        await parts.share(str(parts.config.home), None, scrub=True)
 
 
 async def test_a_scrubbed_share_is_restored_and_its_copies_go_with_it(parts, album):
-    info = await torrents.share(parts, str(album), None, scrub=True)
+    info = await parts.share(str(album), None, scrub=True)
     row = parts.store.torrents.get(info["infohash"])
     meta = parts.meta(row)
     shares._check_unchanged_paths(row, meta, parts.config.home)  # a restart serves it
@@ -132,13 +132,13 @@ async def test_a_scrubbed_share_is_restored_and_its_copies_go_with_it(parts, alb
     victim.symlink_to(parts.config.home / "state.sqlite3")
     with pytest.raises(BadPath, match="became a symbolic link"):
         shares._check_unchanged_paths(row, meta, parts.config.home)
-    result = await torrents.remove(parts, row, delete_data=False)
+    result = await parts.remove(row, delete_data=False)
     assert result["deleted_data"] is False
     assert not Path(row.save_path).exists()
     assert (parts.config.home / "staging").is_dir() and album.is_dir()
 
 
 async def test_removing_a_plain_share_never_deletes_its_files(parts, album):
-    info = await torrents.share(parts, str(album), None)
-    await torrents.remove(parts, parts.store.torrents.get(info["infohash"]), delete_data=False)
+    info = await parts.share(str(album), None)
+    await parts.remove(parts.store.torrents.get(info["infohash"]), delete_data=False)
     assert (album / "beach.jpg").exists() and os.listdir(album)

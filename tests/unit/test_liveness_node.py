@@ -21,6 +21,7 @@ from onionshare_bt.config import Config
 from onionshare_bt.engine.alerts import Event
 from onionshare_bt.node import Node
 from onionshare_bt.store import TorrentRow
+from onionshare_bt.torrents.announce import start_announcing
 from onionshare_bt.watchdog import Watchdog
 
 
@@ -106,13 +107,16 @@ class FakeTasks:
 
 
 def _parts(rows, statuses, paths):
-    return SimpleNamespace(store=FakeStore(rows), engine=FakeEngine(statuses),
-                           bridges=FakeBridges(paths), tasks=FakeTasks(), peer_ids={})
+    """A swarm's parts as the watchdog uses them; announcing again runs the real code."""
+    swarm = SimpleNamespace(store=FakeStore(rows), engine=FakeEngine(statuses),
+                            bridges=FakeBridges(paths), tasks=FakeTasks(), peer_ids={})
+    swarm.start_announcing = lambda row: start_announcing(swarm, row)
+    return swarm
 
 
 def _watched_node(tmp_path, rows, statuses, paths, stall_timeout=120.0):
     node = Node(Config(home=tmp_path, stall_timeout=stall_timeout))
-    node.parts = _parts(rows, statuses, paths)
+    node.swarm = _parts(rows, statuses, paths)
     return node
 
 
@@ -129,11 +133,11 @@ async def test_the_watchdog_closes_a_silent_path_and_the_download_says_why():
     for t in range(2, 30, 2):
         alive.down += 4  # a keep-alive now and then
         await dog.watch_once(float(t))
-    assert dog.parts.bridges.log == [] and dog.silent_closed == 0
+    assert dog.swarm.bridges.log == [] and dog.silent_closed == 0
     alive.down += 4
-    dog.parts.engine.statuses["d" * 40] = (1000, 1)  # libtorrent saw that one go
+    dog.swarm.engine.statuses["d" * 40] = (1000, 1)  # libtorrent saw that one go
     await dog.watch_once(30.0)
-    assert dog.parts.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
+    assert dog.swarm.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
     assert dog.silent_closed == 1
     assert dog.reasons["d" * 40] == ("no data from any peer for 30 s; 1 peer lost; "
                                       "1 silent connection closed")
@@ -157,17 +161,17 @@ async def test_a_peer_that_sends_keep_alives_but_never_the_blocks_asked_for_is_c
     dog = _watchdog([_row(tid)], {tid: (1000, 3)}, [stuck, slow, choking])
     peers = {"stuck": _peer(stuck.endpoint, 5000, 40), "slow": _peer(slow.endpoint, 5000, 40),
              "choking": _peer(choking.endpoint, 5000, 0)}
-    dog.parts.engine.peer_list[tid] = list(peers.values())
+    dog.swarm.engine.peer_list[tid] = list(peers.values())
     for t in range(0, 30, 2):
         for path in (stuck, slow, choking):
             path.down += 4  # keep-alives on every path: none is silent
         peers["slow"].payload_down += 16384 * (t % 4 == 0)  # a block now and then
         await dog.watch_once(float(t))
-    assert dog.parts.bridges.log == []
+    assert dog.swarm.bridges.log == []
     for path in (stuck, slow, choking):
         path.down += 4
     await dog.watch_once(30.0)
-    assert dog.parts.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
+    assert dog.swarm.bridges.log == ["bridges.close_connections:127.64.0.1:1000"]
     assert dog.silent_closed == 1
     assert "1 silent connection closed" in dog.reasons[tid]
 
@@ -176,17 +180,17 @@ async def test_owed_blocks_are_not_judged_for_a_gated_download_or_an_incoming_pe
     tid = "9" * 40
     path = FakePath(tid, "out", "a" * 56, "127.64.0.1:1000", down=500, active=1)
     dog = _watchdog([_row(tid)], {tid: (1000, 1)}, [path])
-    dog.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40, incoming=True)]
+    dog.swarm.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40, incoming=True)]
     for t in range(0, 64, 2):
         path.down += 4
         await dog.watch_once(float(t))
-    assert dog.parts.bridges.log == []  # incoming: not one of our paths' endpoints
-    dog.parts.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40)]
+    assert dog.swarm.bridges.log == []  # incoming: not one of our paths' endpoints
+    dog.swarm.engine.peer_list[tid] = [_peer(path.endpoint, 0, 40)]
     dog.gated.add(tid)  # waiting for relay credit: libtorrent asks for nothing that counts
     for t in range(64, 128, 2):
         path.down += 4
         await dog.watch_once(float(t))
-    assert dog.parts.bridges.log == []
+    assert dog.swarm.bridges.log == []
 
 
 async def test_losing_the_last_peer_shows_at_the_next_look_and_announces_again():
@@ -194,14 +198,14 @@ async def test_losing_the_last_peer_shows_at_the_next_look_and_announces_again()
     path = FakePath(tid, "out", "a" * 56, "127.64.0.9:1000", down=10, active=1)
     dog = _watchdog([_row(tid)], {tid: (1000, 2)}, [path])
     await dog.watch_once(0.0)
-    dog.parts.engine.statuses[tid] = (1000, 0)
+    dog.swarm.engine.statuses[tid] = (1000, 0)
     path.active = 0
     await dog.watch_once(2.0)
     assert dog.reasons[tid] == "2 peers lost; no peer connected"
-    assert dog.parts.tasks.spawned == [f"announce:{tid}"]  # an announce at once
-    assert dog.parts.engine.connected_to == [(tid, ("127.64.0.9", 1000))]
+    assert dog.swarm.tasks.spawned == [f"announce:{tid}"]  # an announce at once
+    assert dog.swarm.engine.connected_to == [(tid, ("127.64.0.9", 1000))]
     await dog.watch_once(4.0)
-    assert dog.parts.tasks.spawned == [f"announce:{tid}"]  # not at every look
+    assert dog.swarm.tasks.spawned == [f"announce:{tid}"]  # not at every look
 
 
 async def test_stalled_after_the_stall_timeout_and_cleared_by_progress():
@@ -210,7 +214,7 @@ async def test_stalled_after_the_stall_timeout_and_cleared_by_progress():
     await dog.watch_once(0.0)
     await dog.watch_once(8.0)
     assert tid in dog.stalled and dog.reasons[tid] == "no data from any peer for 8 s"
-    dog.parts.engine.statuses[tid] = (2000, 1)
+    dog.swarm.engine.statuses[tid] = (2000, 1)
     await dog.watch_once(10.0)
     assert tid not in dog.stalled and tid not in dog.reasons
 
@@ -234,7 +238,7 @@ async def test_a_silent_share_path_is_closed_too():
                          {sid: (10, 0)}, [path])
     for t in range(0, 32, 2):
         await dog.watch_once(float(t))
-    assert dog.parts.bridges.log == ["bridges.close_connections:127.0.0.1:4000"]
+    assert dog.swarm.bridges.log == ["bridges.close_connections:127.0.0.1:4000"]
     assert dog.silent_closed == 2
 
 
@@ -336,7 +340,7 @@ class Parts:
         def closing(name):
             return type(name, (Closing,), {"name": name})
 
-        async def restore(parts, row):
+        async def restore(swarm, row):
             rec.restoring += 1
             rec.restoring_max = max(rec.restoring_max, rec.restoring)
             await asyncio.sleep(0.05)  # a restore takes a while: the overlap is what is counted
@@ -356,9 +360,9 @@ class Parts:
                            ("trust", "TrustService"), ("releases", "ReleaseService"),
                            ("mirrors", "MirrorService"), ("control", "ControlServer")):
             monkeypatch.setattr(node_mod, attr, closing(name))
-        monkeypatch.setattr(node_mod, "Origin", lambda parts, roster: SimpleNamespace())
-        monkeypatch.setattr(torrents, "restore_share", restore)
-        monkeypatch.setattr(torrents, "restore_download", restore)
+        monkeypatch.setattr(node_mod, "Origin", lambda store, tracker, roster: SimpleNamespace())
+        monkeypatch.setattr(torrents.Swarm, "restore_share", restore)
+        monkeypatch.setattr(torrents.Swarm, "restore_download", restore)
 
     @property
     def rows_by_id(self):

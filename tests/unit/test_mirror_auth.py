@@ -169,7 +169,7 @@ async def origin():
     server.attach(port, Served(IH, "tok", b"t", (bytes.fromhex(IH),)))
     store = Store()
     wall = [float(NOW)]
-    origin = Origin(types.SimpleNamespace(tracker=server, store=store), wall=lambda: wall[0])
+    origin = Origin(store, server, wall=lambda: wall[0])
     origin.onion = ORIGIN
     yield origin, server, store
     await server.close()

@@ -458,8 +458,7 @@ async def origin_env():
                                    seeders=((SEED, 9000),)))
         server.attach(port, Served(IH2, "tok2", b"t2", (bytes.fromhex(IH2),)))
         store = FakeStore(public=[IH], private=[IH2])
-        parts = types.SimpleNamespace(tracker=server, store=store)
-        yield Origin(parts), server, store
+        yield Origin(store, server), server, store
     finally:
         await server.close()
 

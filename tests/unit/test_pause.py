@@ -141,14 +141,14 @@ async def test_the_watchdog_never_calls_a_paused_download_stalled():
     await dog.watch_once(0.0)
     await dog.watch_once(10.0)
     assert TID in dog.stalled  # the same download, not paused, is stalled
-    dog.parts.tasks.spawned.clear()
-    dog.parts.engine.connected_to.clear()
-    dog.parts.store.rows[TID] = _row(TID, state="paused")
+    dog.swarm.tasks.spawned.clear()
+    dog.swarm.engine.connected_to.clear()
+    dog.swarm.store.rows[TID] = _row(TID, state="paused")
     for t in range(12, 200, 2):
         await dog.watch_once(float(t))
     assert dog.stalled == set() and dog.reasons == {}
-    assert dog.parts.tasks.spawned == [] and dog.parts.engine.connected_to == []
-    assert dog.parts.bridges.log == []
+    assert dog.swarm.tasks.spawned == [] and dog.swarm.engine.connected_to == []
+    assert dog.swarm.bridges.log == []
 
 
 async def test_the_ratio_gate_never_closes_on_a_paused_download(tmp_path, monkeypatch):
@@ -157,10 +157,10 @@ async def test_the_ratio_gate_never_closes_on_a_paused_download(tmp_path, monkey
     rows = [_row("a" * 40), _row("b" * 40, state="paused"), _row("c" * 40, state="paused")]
     node = _watched_node(tmp_path, rows, {r.id: (0, 0) for r in rows}, [])
     gates: list[tuple[str, bool]] = []
-    node.parts.engine.status = lambda tid: SimpleNamespace(session_down=0, total_wanted=100,
+    node.swarm.engine.status = lambda tid: SimpleNamespace(session_down=0, total_wanted=100,
                                                            total_done=0)
-    node.parts.engine.gate = lambda tid, closed: gates.append((tid, closed))
-    node.parts.engine.limit_download = lambda rate: None
+    node.swarm.engine.gate = lambda tid, closed: gates.append((tid, closed))
+    node.swarm.engine.limit_download = lambda rate: None
     node.gated.add("c" * 40)  # gated before it was paused
 
     samples = []

@@ -166,10 +166,9 @@ async def full_origin(tmp_path):
     for i in range(tracker.swarm.max_peers):
         tracker.swarm.record(core.Announce(bytes.fromhex(IH), b"p" * 20, onion(i), 80, 0, 0,
                                            1, "", 0), now)
-    parts = types.SimpleNamespace(tracker=tracker, store=types.SimpleNamespace(
+    origin = Origin(types.SimpleNamespace(
         catalogue=types.SimpleNamespace(shares=lambda: {IH}), trust=store.trust,
-        peers=store.peers))
-    origin = Origin(parts)
+        peers=store.peers), tracker)
     origin.onion = ORIGIN_KEY.onion
     yield origin, tracker, store
     await tracker.close()

@@ -172,7 +172,7 @@ def test_a_local_description_is_one_plain_line_and_goes_with_public():
     store = SimpleNamespace(catalogue=SimpleNamespace(
         publish=lambda *args: published.append(args)),
         identity=SimpleNamespace(public_token=lambda: "T" * 32))
-    trust = TrustService(SimpleNamespace(store=store, config=None))
+    trust = TrustService(None, store, None, None, None)
     trust.onion = ONION
     share = SimpleNamespace(role="share", id="ab", name="album")
     for bad in ("two\nlines", "\x1b[2Jwiped", "evil\u202etxt", "x" * 1025):

@@ -1,0 +1,124 @@
+"""The node's swarm part: every torrent it shares or downloads, and their onions.
+
+:class:`Swarm` is handed, explicitly, to whatever shares, fetches or removes a torrent (the
+node's operations, the release and trust services, the stall watchdog). It owns what the
+node keeps about its torrents while it runs (each in one place: peer ids, the port maps of
+published onions, parsed metadata, the last announce error) and offers the torrent
+operations as methods; their code lives in the modules beside it (shares, downloads,
+onions, announce, removal), which take the swarm first.
+
+The parts it is made of are given at construction and never swapped: a tor restart
+restarts tor and the HTTP client in place (:meth:`onionshare_bt.tor.client.TorClient.restart`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from ..engine.metainfo import Metainfo, parse
+from ..engine.session import Engine
+from ..multiplex.bridge import Bridges
+from ..store import OnionRow, Store, TorrentRow
+from ..tasks import TaskRegistry
+from ..tor.client import TorClient
+from ..tracker.client import TrackerClient
+from ..tracker.server import TrackerServer
+from ..uri import ShareURI
+from . import announce, downloads, onions, removal, shares
+
+__all__ = ["Swarm"]
+
+
+class Swarm:
+    """Every torrent of the node, shared or downloaded, and the parts that carry them.
+
+    :param config: the node's settings
+    :param store: its database (torrents, onions, trackers, peers)
+    :param tor: its tor (onion services, SOCKS)
+    :param engine: libtorrent, bound to loopback
+    :param bridges: the loopback bridges between libtorrent and Tor
+    :param tracker: the node's own tracker (one listener per share)
+    :param http: HTTP over Tor (announces, .torrent fetches)
+    :param tasks: where long-running work (announce loops) is spawned
+    """
+
+    def __init__(self, config: Config, store: Store, tor: TorClient, engine: Engine,
+                 bridges: Bridges, tracker: TrackerServer, http: TrackerClient,
+                 tasks: TaskRegistry) -> None:
+        self.config, self.store, self.tor, self.engine = config, store, tor, engine
+        self.bridges, self.tracker, self.http, self.tasks = bridges, tracker, http, tasks
+        #: the peer id each torrent announces with (a fresh one per node lifetime)
+        self.peer_ids: dict[str, bytes] = {}
+        #: every published onion's port map, to republish after a tor restart
+        self.onion_ports: dict[str, dict] = {}
+        #: parsed metadata per torrent id (status polls must not re-parse the .torrent)
+        self.metas: dict[str, Metainfo] = {}
+        #: the last announce's error per torrent id, until an announce succeeds
+        self.announce_errors: dict[str, str] = {}
+
+    def meta(self, row: TorrentRow) -> Metainfo:
+        """The torrent's metadata, parsed once per node lifetime."""
+        meta = self.metas.get(row.id)
+        if meta is None:
+            meta = self.metas[row.id] = parse(row.torrent)
+        return meta
+
+    # -- shares ---------------------------------------------------------------------
+    async def share(self, path: str, onions: int | None, include_hidden: bool = False,
+                    open_share: bool | None = False, scrub: bool = False, staged=None,
+                    wait: bool = True) -> dict:
+        """Share a file or folder (:func:`.shares.share`)."""
+        return await shares.share(self, path, onions, include_hidden, open_share, scrub,
+                                  staged, wait)
+
+    def set_open(self, row: TorrentRow, open_share: bool) -> TorrentRow:
+        """Open a share to the node's public URI, or close it (:func:`.shares.set_open`)."""
+        return shares.set_open(self, row, open_share)
+
+    async def withdraw_onion(self, row: TorrentRow, onion: str) -> dict:
+        """Withdraw one of a share's onions (:func:`.shares.withdraw_onion`)."""
+        return await shares.withdraw_onion(self, row, onion)
+
+    async def restore_share(self, row: TorrentRow) -> None:
+        """Serve a stored share again after a start (:func:`.shares.restore_share`)."""
+        await shares.restore_share(self, row)
+
+    # -- downloads ------------------------------------------------------------------
+    async def get(self, text: str, target: str, timeout: float | None) -> dict:
+        """Start (or re-attach to) a download (:func:`.downloads.get`)."""
+        return await downloads.get(self, text, target, timeout)
+
+    async def start_download(self, uri: ShareURI, meta: Metainfo, target: Path,
+                             seed: bool = True) -> dict:
+        """Download **meta** from the share at **uri** (:func:`.downloads.start_download`)."""
+        return await downloads.start_download(self, uri, meta, target, seed)
+
+    async def seed_back(self, row: TorrentRow) -> list[OnionRow]:
+        """Publish a finished download's own onions (:func:`.downloads.seed_back`)."""
+        return await downloads.seed_back(self, row)
+
+    async def restore_download(self, row: TorrentRow) -> None:
+        """Resume a stored download after a start (:func:`.downloads.restore_download`)."""
+        await downloads.restore_download(self, row)
+
+    def pause(self, row: TorrentRow) -> TorrentRow:
+        """Pause a download (:func:`.downloads.pause`)."""
+        return downloads.pause(self, row)
+
+    def resume(self, row: TorrentRow) -> TorrentRow:
+        """Resume a paused download (:func:`.downloads.resume`)."""
+        return downloads.resume(self, row)
+
+    def start_announcing(self, row: TorrentRow) -> None:
+        """Start (or restart) a download's announce loop (:func:`.announce.start_announcing`)."""
+        announce.start_announcing(self, row)
+
+    # -- both -----------------------------------------------------------------------
+    async def remove(self, row: TorrentRow, delete_data: bool) -> dict:
+        """Stop and forget a torrent (:func:`.removal.remove`)."""
+        return await removal.remove(self, row, delete_data)
+
+    async def republish_all(self) -> None:
+        """Give a restarted tor every onion again (:func:`.onions.republish_all`)."""
+        await onions.republish_all(self)
