@@ -116,7 +116,22 @@ class Ui:
         that reloads or redraws itself) is read again on the next poll."""
         return WebDriverWait(self.d, timeout, poll_frequency=poll,
                              ignored_exceptions=(StaleElementReferenceException,)
-                             ).until(lambda _d: cond())
+                             ).until(lambda _d: _read(cond))
+
+
+#: how chromedriver sometimes reports an element whose page was replaced while it was read
+#: (a full run, session 12: right after a form's submit), instead of a stale element
+DETACHED = "does not belong to the document"
+
+
+def _read(cond):
+    """``cond()``, or False if an element it read was detached by a page load meanwhile."""
+    try:
+        return cond()
+    except WebDriverException as exc:
+        if DETACHED not in (exc.msg or ""):
+            raise
+        return False
 
 
 @pytest.fixture(scope="module")
