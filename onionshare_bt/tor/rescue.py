@@ -19,14 +19,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from onionshare_bt.tor.publisher import Ports
+
 __all__ = ["SWEEP", "Rescue"]
 
 log = logging.getLogger(__name__)
 
 #: seconds between two looks for lost descriptors
 SWEEP = 30.0
-
-Ports = dict[int, tuple[str, int]]
 
 
 class Rescue:
