@@ -127,7 +127,7 @@ class Node:
         roster = Roster(store)  # the mirrors registered here, named by the tracker
         tracker = TrackerServer(interval=cfg.announce_interval, on_announce=self._on_announce,
                                 trackers=roster.trackers)
-        store.peers.ttl, store.peers.cap = tracker.swarm.ttl, tracker.swarm.max_peers
+        store.peers.ttl, store.peers.cap = tracker.peers.ttl, tracker.peers.max_peers
         await tracker.start()
         self._stack.push_async_callback(tracker.close)
         http = TrackerClient(tor)  # it follows tor's SOCKS address across restarts

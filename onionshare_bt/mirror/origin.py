@@ -215,7 +215,7 @@ class Origin:
             if changed:
                 store.peers.record_many(infohash, [(o, p, None if left < 0 else left)
                                                    for o, p, left, _ in changed],
-                                        ttl=tracker.swarm.ttl, cap=tracker.swarm.max_peers)
+                                        ttl=tracker.peers.ttl, cap=tracker.peers.max_peers)
 
     def _full(self, public: set[str], digest: str) -> core.SyncReply:
         peers = [core.Update(ih, o, p, left, age)

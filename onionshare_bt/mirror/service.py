@@ -204,7 +204,7 @@ class MirrorService:
         mirror.items[item.infohash] = item
         mirror.metas[item.infohash] = meta
         saved = self.store.mirrors.peers(mirror.source, item.infohash,
-                                              mirror.server.swarm.ttl)
+                                              mirror.server.peers.ttl)
         if saved:
             mirror.server.restore(item.infohash, saved)
 

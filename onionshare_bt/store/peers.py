@@ -1,5 +1,5 @@
 """The ``tracker_peers`` table: the live peers of this node's trackers that a restart needs
-to give its swarms back (see :meth:`onionshare_bt.tracker.core.Swarm.restore`).
+to give its swarms back (see :meth:`onionshare_bt.tracker.core.PeerTable.restore`).
 
 It holds no history: every write prunes rows older than the swarm's expiry (of every
 torrent) and keeps each torrent's most recent :attr:`TrackerPeers.cap` rows; rows older than

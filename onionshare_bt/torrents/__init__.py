@@ -9,8 +9,11 @@ place only when every piece has been verified.
 
 ::
 
-    swarm.py      Swarm: the node's swarm part, owning what it keeps about its torrents
-                  while it runs; the operations below are its methods
+    state.py      SwarmState: what the swarm keeps about its torrents while the node runs
+                  (peer ids, onion port maps, parsed metadata, announce errors) and the
+                  parts it is made of; the modules below take it first
+    swarm.py      Swarm: the node's swarm part, the state with the operations below as
+                  its methods
     onions.py     publish, new_onions, unpublish, republish_all (after a tor restart)
     shares.py     share (--scrub too), describe_share, set_open, withdraw_onion,
                   restore_share (only if its files are unchanged)
@@ -20,7 +23,7 @@ place only when every piece has been verified.
                   the peers dialled; the stopped announce of a paused download
     removal.py    remove
 
-Every operation's code takes the :class:`Swarm` first; callers outside this package call
+Every operation's code takes the :class:`SwarmState` first; callers outside this package call
 the swarm's methods (``swarm.share(...)``), given the swarm in their constructor.
 """
 
@@ -38,12 +41,13 @@ from .downloads import (
     start_download,
 )
 from .onions import new_onions, publish, republish_all, unpublish
-from .swarm import Swarm
 from .removal import remove
 from .shares import describe_share, restore_share, set_open, share, withdraw_onion
+from .state import SwarmState
+from .swarm import Swarm
 
 __all__ = [
-    "MAX_TRACKERS", "STAGING_PREFIX", "Swarm", "announce_once", "describe_download",
+    "MAX_TRACKERS", "STAGING_PREFIX", "Swarm", "SwarmState", "announce_once", "describe_download",
     "describe_share", "get", "new_onions", "pause", "publish", "remove", "republish_all",
     "restore_download", "restore_share", "resume", "seed_back", "set_open", "share",
     "start_announcing", "start_download", "unpublish", "withdraw_onion",

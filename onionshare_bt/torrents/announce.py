@@ -17,10 +17,7 @@ from ..config import PEER_VIRTUAL_PORT
 from ..errors import NodeError, ObtError
 from ..store import TorrentRow
 from ..uri import ShareURI, parse_uri
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .swarm import Swarm
+from .state import SwarmState
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +25,12 @@ log = logging.getLogger(__name__)
 MAX_TRACKERS = 8
 
 
-def start_announcing(swarm: Swarm, row: TorrentRow) -> None:
+def start_announcing(swarm: SwarmState, row: TorrentRow) -> None:
     swarm.peer_ids.setdefault(row.id, secrets.token_bytes(20))
     swarm.tasks.spawn(f"announce:{row.id}", _announce_loop(swarm, row.id))
 
 
-async def _announce_loop(swarm: Swarm, torrent_id: str) -> None:
+async def _announce_loop(swarm: SwarmState, torrent_id: str) -> None:
     """Announce our onions to the source tracker and dial every peer it returns."""
     event, backoff = "started", 2.0
     while True:
@@ -54,7 +51,7 @@ async def _announce_loop(swarm: Swarm, torrent_id: str) -> None:
         await asyncio.sleep(wait)
 
 
-async def announce_once(swarm: Swarm, row: TorrentRow, event: str) -> int:
+async def announce_once(swarm: SwarmState, row: TorrentRow, event: str) -> int:
     """Announce to the share's tracker and every mirror of it learnt so far, at once.
 
     Peers are dialled as each reply comes in; the round fails only when no tracker answers.
@@ -87,7 +84,7 @@ async def announce_once(swarm: Swarm, row: TorrentRow, event: str) -> int:
     return interval
 
 
-async def _take_reply(swarm: Swarm, row: TorrentRow, uri: ShareURI, own: set[str], reply,
+async def _take_reply(swarm: SwarmState, row: TorrentRow, uri: ShareURI, own: set[str], reply,
                       interval: int) -> int:
     for onion in reply.trackers:
         if onion not in own and onion != uri.onion:
@@ -103,7 +100,7 @@ async def _take_reply(swarm: Swarm, row: TorrentRow, uri: ShareURI, own: set[str
     return min(interval, max(reply.interval, 5))
 
 
-async def _announce_to(swarm: Swarm, row: TorrentRow, tracker: ShareURI, event: str,
+async def _announce_to(swarm: SwarmState, row: TorrentRow, tracker: ShareURI, event: str,
                        own: set[str], status):
     """Announce each of our onions to one tracker; the peers of all replies together."""
     peers: set[tuple[str, int]] = set()
@@ -127,7 +124,7 @@ async def _announce_to(swarm: Swarm, row: TorrentRow, tracker: ShareURI, event: 
     return dataclasses.replace(last, peers=tuple(sorted(peers)))
 
 
-async def _announce_stopped(swarm: Swarm, row: TorrentRow) -> None:
+async def announce_stopped(swarm: SwarmState, row: TorrentRow) -> None:
     """One ``stopped`` announce to every tracker of a paused download (best effort)."""
     uri = parse_uri(row.uri)
     trackers = [uri] + [ShareURI(o, uri.kind, uri.token) for o in swarm.store.trackers.of(row.id)

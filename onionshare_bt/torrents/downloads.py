@@ -16,12 +16,9 @@ from ..engine.metainfo import Metainfo, parse
 from ..errors import BadPath, UsageError
 from ..store import OnionRow, TorrentRow
 from ..uri import ShareURI, parse_uri
-from .announce import _announce_stopped, start_announcing
+from .announce import announce_stopped, start_announcing
 from .onions import new_onions, publish
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .swarm import Swarm
+from .state import SwarmState
 
 STAGING_PREFIX = ".obt-incomplete-"
 
@@ -42,7 +39,7 @@ def _check_target(target: Path, name: str) -> Path:
     return target
 
 
-async def get(swarm: Swarm, text: str, target: str, timeout: float | None) -> dict:
+async def get(swarm: SwarmState, text: str, target: str, timeout: float | None) -> dict:
     """Start (or re-attach to) a download; returns when its metadata is in the engine."""
     uri = parse_uri(text)
     if uri.kind != "private":
@@ -54,7 +51,7 @@ async def get(swarm: Swarm, text: str, target: str, timeout: float | None) -> di
     return await start_download(swarm, uri, parse(data), Path(target))
 
 
-async def start_download(swarm: Swarm, uri: ShareURI, meta: Metainfo, target: Path,
+async def start_download(swarm: SwarmState, uri: ShareURI, meta: Metainfo, target: Path,
                          seed: bool = True) -> dict:
     """Download ``meta`` from the share at ``uri`` into ``target``.
 
@@ -80,7 +77,7 @@ async def start_download(swarm: Swarm, uri: ShareURI, meta: Metainfo, target: Pa
     return describe_download(swarm, row)
 
 
-async def seed_back(swarm: Swarm, row: TorrentRow) -> list[OnionRow]:
+async def seed_back(swarm: SwarmState, row: TorrentRow) -> list[OnionRow]:
     """Publish seed-back onions for a download that had none, and announce them."""
     meta = swarm.meta(row)
     rows = await new_onions(swarm, meta, swarm.config.onions, "seed", None, wait=False)
@@ -90,7 +87,7 @@ async def seed_back(swarm: Swarm, row: TorrentRow) -> list[OnionRow]:
     return rows
 
 
-async def restore_download(swarm: Swarm, row: TorrentRow) -> None:
+async def restore_download(swarm: SwarmState, row: TorrentRow) -> None:
     """Bring a download back; a paused one comes back paused, and does not announce."""
     meta = swarm.meta(row)
     await publish(swarm, meta, swarm.store.onions.of(meta.id), None)
@@ -102,7 +99,7 @@ async def restore_download(swarm: Swarm, row: TorrentRow) -> None:
         start_announcing(swarm, row)
 
 
-def pause(swarm: Swarm, row: TorrentRow) -> TorrentRow:
+def pause(swarm: SwarmState, row: TorrentRow) -> TorrentRow:
     """Pause a download: libtorrent stops it (and hangs up on its peers), the store says
     "paused" (so a restarted node keeps it paused), and the announce loop ends with one
     ``stopped`` announce, so trackers stop listing an onion that serves nothing.
@@ -120,11 +117,11 @@ def pause(swarm: Swarm, row: TorrentRow) -> TorrentRow:
     swarm.engine.pause(row.id)
     swarm.store.torrents.update(row.id, state="paused")
     swarm.engine.save_resume(row.id)
-    swarm.tasks.spawn(f"announce:{row.id}", _announce_stopped(swarm, row))
+    swarm.tasks.spawn(f"announce:{row.id}", announce_stopped(swarm, row))
     return dataclasses.replace(row, state="paused")
 
 
-def resume(swarm: Swarm, row: TorrentRow) -> TorrentRow:
+def resume(swarm: SwarmState, row: TorrentRow) -> TorrentRow:
     """Resume a paused download: it downloads again and announces (``started``) at once.
 
     :raises UsageError: anything but a paused download
@@ -138,6 +135,6 @@ def resume(swarm: Swarm, row: TorrentRow) -> TorrentRow:
     return row
 
 
-def describe_download(swarm: Swarm, row: TorrentRow) -> dict:
+def describe_download(swarm: SwarmState, row: TorrentRow) -> dict:
     meta = swarm.meta(row)
     return {**meta.summary(), "id": row.id, "uri": row.uri, "target": row.target}

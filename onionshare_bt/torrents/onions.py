@@ -15,15 +15,12 @@ from ..engine.metainfo import Metainfo
 from ..errors import ObtError
 from ..store import OnionRow
 from ..tracker.metafile import legacy_info_hash
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .swarm import Swarm
+from .state import SwarmState
 
 log = logging.getLogger(__name__)
 
 
-async def publish(swarm: Swarm, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
+async def publish(swarm: SwarmState, meta: Metainfo, rows: list[OnionRow], tracker_port: int | None):
     """Republish a torrent's onions from stored keys; returns the published rows.
 
     Each onion's bridge listener opens now; tor gets the service in turn
@@ -45,7 +42,7 @@ async def publish(swarm: Swarm, meta: Metainfo, rows: list[OnionRow], tracker_po
 
 
 async def new_onions(
-    swarm: Swarm, meta: Metainfo, count: int, purpose: str, tracker_port: int | None,
+    swarm: SwarmState, meta: Metainfo, count: int, purpose: str, tracker_port: int | None,
     *, wait: bool = True,
 ) -> list[OnionRow]:
     """Publish ``count`` fresh onions for a torrent, concurrently; all or none.
@@ -92,7 +89,7 @@ async def _inbound(swarm, meta, tracker_port: int | None):
     return path, ports
 
 
-async def unpublish(swarm: Swarm, torrent_id: str, addresses: list[str]) -> None:
+async def unpublish(swarm: SwarmState, torrent_id: str, addresses: list[str]) -> None:
     for address in addresses:
         try:
             await swarm.tor.remove_onion(address)
@@ -102,7 +99,7 @@ async def unpublish(swarm: Swarm, torrent_id: str, addresses: list[str]) -> None
         await swarm.bridges.close_listener(torrent_id, address)
 
 
-async def republish_all(swarm: Swarm) -> None:
+async def republish_all(swarm: SwarmState) -> None:
     """Publish every onion again (same keys, same local ports) on a fresh tor, in turn."""
     keys = {o.address: o.key for o in swarm.store.onions.all()}
     for address, ports in swarm.onion_ports.items():

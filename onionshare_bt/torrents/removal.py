@@ -9,14 +9,11 @@ from pathlib import Path
 from ..errors import UsageError
 from ..store import TorrentRow
 from .onions import unpublish
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .swarm import Swarm
-from .shares import _own_copy
+from .shares import own_copy
+from .state import SwarmState
 
 
-async def remove(swarm: Swarm, row: TorrentRow, delete_data: bool) -> dict:
+async def remove(swarm: SwarmState, row: TorrentRow, delete_data: bool) -> dict:
     """Stop serving and forget a torrent: onions withdrawn, tracker closed, engine dropped.
 
     A share's files are the user's own and are never deleted (the cleaned copies of a
@@ -37,7 +34,7 @@ async def remove(swarm: Swarm, row: TorrentRow, delete_data: bool) -> dict:
     swarm.peer_ids.pop(row.id, None)
     swarm.announce_errors.pop(row.id, None)
     swarm.metas.pop(row.id, None)
-    if row.role == "share" and _own_copy(Path(row.save_path), Path(row.save_path),
+    if row.role == "share" and own_copy(Path(row.save_path), Path(row.save_path),
                                          swarm.config.home):
         await asyncio.to_thread(shutil.rmtree, row.save_path, True)
     return {"id": row.id, "name": row.name, "role": row.role, "deleted_data": delete_data}

@@ -20,13 +20,10 @@ from ..store import OnionRow, TorrentRow
 from ..tracker.server import Served
 from ..uri import ShareURI, new_token, parse_uri
 from .onions import new_onions, publish, unpublish
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .swarm import Swarm
+from .state import SwarmState
 
 
-async def share(swarm: Swarm, path: str, onions: int | None,
+async def share(swarm: SwarmState, path: str, onions: int | None,
                 include_hidden: bool = False, open_share: bool | None = False,
                 scrub: bool = False, staged=None, wait: bool = True) -> dict:
     """Share a file or folder; sharing the same content again returns its existing URI.
@@ -82,7 +79,7 @@ async def share(swarm: Swarm, path: str, onions: int | None,
     return {**describe_share(row, meta, rows), **skipped}
 
 
-async def _share_scrubbed(swarm: Swarm, path: str, onions: int | None, include_hidden: bool,
+async def _share_scrubbed(swarm: SwarmState, path: str, onions: int | None, include_hidden: bool,
                           open_share: bool | None, wait: bool = True) -> dict:
     """Share cleaned copies of ``path``, made in ``<home>/staging/<random>/<name>``.
 
@@ -112,7 +109,7 @@ def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> d
             "open": bool(row.open)}
 
 
-def set_open(swarm: Swarm, row: TorrentRow, open_share: bool) -> TorrentRow:
+def set_open(swarm: SwarmState, row: TorrentRow, open_share: bool) -> TorrentRow:
     """Open a share to standard BitTorrent clients (announces with a port and no onion:
     answered, never listed), or close it to all but obt nodes again."""
     if row.role != "share":
@@ -139,11 +136,11 @@ def _check_unchanged_paths(row: TorrentRow, meta: Metainfo, home: Path) -> None:
                 raise BadPath(f"{path} became a symbolic link after it was shared; "
                               "the share is not served", hint="Unshare it, or share it again.")
         if path.exists() and path.resolve().is_relative_to(home.resolve()) \
-                and not _own_copy(base, path, home):
+                and not own_copy(base, path, home):
             raise BadPath(f"{path} is inside the node's home; the share is not served")
 
 
-def _own_copy(base: Path, path: Path, home: Path) -> bool:
+def own_copy(base: Path, path: Path, home: Path) -> bool:
     """Whether ``path`` is one of the node's cleaned copies (``obt share --scrub``): the
     share's folder ``base`` lies in the node's staging folder and ``path`` inside ``base``."""
     from ..scan.stage import is_staged
@@ -151,18 +148,18 @@ def _own_copy(base: Path, path: Path, home: Path) -> bool:
     return is_staged(base, home) and path.resolve().is_relative_to(base.resolve())
 
 
-async def restore_share(swarm: Swarm, row: TorrentRow) -> None:
+async def restore_share(swarm: SwarmState, row: TorrentRow) -> None:
     meta = swarm.meta(row)
     await asyncio.to_thread(_check_unchanged_paths, row, meta, swarm.config.home)
     served = Served(meta.id, row.token, meta.data, meta.info_hashes, open=bool(row.open))
     tracker_port = await swarm.tracker.serve(served)
-    swarm.tracker.restore(meta.id, swarm.store.peers.of(meta.id, swarm.tracker.swarm.ttl))
+    swarm.tracker.restore(meta.id, swarm.store.peers.of(meta.id, swarm.tracker.peers.ttl))
     rows = await publish(swarm, meta, swarm.store.onions.of(meta.id), tracker_port)
     swarm.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])
     swarm.engine.add(meta, Path(row.save_path), seed=True, resume=row.resume)
 
 
-async def withdraw_onion(swarm: Swarm, row: TorrentRow, onion: str) -> dict:
+async def withdraw_onion(swarm: SwarmState, row: TorrentRow, onion: str) -> dict:
     """Withdraw one of a share's onions; the share goes on on the others."""
     address = onion.lower().removesuffix(".onion")
     addresses = [o.address for o in swarm.store.onions.of(row.id)]

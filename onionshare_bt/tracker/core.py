@@ -32,10 +32,11 @@ import bencodepy
 
 from ..text import safe_text
 from ..onion import exact_onion
-from .swarm import MAX_MERGE, MAX_PEERS, Swarm
+from .announce import Announce
+from .peers import MAX_MERGE, MAX_PEERS, PeerTable
 
 __all__ = ["CLOSED_REASON", "MAX_MERGE", "MAX_PEERS", "Announce", "AnnounceError", "Reply",
-           "ReplyError", "Swarm", "admit", "failure", "parse_announce", "parse_query",
+           "ReplyError", "PeerTable", "admit", "failure", "parse_announce", "parse_query",
            "parse_reply", "reply"]
 
 MAX_QUERY = 4096
@@ -57,27 +58,6 @@ CLOSED_REASON = ("this share admits obt nodes only; its sharer can open it to ot
 
 class AnnounceError(ValueError):
     """An announce the tracker refuses; the message goes back as ``failure reason``."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Announce:
-    """An announce; ``onion`` is empty for an observer (``port`` 0) and for an unreachable
-    client (``port`` > 0): neither is ever listed."""
-
-    info_hash: bytes
-    peer_id: bytes
-    onion: str  # 56 chars, no ".onion"
-    port: int
-    uploaded: int
-    downloaded: int
-    left: int
-    event: str
-    numwant: int
-
-    @property
-    def unreachable(self) -> bool:
-        """A client nobody can dial (a port but no onion): a standard client."""
-        return not self.onion and self.port > 0
 
 
 def _int(params: dict, key: str, default: int | None = None, hi: int = 2**63 - 1) -> int:

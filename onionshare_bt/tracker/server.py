@@ -86,7 +86,7 @@ class TrackerServer:
         self._trackers = trackers
         self._public = public
         self._clock = clock
-        self.swarm = core.Swarm(ttl=interval * 3 + 30, max_peers=max_peers)
+        self.peers = core.PeerTable(ttl=interval * 3 + 30, max_peers=max_peers)
         self._by_port: dict[int, list[Served]] = {}
         self._sites: dict[int, web.TCPSite] = {}
         self._kept: set[int] = set()
@@ -130,7 +130,7 @@ class TrackerServer:
             legacy = metafile.legacy_info_hash(share.torrent)
             share.aliases = (legacy,) if legacy and legacy not in share.info_hashes else ()
         self._by_port[port].append(share)
-        self.swarm.set_fixed(share.info_hashes[0], list(share.seeders))
+        self.peers.set_fixed(share.info_hashes[0], list(share.seeders))
 
     async def serve(self, share: Served) -> int:
         """Open a listener for ``share`` alone; returns its port on 127.0.0.1."""
@@ -145,13 +145,13 @@ class TrackerServer:
         return next((s for s in self.shares() if s.torrent_id == torrent_id), None)
 
     def restore(self, torrent_id: str, entries: list[tuple[str, int, int, float]]) -> None:
-        """Take back a share's peers saved before a restart (see :meth:`core.Swarm.restore`)."""
+        """Take back a share's peers saved before a restart (see :meth:`core.PeerTable.restore`)."""
         share = self._find(torrent_id)
         if share is not None:
-            self.swarm.restore(share.info_hashes[0], entries, self._clock())
+            self.peers.restore(share.info_hashes[0], entries, self._clock())
 
     def merge(self, torrent_id: str, entries: list[tuple[str, int, int, float]]) -> int:
-        """Take in peers another tracker of the share saw (see :meth:`core.Swarm.merge`)."""
+        """Take in peers another tracker of the share saw (see :meth:`core.PeerTable.merge`)."""
         return len(self.merge_changes(torrent_id, entries))
 
     def merge_changes(self, torrent_id: str, entries: list[tuple[str, int, int, float]]
@@ -160,19 +160,19 @@ class TrackerServer:
         share = self._find(torrent_id)
         if share is None:
             return []
-        return self.swarm.merge_changes(share.info_hashes[0], entries, self._clock())
+        return self.peers.merge_changes(share.info_hashes[0], entries, self._clock())
 
     def entries(self, torrent_id: str) -> list[tuple[str, int, int, float]]:
         """The share's live peers as ``(onion, port, left, age)``, its own onions included."""
         share = self._find(torrent_id)
-        return self.swarm.entries(share.info_hashes[0], self._clock()) if share else []
+        return self.peers.entries(share.info_hashes[0], self._clock()) if share else []
 
     def set_seeders(self, torrent_id: str, seeders: list[tuple[str, int]]) -> None:
         """Name the share's own onions, listed to every announcer as seeders."""
         for share in self.shares():
             if share.torrent_id == torrent_id:
                 share.seeders = tuple(seeders)
-                self.swarm.set_fixed(share.info_hashes[0], list(seeders))
+                self.peers.set_fixed(share.info_hashes[0], list(seeders))
 
     def set_open(self, torrent_id: str, open_share: bool) -> None:
         """Open a share to clients that cannot be reached, or close it again."""
@@ -206,7 +206,7 @@ class TrackerServer:
         for port, shares in list(self._by_port.items()):
             for share in [s for s in shares if s.torrent_id == torrent_id]:
                 shares.remove(share)
-                self.swarm.drop(share.info_hashes[0])
+                self.peers.drop(share.info_hashes[0])
             if not shares and port not in self._kept:
                 del self._by_port[port]
                 await self._sites.pop(port).stop()
@@ -247,10 +247,10 @@ class TrackerServer:
         now = self._clock()
         # only an announce that changed the swarm is saved and passed on to mirrors: one
         # for another peer_id's entry (a forged "stopped") changes nothing anywhere
-        if self.swarm.record(announce, now) and self._on_announce is not None:
+        if self.peers.record(announce, now) and self._on_announce is not None:
             self._on_announce(share.torrent_id, announce)
-        peers = self.swarm.listed(announce, now)
-        complete, incomplete = self.swarm.counts(key)
+        peers = self.peers.listed(announce, now)
+        complete, incomplete = self.peers.counts(key)
         trackers = self._trackers(share.torrent_id) if self._trackers else []
         return self._bencoded(core.reply(peers, self.interval, complete, incomplete, trackers))
 

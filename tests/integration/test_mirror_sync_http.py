@@ -68,7 +68,7 @@ async def origin_node(tmp_path):
     await http.start()
     now = time.monotonic()
     for i in range(1000):  # a full swarm of real peers, each its own peer_id
-        tracker.swarm.record(core.Announce(bytes.fromhex(IH), i.to_bytes(20, "big"), onion(i),
+        tracker.peers.record(core.Announce(bytes.fromhex(IH), i.to_bytes(20, "big"), onion(i),
                                            80, 0, 0, 1, "", 0), now)
     yield types.SimpleNamespace(store=store, tracker=tracker, origin=origin, http=http,
                                 url=f"http://127.0.0.1:{node_port}/public/{TOKEN}/sync")
@@ -130,7 +130,7 @@ async def test_a_trusted_mirrors_signed_push_is_taken_and_it_is_named(origin_nod
     reply = mcore.parse_reply(raw)
     assert reply.registered
     assert {onion(200_000 + i) for i in range(mcore.MAX_PUSH)} <= real_peers(env)
-    assert env.tracker.swarm.size(bytes.fromhex(IH)) == 1000  # the stalest made room
+    assert env.tracker.peers.size(bytes.fromhex(IH)) == 1000  # the stalest made room
     assert env.origin.trackers(IH) == [MIRROR]
     assert env.store.peers.count() == mcore.MAX_PUSH
 

@@ -97,7 +97,7 @@ class LiveTracker:
 
     def stored(self, info_hash: bytes = INFO_HASH) -> list[tuple[str, int]]:
         async def peers():
-            return self.server.swarm.peers(info_hash, time.monotonic())
+            return self.server.peers.peers(info_hash, time.monotonic())
 
         return self.run(peers())
 
@@ -591,10 +591,10 @@ def test_a_flood_of_distinct_onions_is_capped_per_torrent(tracker):
     finally:
         conn.close()
     stored = tracker.stored(flood_hash)
-    assert tracker.server.swarm.size(flood_hash) == core.MAX_PEERS == len(stored) - 1
+    assert tracker.server.peers.size(flood_hash) == core.MAX_PEERS == len(stored) - 1
     # the stalest were forgotten, the freshest kept, the share's own seeder always listed
     assert {o for o, _ in stored} == {SEEDER} | set(onions[-core.MAX_PEERS:])
-    assert tracker.server.swarm.counts(flood_hash) == (1, core.MAX_PEERS)
+    assert tracker.server.peers.counts(flood_hash) == (1, core.MAX_PEERS)
     tracker.run(tracker.server.withdraw("flood"))
-    assert tracker.server.swarm.size(flood_hash) == 0
+    assert tracker.server.peers.size(flood_hash) == 0
     assert_alive(tracker)

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "__init__", "errors", "text", "onion", "uri", "liveness",
         "trust.protocol",
         # the pure cores of the parts: functions, frozen dataclasses, small state machines
-        "tracker.core", "tracker.swarm", "tracker.metafile", "multiplex.core", "relay.core",
+        "tracker.core", "tracker.announce", "tracker.peers", "tracker.metafile", "multiplex.core", "relay.core",
         "trust.core", "mirror.core", "stream.core",
     })),
     # the only speakers to Tor, libtorrent and SQLite, the settings, the shared helpers
@@ -145,9 +145,15 @@ def upward(imports: list[Import]) -> list[str]:
     return out
 
 
-def cycles(imports: list[Import]) -> list[list[str]]:
+def module_of(module: str) -> str:
+    """A module is its own room (for loops between the modules of one folder)."""
+    return module
+
+
+def cycles(imports: list[Import], room_of=room_of) -> list[list[str]]:
     """The rooms that import each other round a loop (strongly connected components of
-    two or more rooms, Tarjan's algorithm), each with the imports that tie it."""
+    two or more rooms, Tarjan's algorithm), each with the imports that tie it. A room is a
+    folder by default; with ``room_of=module_of``, each module."""
     graph: dict[str, set[str]] = {}
     for i in imports:
         a, b = room_of(i.source), room_of(i.target)
@@ -222,6 +228,17 @@ def test_no_two_rooms_import_each_other():
         "\n".join(edges) for edges in loops)
 
 
+def test_no_two_modules_import_each_other():
+    """Not even round a loop inside one folder, nor for type hints alone (an import under
+    ``TYPE_CHECKING`` counts): a folder's modules stand on each other one way. A package's
+    ``__init__`` gathers its modules' names, so its own imports of them are left out."""
+    imports = [i for i in all_imports()
+               if not (i.path.name == "__init__.py" and i.target.startswith(i.source + "."))]
+    loops = cycles(imports, room_of=module_of)
+    assert not loops, "modules that import each other:\n" + "\n\n".join(
+        "\n".join(edges) for edges in loops)
+
+
 def test_no_room_borrows_another_rooms_private_names():
     bad = borrowed(all_imports())
     assert not bad, "private names used outside their room:\n" + "\n".join(bad)
@@ -254,6 +271,12 @@ def test_an_upward_import_and_a_loop_are_caught():
                             "runs upward (parts -> node)"]
     assert cycles(made) == [[f"{NAME}/trust/server.py:3: trust.server -> mirror.core",
                              f"{NAME}/mirror/auth.py:5: mirror.auth -> trust.identity"]]
+    inside = [Import(PACKAGE / "torrents" / "shares.py", 26, "torrents.shares", "torrents.swarm"),
+              Import(PACKAGE / "torrents" / "swarm.py", 27, "torrents.swarm", "torrents.shares")]
+    assert cycles(inside) == []  # one folder: no loop between rooms
+    assert cycles(inside, room_of=module_of) == [[
+        f"{NAME}/torrents/shares.py:26: torrents.shares -> torrents.swarm",
+        f"{NAME}/torrents/swarm.py:27: torrents.swarm -> torrents.shares"]]
     private = [Import(PACKAGE / "trust" / "server.py", 9, "trust.server", "tracker.server",
                       ("TrackerServer", "_strip_server_header")),
                Import(PACKAGE / "scan" / "stage.py", 20, "scan.stage", "scan.formats", ("_copy",))]

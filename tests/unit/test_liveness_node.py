@@ -326,7 +326,7 @@ class Parts:
             name = "?"
 
             def __init__(self, *args, **kwargs):
-                self.swarm = SimpleNamespace(ttl=1, max_peers=2)
+                self.peers = SimpleNamespace(ttl=1, max_peers=2)
 
             async def start(self):
                 rec.log.append(f"{self.name}.start")

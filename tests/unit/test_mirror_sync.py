@@ -41,14 +41,14 @@ def keys(peers) -> set[tuple[str, int]]:
 
 # -- 1. Swarm.merge / Swarm.entries ---------------------------------------------------------
 def test_merge_newer_entry_replaces_older():
-    swarm = tcore.Swarm(ttl=1000)
+    swarm = tcore.PeerTable(ttl=1000)
     assert swarm.merge(HASH, [(onion(1), 80, 5, 100.0)], now=1000) == 1
     assert swarm.merge(HASH, [(onion(1), 80, 0, 10.0)], now=1000) == 1
     assert swarm.entries(HASH, now=1000) == [(onion(1), 80, 0, 10.0)]
 
 
 def test_merge_older_entry_never_overwrites_fresher():
-    swarm = tcore.Swarm(ttl=1000)
+    swarm = tcore.PeerTable(ttl=1000)
     swarm.merge(HASH, [(onion(1), 80, 0, 10.0)], now=1000)
     assert swarm.merge(HASH, [(onion(1), 80, 7, 50.0)], now=1000) == 0
     assert swarm.entries(HASH, now=1000) == [(onion(1), 80, 0, 10.0)]
@@ -59,7 +59,7 @@ def test_merge_older_entry_never_overwrites_fresher():
 
 
 def test_merge_stop_removes_and_unknown_stop_changes_nothing():
-    swarm = tcore.Swarm(ttl=1000)
+    swarm = tcore.PeerTable(ttl=1000)
     swarm.merge(HASH, [(onion(1), 80, 0, 0.0), (onion(2), 80, 0, 0.0)], now=10)
     assert swarm.merge(HASH, [(onion(1), 80, -1, 0.0)], now=10) == 1
     assert keys(swarm.entries(HASH, now=10)) == {(onion(2), 80)}
@@ -67,7 +67,7 @@ def test_merge_stop_removes_and_unknown_stop_changes_nothing():
 
 
 def test_merge_stale_stop_does_not_remove_fresher_peer():
-    swarm = tcore.Swarm(ttl=1000)
+    swarm = tcore.PeerTable(ttl=1000)
     swarm.merge(HASH, [(onion(1), 80, 0, 0.0)], now=1000)  # seen here at 1000
     # a mirror's "stopped" for the same peer, 50 s old (seen at 950): older than ours
     assert swarm.merge(HASH, [(onion(1), 80, -1, 50.0)], now=1000) == 0
@@ -75,14 +75,14 @@ def test_merge_stale_stop_does_not_remove_fresher_peer():
 
 
 def test_merge_ignores_entries_older_than_ttl():
-    swarm = tcore.Swarm(ttl=100)
+    swarm = tcore.PeerTable(ttl=100)
     assert swarm.merge(HASH, [(onion(1), 80, 0, 100.5), (onion(2), 80, 0, 99.0)],
                        now=1000) == 1
     assert keys(swarm.entries(HASH, now=1000)) == {(onion(2), 80)}
 
 
 def test_merge_cap_evicts_the_stalest():
-    swarm = tcore.Swarm(ttl=1000, max_peers=3)
+    swarm = tcore.PeerTable(ttl=1000, max_peers=3)
     swarm.merge(HASH, [(onion(1), 80, 0, 30.0), (onion(2), 80, 0, 90.0),
                        (onion(3), 80, 0, 60.0)], now=1000)
     assert swarm.merge(HASH, [(onion(4), 80, 0, 5.0)], now=1000) == 1
@@ -95,7 +95,7 @@ def test_merge_cap_evicts_the_stalest():
 
 
 def test_expiry_after_out_of_order_merge_drops_exactly_the_expired():
-    swarm = tcore.Swarm(ttl=200)
+    swarm = tcore.PeerTable(ttl=200)
     # ages out of order: seen at 990, 900, 950, 850, 980
     swarm.merge(HASH, [(onion(1), 80, 0, 10.0), (onion(2), 80, 0, 100.0),
                        (onion(3), 80, 0, 50.0), (onion(4), 80, 0, 150.0),
@@ -114,7 +114,7 @@ def test_expiry_after_out_of_order_merge_drops_exactly_the_expired():
 
 
 def test_entries_list_fixed_seeders_first_with_age_zero():
-    swarm = tcore.Swarm(ttl=1000)
+    swarm = tcore.PeerTable(ttl=1000)
     swarm.set_fixed(HASH, [(SEED, 9000)])
     swarm.merge(HASH, [(onion(1), 80, 5, 40.0), (onion(2), 81, 0, 10.0)], now=1000)
     swarm.merge(HASH, [(SEED, 9000, 3, 5.0)], now=1000)  # never listed twice
@@ -465,7 +465,7 @@ async def origin_env():
 
 def _announce(server: TrackerServer, torrent_id: str, i: int, left: int = 0) -> None:
     share = server._find(torrent_id)
-    server.swarm.announce(tcore.Announce(share.info_hashes[0], b"p" * 20, onion(i), 80,
+    server.peers.announce(tcore.Announce(share.info_hashes[0], b"p" * 20, onion(i), 80,
                                          0, 0, left, "", 0), time.monotonic())
 
 

@@ -73,8 +73,8 @@ def test_a_closed_share_refuses_unreachable_clients_and_admits_the_rest():
 
 
 # -- the swarm --------------------------------------------------------------------------
-def swarm_with_peers() -> core.Swarm:
-    swarm = core.Swarm(ttl=100)
+def swarm_with_peers() -> core.PeerTable:
+    swarm = core.PeerTable(ttl=100)
     swarm.set_fixed(IH, [(SEED, 6881)])
     swarm.announce(announce(ip=f"{LEECH}.onion", left=5, peer_id=b"l" * 20), now=1.0)
     swarm.announce(announce(ip=f"{PEER}.onion", left=0, peer_id=b"s" * 20), now=2.0)
@@ -115,7 +115,7 @@ def test_unreachable_clients_count_as_leechers_until_they_stop_or_expire():
 
 
 def test_unreachable_clients_are_capped_per_torrent():
-    swarm = core.Swarm(ttl=100, max_peers=3)
+    swarm = core.PeerTable(ttl=100, max_peers=3)
     for i in range(10):
         swarm.announce(standard_client(peer_id=bytes([65 + i]) * 20), now=float(i))
     assert swarm.unreachable(IH, now=10.0) == 3

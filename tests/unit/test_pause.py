@@ -78,7 +78,7 @@ def test_pause_stops_the_engine_stores_paused_and_announces_stopped():
     assert parts.log == [f"engine.pause:{TID}", f"store.update:{TID}:{{'state': 'paused'}}",
                          f"engine.save_resume:{TID}"]
     # the announce loop's task is replaced by one stopped announce (same task name)
-    assert parts.spawned == [(f"announce:{TID}", "_announce_stopped")]
+    assert parts.spawned == [(f"announce:{TID}", "announce_stopped")]
 
 
 def test_resume_restarts_the_engine_and_announces_again_at_once():

@@ -9,7 +9,7 @@ import pytest
 from onionshare_bt.errors import StoreError
 from onionshare_bt.store import OnionRow, Store, TorrentRow
 from onionshare_bt.onion import onion_from_pubkey
-from onionshare_bt.tracker.core import Swarm
+from onionshare_bt.tracker.core import PeerTable
 
 
 def row(tid: str = "ab" * 20) -> TorrentRow:
@@ -47,7 +47,7 @@ def test_tracker_peers_survive_a_restart_into_a_fresh_swarm(tmp_path):
     store.peers.record("ab" * 20, peer_b, 6881, None)  # "stopped" forgets it
     saved = store.peers.of("ab" * 20, max_age=600)
     assert [(o, p, left) for o, p, left, _ in saved] == [(peer_a, 6881, 100)]
-    swarm = Swarm(ttl=600)
+    swarm = PeerTable(ttl=600)
     swarm.restore(b"h" * 20, saved, now=1000.0)
     assert swarm.peers(b"h" * 20, now=1000.0) == [(peer_a, 6881)]
     assert swarm.peers(b"h" * 20, now=1000.0 + 700) == []  # and they still expire

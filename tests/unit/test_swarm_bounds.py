@@ -1,4 +1,4 @@
-"""core.Swarm keeps at most ``max_peers`` announced peers per torrent, evicting the stalest."""
+"""core.PeerTable keeps at most ``max_peers`` announced peers per torrent, evicting the stalest."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def ann(i: int, event: str = "", left: int = 1, info_hash: bytes = HASH, port: i
 
 
 def test_default_cap_is_a_thousand_per_torrent():
-    swarm = core.Swarm(ttl=1000)
+    swarm = core.PeerTable(ttl=1000)
     for i in range(5000):
         swarm.announce(ann(i), now=i * 0.01)
     assert swarm.size(HASH) == core.MAX_PEERS == 1000
@@ -28,7 +28,7 @@ def test_default_cap_is_a_thousand_per_torrent():
 
 
 def test_the_stalest_peer_makes_room_and_re_announcing_keeps_a_peer_fresh():
-    swarm = core.Swarm(ttl=1000, max_peers=3)
+    swarm = core.PeerTable(ttl=1000, max_peers=3)
     swarm.set_fixed(HASH, [(SEED, 80)])
     for i in range(3):
         swarm.announce(ann(i), now=i)
@@ -39,7 +39,7 @@ def test_the_stalest_peer_makes_room_and_re_announcing_keeps_a_peer_fresh():
 
 
 def test_one_onion_cycling_ports_cannot_exceed_the_cap():
-    swarm = core.Swarm(ttl=1000, max_peers=10)
+    swarm = core.PeerTable(ttl=1000, max_peers=10)
     for port in range(1, 2000):
         swarm.announce(ann(1, port=port), now=port)
     assert swarm.size(HASH) == 10
@@ -47,7 +47,7 @@ def test_one_onion_cycling_ports_cannot_exceed_the_cap():
 
 
 def test_caps_are_per_torrent_and_expiry_still_applies():
-    swarm = core.Swarm(ttl=10, max_peers=5)
+    swarm = core.PeerTable(ttl=10, max_peers=5)
     other = b"o" * 20
     for i in range(20):
         swarm.announce(ann(i), now=0)
@@ -58,7 +58,7 @@ def test_caps_are_per_torrent_and_expiry_still_applies():
 
 
 def test_stopped_frees_a_slot_and_never_creates_a_swarm():
-    swarm = core.Swarm(ttl=1000, max_peers=2)
+    swarm = core.PeerTable(ttl=1000, max_peers=2)
     swarm.announce(ann(1), now=0)
     swarm.announce(ann(2), now=1)
     swarm.announce(ann(1, event="stopped"), now=2)
@@ -71,4 +71,4 @@ def test_stopped_frees_a_slot_and_never_creates_a_swarm():
 
 def test_a_cap_below_one_is_refused():
     with pytest.raises(ValueError):
-        core.Swarm(ttl=10, max_peers=0)
+        core.PeerTable(ttl=10, max_peers=0)

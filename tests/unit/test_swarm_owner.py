@@ -33,13 +33,13 @@ def ann(i: int, peer_id: bytes = VICTIM_ID, event: str = "", left: int = 7,
     return core.Announce(HASH, peer_id, onion(i), port, 0, 0, left, event, numwant=50)
 
 
-def entry(swarm: core.Swarm, i: int, now: float):
+def entry(swarm: core.PeerTable, i: int, now: float):
     return next(((o, p, left) for o, p, left, _ in swarm.entries(HASH, now) if o == onion(i)),
                 None)
 
 
 def test_a_forged_stop_from_another_peer_id_removes_nothing():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     assert swarm.record(ann(1), now=0)
     assert not swarm.record(ann(1, ATTACKER_ID, event="stopped"), now=1)
     assert entry(swarm, 1, 2) == (onion(1), 80, 7)
@@ -49,7 +49,7 @@ def test_a_forged_stop_from_another_peer_id_removes_nothing():
 
 
 def test_another_peer_id_cannot_overwrite_left_nor_refresh_the_entry():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     swarm.record(ann(1, left=7), now=0)
     assert not swarm.record(ann(1, ATTACKER_ID, left=0), now=50)
     assert entry(swarm, 1, 60) == (onion(1), 80, 7)
@@ -57,7 +57,7 @@ def test_another_peer_id_cannot_overwrite_left_nor_refresh_the_entry():
 
 
 def test_an_expired_entry_is_free_for_the_next_announcer():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     swarm.record(ann(1), now=0)
     assert swarm.record(ann(1, ATTACKER_ID, left=3), now=101)
     assert entry(swarm, 1, 102) == (onion(1), 80, 3)
@@ -65,14 +65,14 @@ def test_an_expired_entry_is_free_for_the_next_announcer():
 
 
 def test_an_announce_is_still_answered_when_it_changes_nothing():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     swarm.set_fixed(HASH, [(onion(9), 80)])
     swarm.announce(ann(1), now=0)
     assert swarm.announce(ann(1, ATTACKER_ID, event="stopped"), now=1) == [(onion(9), 80)]
 
 
 def test_negative_left_is_never_recorded():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     assert not swarm.record(ann(1, left=-1), now=0)
     assert swarm.size(HASH) == 0
     with pytest.raises(core.AnnounceError):
@@ -81,7 +81,7 @@ def test_negative_left_is_never_recorded():
 
 
 def test_restored_entries_are_claimed_by_their_first_announcer():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     swarm.restore(HASH, [(onion(1), 80, 7, 10.0), (onion(2), 80, -1, 1.0)], now=100)
     assert [o for o, _ in swarm.peers(HASH, now=100)] == [onion(1)]  # left=-1 never restored
     assert swarm.record(ann(1, ATTACKER_ID, left=0), now=101)
@@ -89,7 +89,7 @@ def test_restored_entries_are_claimed_by_their_first_announcer():
 
 
 def test_a_merged_stop_removes_synced_entries_only():
-    swarm = core.Swarm(ttl=1000)
+    swarm = core.PeerTable(ttl=1000)
     swarm.record(ann(1), now=100)  # announced here
     swarm.merge(HASH, [(onion(2), 80, 0, 0.0)], now=100)  # synced from a mirror
     assert swarm.merge(HASH, [(onion(1), 80, -1, 0.0), (onion(2), 80, -1, 0.0)], now=200) == 1
@@ -97,14 +97,14 @@ def test_a_merged_stop_removes_synced_entries_only():
 
 
 def test_announces_here_do_not_take_over_synced_entries():
-    swarm = core.Swarm(ttl=1000)
+    swarm = core.PeerTable(ttl=1000)
     swarm.merge(HASH, [(onion(2), 80, 9, 0.0)], now=100)
     assert not swarm.record(ann(2, ATTACKER_ID, event="stopped"), now=101)
     assert entry(swarm, 2, 102) == (onion(2), 80, 9)
 
 
 def test_a_merge_refreshes_an_announced_entry_but_keeps_its_owner():
-    swarm = core.Swarm(ttl=1000)
+    swarm = core.PeerTable(ttl=1000)
     swarm.record(ann(1, left=7), now=100)
     assert swarm.merge(HASH, [(onion(1), 80, 0, 0.0)], now=150) == 1
     assert entry(swarm, 1, 150) == (onion(1), 80, 0)
@@ -113,14 +113,14 @@ def test_a_merge_refreshes_an_announced_entry_but_keeps_its_owner():
 
 
 def test_merged_values_below_minus_one_are_dropped():
-    swarm = core.Swarm(ttl=1000)
+    swarm = core.PeerTable(ttl=1000)
     swarm.merge(HASH, [(onion(1), 80, 0, 0.0)], now=10)
     assert swarm.merge(HASH, [(onion(1), 80, -2, 0.0), (onion(3), 80, -5, 0.0)], now=10) == 0
     assert swarm.size(HASH) == 1
 
 
 def test_a_merge_never_evicts_a_fresher_peer():
-    swarm = core.Swarm(ttl=1000, max_peers=100)
+    swarm = core.PeerTable(ttl=1000, max_peers=100)
     for i in range(100):
         swarm.record(ann(i), now=500 + i)  # real peers seen at 500..599
     # a push of 500 entries, all older than every real peer: nothing changes
@@ -135,7 +135,7 @@ def test_a_merge_never_evicts_a_fresher_peer():
 
 
 def test_a_merge_keeps_the_newest_of_duplicates_and_the_order_of_expiry():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     assert swarm.merge(HASH, [(onion(1), 80, 5, 50.0), (onion(1), 80, 0, 10.0),
                               (onion(2), 80, 0, 90.0)], now=1000) == 2
     assert entry(swarm, 1, 1000) == (onion(1), 80, 0)
@@ -163,8 +163,8 @@ async def full_origin(tmp_path):
     port = await tracker.listen()
     tracker.attach(port, Served(IH, "tok", b"t", (bytes.fromhex(IH),)))
     now = time.monotonic()
-    for i in range(tracker.swarm.max_peers):
-        tracker.swarm.record(core.Announce(bytes.fromhex(IH), b"p" * 20, onion(i), 80, 0, 0,
+    for i in range(tracker.peers.max_peers):
+        tracker.peers.record(core.Announce(bytes.fromhex(IH), b"p" * 20, onion(i), 80, 0, 0,
                                            1, "", 0), now)
     origin = Origin(types.SimpleNamespace(
         catalogue=types.SimpleNamespace(shares=lambda: {IH}), trust=store.trust,
@@ -198,7 +198,7 @@ async def test_a_fresh_maximal_push_is_merged_and_saved_in_one_go(full_origin):
     header = auth.credential(MIRROR_NODE, ORIGIN_KEY.onion, MIRROR, body, int(time.time()),
                              secrets.token_hex(16))
     await origin.call(body, header)
-    assert tracker.swarm.size(bytes.fromhex(IH)) == tracker.swarm.max_peers
+    assert tracker.peers.size(bytes.fromhex(IH)) == tracker.peers.max_peers
     assert {onion(20_000 + i) for i in range(mcore.MAX_PUSH)} <= {
         o for o, *_ in tracker.entries(IH)}
     assert len(store.peers.of(IH, max_age=600)) == mcore.MAX_PUSH

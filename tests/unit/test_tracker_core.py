@@ -71,7 +71,7 @@ def test_random_queries_never_crash(text):
 
 
 def test_swarm_lists_fixed_seeders_and_others_never_the_announcer():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     swarm.set_fixed(b"h" * 20, [(OTHER, 6881)])
     a = core.parse_announce(query(info_hash=b"h" * 20))
     assert swarm.announce(a, now=0) == [(OTHER, 6881)]
@@ -113,7 +113,7 @@ def test_reply_drops_ip_peers_and_reports_failure_reason():
 def test_an_observer_gets_peers_and_is_never_listed():
     observer = core.parse_announce(query(ip=None, port=None))
     assert (observer.onion, observer.port) == ("", 0)
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     swarm.announce(core.parse_announce(query(left=0)), now=1.0)
     assert swarm.announce(observer, now=2.0) == [(ONION, 6881)]
     assert swarm.size(b"\xaa" * 20) == 1
@@ -124,7 +124,7 @@ def test_an_observer_gets_peers_and_is_never_listed():
 
 
 def test_an_observer_is_given_seeders_only():
-    swarm = core.Swarm(ttl=100)
+    swarm = core.PeerTable(ttl=100)
     swarm.set_fixed(b"\xaa" * 20, [(OTHER, 6881)])
     leecher = core.parse_announce(query(left=5))
     third = onion_from_pubkey(bytes([3]) * 32)

@@ -1,6 +1,6 @@
-"""The tracker's swarm: which peers each torrent has, apart from any I/O or clock.
+"""The tracker's peer table: which peers each torrent has, apart from any I/O or clock.
 
-:class:`Swarm` is the in-memory peer list behind the tracker (callers pass ``now``): it
+:class:`PeerTable` is the in-memory peer list behind the tracker (callers pass ``now``): it
 expires silent peers, caps each torrent's list, binds each entry to the peer_id that
 announced it, and merges what other trackers of the same share (mirrors) saw. Clients that
 cannot be reached (an open share's standard clients) are kept apart, by peer_id, only to be
@@ -10,10 +10,8 @@ counted: they are never listed, saved or passed on.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .core import Announce
+from .announce import Announce
 
 #: peers remembered per torrent; beyond it the stalest are forgotten
 MAX_PEERS = 1000
@@ -31,7 +29,7 @@ class _Entry:
     owner: bytes | None
 
 
-class Swarm:
+class PeerTable:
     """Peers of every torrent a tracker serves, expired after ``ttl`` seconds of silence.
 
     A share's own onions are listed as permanent seeders (``fixed``). Each torrent keeps at
