@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from onionshare_bt.errors import TorError
-from onionshare_bt.tor.client import TorClient
+from onionshare_bt.tor.process import TorProcess
 from onionshare_bt.tor.network import Network
 from onionshare_bt.tor.torrc import process_options, render
 
@@ -82,8 +82,8 @@ def fingerprint_of(data_dir: Path, tor_binary: str) -> str:
     return "".join(fields[1:]).upper()
 
 
-class RelayTor(TorClient):
-    """The relay process (same lifetime handling as :class:`TorClient`)."""
+class RelayTor(TorProcess):
+    """The relay process (a :class:`~.process.TorProcess` with the relay's torrc)."""
 
     def __init__(self, data_dir: Path, network: Network, settings: RelaySettings, **kwargs) -> None:
         super().__init__(data_dir, network, **kwargs)
