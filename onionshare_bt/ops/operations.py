@@ -34,7 +34,7 @@ class Operations:
                  reasons: Mapping[str, str], lifetime: Lifetime) -> None:
         self.torrents = TorrentOps(swarm, stream, origin, gated, stalled, reasons)
         self.node = NodeOps(config, swarm, relay, gated, lifetime)
-        self.trust = TrustOps(trust, swarm.store)
+        self.trust = TrustOps(trust, swarm)
         self.mirrors = MirrorOps(mirrors)
         self.releases = ReleaseOps(releases)
         t, n, tr, m, r = self.torrents, self.node, self.trust, self.mirrors, self.releases

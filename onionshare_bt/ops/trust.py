@@ -8,26 +8,25 @@ from ..errors import UsageError
 from ..uri import parse_uri
 from . import requests as rq
 from . import results as rs
-from .torrents import find
 
 if TYPE_CHECKING:
     from ..mirror.service import MirrorService
     from ..release.service import ReleaseService
-    from ..store import Store
+    from ..torrents import Swarm
     from ..trust.service import TrustService
 
 
 class TrustOps:
     """The node's identity, its public catalogue, the nodes it trusts, and search."""
 
-    def __init__(self, trust: TrustService, store: Store) -> None:
-        self.trust, self.store = trust, store
+    def __init__(self, trust: TrustService, swarm: Swarm) -> None:
+        self.trust, self.swarm = trust, swarm
 
     async def node_id(self, req: rq.NodeId) -> rs.NodeIdInfo:
         return {"onion": f"{self.trust.onion}.onion", "public_uri": self.trust.public_uri}
 
     async def publish(self, req: rq.Publish) -> rs.PublishInfo:
-        return self.trust.publish(find(self.store, req.id), req.public, req.description)
+        return self.trust.publish(self.swarm.find(req.id), req.public, req.description)
 
     async def published(self, req: rq.Published) -> rs.PublishedInfo:
         return {"public_uri": self.trust.public_uri, "items": self.trust.catalogue()}
@@ -47,7 +46,7 @@ class TrustOps:
 
     async def list(self, req: rq.TrustList) -> rs.TrustListInfo:
         return {"depth": self.trust.depth(),
-                "trusted": [f"{o}.onion" for o in self.store.trust.all()]}
+                "trusted": [f"{o}.onion" for o in self.trust.trusted()]}
 
     async def depth(self, req: rq.TrustDepth) -> rs.TrustDepthInfo:
         return {"depth": self.trust.depth(req.depth)}

@@ -269,9 +269,9 @@ class ReleaseService:
             return out
         out["files"] = [{"name": e.name, "size": e.size, "sha256": e.sha256}
                         for e in manifest.files]
-        if row.torrent_id and self.swarm.engine.has(row.torrent_id):
-            st = self.swarm.engine.status(row.torrent_id)
-            out.update(done=st.total_done, wanted=st.total_wanted, peers=st.connected)
+        progress = self.swarm.progress(row.torrent_id) if row.torrent_id else None
+        if progress is not None:
+            out.update(progress)
         return out
 
 

@@ -22,6 +22,8 @@ place only when every piece has been verified.
     announce.py   start_announcing: a download's announce loop, its trackers and mirrors,
                   the peers dialled; the stopped announce of a paused download
     removal.py    remove
+    view.py       what the swarm shows: find (by id prefix), status, progress, peers,
+                  torrent_file, preview (the files a path would share)
 
 Every operation's code takes the :class:`SwarmState` first; callers outside this package call
 the swarm's methods (``swarm.share(...)``), given the swarm in their constructor.

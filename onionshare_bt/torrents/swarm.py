@@ -18,7 +18,7 @@ from pathlib import Path
 from ..engine.metainfo import Metainfo
 from ..store import OnionRow, TorrentRow
 from ..uri import ShareURI
-from . import announce, downloads, onions, removal, shares
+from . import announce, downloads, onions, removal, shares, view
 from .state import SwarmState
 
 __all__ = ["Swarm"]
@@ -27,6 +27,35 @@ __all__ = ["Swarm"]
 class Swarm(SwarmState):
     """Every torrent of the node, and what can be done with one (the state and the parts
     it is made of: :class:`.state.SwarmState`)."""
+
+    # -- what it shows -------------------------------------------------------------
+    def find(self, ident: str) -> TorrentRow:
+        """The one torrent whose id starts with **ident** (:func:`.view.find`)."""
+        return view.find(self, ident)
+
+    def all(self, role: str | None = None) -> list[TorrentRow]:
+        """Every torrent (or every one of a **role**, ``"share"`` or ``"download"``)."""
+        return self.store.torrents.all(role)
+
+    def status(self, row: TorrentRow) -> dict:
+        """One torrent as the swarm knows it (:func:`.view.status`)."""
+        return view.status(self, row)
+
+    def progress(self, torrent_id: str) -> dict | None:
+        """Done, wanted and peers while the engine has it (:func:`.view.progress`)."""
+        return view.progress(self, torrent_id)
+
+    def peers(self, row: TorrentRow) -> dict:
+        """A torrent's paths and the engine's peers (:func:`.view.peers`)."""
+        return view.peers(self, row)
+
+    def torrent_file(self, row: TorrentRow) -> bytes:
+        """A torrent's .torrent as it is served or was fetched (:func:`.view.torrent_file`)."""
+        return view.torrent_file(self, row)
+
+    def preview(self, path: str, include_hidden: bool) -> dict:
+        """The files sharing **path** would publish (:func:`.view.preview`)."""
+        return view.preview(self, path, include_hidden)
 
     # -- shares ---------------------------------------------------------------------
     async def share(self, path: str, onions: int | None, include_hidden: bool = False,

@@ -141,6 +141,10 @@ class TrustService:
             raise UsageError(f"{onion}.onion is not trusted")
         return {"onion": f"{onion}.onion", "removed": True}
 
+    def trusted(self) -> list[str]:
+        """The onions this node trusts directly (without ``.onion``)."""
+        return self.store.trust.all()
+
     def depth(self, value: int | None = None) -> int:
         if value is not None:
             if not 1 <= value <= MAX_DEPTH:
