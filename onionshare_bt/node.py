@@ -26,6 +26,7 @@ import psutil
 
 from . import torrents
 from .config import Config
+from .cast.service import CastService
 from .control import ControlServer
 from .engine.session import Engine, Event
 from .errors import NodeError, ObtError
@@ -90,6 +91,7 @@ class Node:
         self.mirrors: MirrorService | None = None
         self.releases: ReleaseService | None = None
         self.stream: StreamService | None = None
+        self.casts: CastService | None = None
         #: every operation the node offers (the control socket's, the web UI's)
         self.ops: Operations | None = None
         #: why the node stopped on its own (tor could not be restarted), if it did
@@ -155,6 +157,9 @@ class Node:
         self.stream = StreamService(engine)
         await self.stream.start()
         self._stack.push_async_callback(self.stream.close)
+        # live broadcasts and listenings: made for this lifetime, gone with it
+        self.casts = CastService(tor, http)
+        self._stack.push_async_callback(self.casts.close)
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         self.watchdog = Watchdog(self.swarm, cfg.stall_timeout, self.gated)
@@ -164,7 +169,7 @@ class Node:
         self.ops = Operations(
             config=cfg, swarm=self.swarm, relay=self.relay, stream=self.stream,
             origin=self.origin, trust=self.trust, mirrors=self.mirrors, releases=self.releases,
-            gated=self.gated, stalled=self.watchdog.stalled, reasons=self.watchdog.reasons,
+            casts=self.casts, gated=self.gated, stalled=self.watchdog.stalled, reasons=self.watchdog.reasons,
             lifetime=self,
         )
         self.ui = UiServer(self.ops, log_path=cfg.log_path, tor=tor)
@@ -319,7 +324,8 @@ class Node:
             engine, store = self.swarm.engine, self.swarm.store
             downloads = [r for r in store.torrents.all("download") if engine.has(r.id)]
             status = {r.id: engine.status(r.id) for r in downloads}
-            self.relay.count_downloads({i: st.session_down for i, st in status.items()})
+            self.relay.count_downloads({**{i: st.session_down for i, st in status.items()},
+                                        **self.casts.received()})
             allowance = self.relay.allowance()
             engine.limit_download(_lower_cap(rate_cap(allowance.remaining, LEDGER_INTERVAL),
                                              self.config.download_rate))

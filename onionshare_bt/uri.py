@@ -1,4 +1,5 @@
-"""obt URIs: ``http://<onion>.onion/private/<token>`` and ``.../public/<token>`` (pure)."""
+"""obt URIs: ``http://<onion>.onion/private/<token>`` and ``.../public/<token>``, and a live
+broadcast's ``.../cast/<token>`` (pure)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from .onion import parse_onion
 TOKEN_BYTES = 24
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22,86}")
 KINDS = ("private", "public")
+#: a live broadcast's URI (:mod:`onionshare_bt.cast`): never a share's
+CAST = "cast"
 
 
 def new_token() -> str:
@@ -40,6 +43,18 @@ def parse_uri(text: str) -> ShareURI:
 
     :raises BadURI: with the reason (scheme, host, path or token)
     """
+    return _parse(text, KINDS)
+
+
+def parse_cast_uri(text: str) -> ShareURI:
+    """Parse and validate a live broadcast's URI (``http://<onion>.onion/cast/<token>``).
+
+    :raises BadURI: with the reason (scheme, host, path or token)
+    """
+    return _parse(text, (CAST,))
+
+
+def _parse(text: str, kinds: tuple[str, ...]) -> ShareURI:
     parts = urllib.parse.urlsplit(text.strip())
     if parts.scheme != "http":
         raise BadURI(f"not an obt URI (expected http://…onion/…): {text!r}")
@@ -50,7 +65,13 @@ def parse_uri(text: str) -> ShareURI:
     except BadOnionAddress as exc:
         raise BadURI(f"bad onion address in the URI: {exc.message}") from exc
     segments = [s for s in parts.path.split("/") if s]
-    if len(segments) != 2 or segments[0] not in KINDS:
+    if len(segments) != 2 or segments[0] not in kinds:
+        if kinds == (CAST,):
+            hint = ("that is a share's URI: fetch it with obt get"
+                    if segments and segments[0] in KINDS else "the path must be /cast/<token>")
+            raise BadURI(hint)
+        if segments and segments[0] == CAST:
+            raise BadURI("that is a live broadcast's URI: listen with obt listen")
         raise BadURI("the path must be /private/<token> or /public/<token>")
     if not _TOKEN.fullmatch(segments[1]):
         raise BadURI("the token in the URI is malformed")

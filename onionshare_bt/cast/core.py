@@ -3,10 +3,11 @@
 - :class:`Backlog`: the stream's header pages and its last few seconds, kept by everyone
   who serves it (the broadcaster and every relay), so that a newcomer starts at once on a
   clean page boundary and a listener that re-joins elsewhere resumes just after the last
-  page it had, losing nothing the new server still holds.
+  page it had (by page sequence number), losing nothing the new server still holds.
 - :class:`Tree`: the broadcaster's map of who listens through whom. A newcomer is placed
-  under the shallowest server with a free slot (the broadcaster first); a relay that stops
-  answering is given no one new, and its listeners, re-joining, are placed elsewhere.
+  under the shallowest server with a free slot (the broadcaster first); a relay a listener
+  reports lost is given no one new for a while, and its listeners, re-joining, are placed
+  elsewhere.
 
 Nothing here does I/O or reads a clock: callers pass ``now`` (seconds, monotonic).
 Opus granule positions count 48 kHz samples, whatever the sample rate of the source.
@@ -21,8 +22,8 @@ from collections.abc import Iterable
 
 from .ogg import Page
 
-__all__ = ["GRANULE_RATE", "MAX_FANOUT", "MAX_MEMBERS", "Backlog", "Placement", "Tree",
-           "TreeError"]
+__all__ = ["GRANULE_RATE", "MAX_FANOUT", "MAX_MEMBERS", "SUSPECT", "Backlog", "Placement",
+           "Tree", "TreeError"]
 
 #: Opus granule positions are in 48 kHz samples (RFC 7845 section 4)
 GRANULE_RATE = 48_000
@@ -30,6 +31,9 @@ GRANULE_RATE = 48_000
 MAX_FANOUT = 8
 #: members a tree holds (a listener may register made-up relays; they cost a slot each)
 MAX_MEMBERS = 1000
+#: seconds a server a listener reported lost gets no one new (a hostile relay keeps
+#: sending heartbeats; an honest one that stalled once is back after this)
+SUSPECT = 60.0
 
 
 class Backlog:
@@ -59,7 +63,8 @@ class Backlog:
         """Take in the stream's next page.
 
         :raises ValueError: a page of another stream (another serial), a header page after
-          the audio began, or a granule position that runs backwards
+          the audio began, a granule position that runs backwards, or a sequence number
+          that does not grow
         """
         if self.serial is None:
             self.serial = page.serial
@@ -72,6 +77,9 @@ class Backlog:
         else:
             if self.pages and page.granule < self.pages[-1].granule:
                 raise ValueError("a granule position that runs backwards")
+            last = self.pages[-1] if self.pages else (self.headers[-1] if self.headers else None)
+            if last is not None and page.sequence <= last.sequence:
+                raise ValueError("a page sequence number that does not grow")
             self.pages.append(page)
             oldest = page.granule - int(self.keep * GRANULE_RATE)
             while len(self.pages) > 1 and self.pages[0].granule < oldest:
@@ -82,7 +90,7 @@ class Backlog:
         """What a listener is sent before the live pages: the headers, then the kept pages
         from a clean boundary.
 
-        :param after: the granule position of the last page the listener has (a re-join),
+        :param after: the sequence number of the last page the listener has (a re-join),
           or None for a newcomer, who gets the last :attr:`lead` seconds
         """
         pages = list(self.pages)
@@ -90,7 +98,7 @@ class Backlog:
             since = self.latest - int(self.lead * GRANULE_RATE)
             chosen = [p for p in pages if p.granule >= since]
         else:
-            chosen = [p for p in pages if p.granule > after]
+            chosen = [p for p in pages if p.sequence > after]
         while chosen and chosen[0].continued:  # no decoder can start inside a packet
             chosen.pop(0)
         return list(self.headers) + chosen
@@ -103,8 +111,9 @@ class _Member:
     parent: str  # "" is the broadcaster
     seen: float
     depth: int
-    #: it failed a listener and has not been heard from since: given no one new
-    suspect: bool = False
+    #: until then it is given no one new: a listener reported it lost (gone, stalled, or
+    #: sending pages the broadcaster did not sign); its heartbeats do not clear it
+    suspect_until: float = 0.0
 
 
 class TreeError(ValueError):
@@ -127,7 +136,7 @@ class Tree:
     A member is a listener that relays: it is named by the onion it serves the stream on
     (fresh for each broadcast), offers ``slots`` further listeners, and sends heartbeats
     with the secret its join returned. Members not heard from for ``ttl`` seconds are
-    forgotten; until then a member a listener reported lost gets no one new.
+    forgotten; a member a listener reported lost gets no one new for a while.
 
     :param root_slots: listeners the broadcaster serves itself
     :param ttl: seconds of silence after which a member is forgotten
@@ -150,6 +159,10 @@ class Tree:
         member = self._members.get(onion)
         return member.parent if member else None
 
+    def secret_of(self, onion: str) -> str:
+        """A member's secret (its tickets for listeners under it are made with it)."""
+        return self._members[onion].secret
+
     def children(self, parent: str) -> list[str]:
         """The members placed under **parent** ("" the broadcaster), oldest first."""
         return [o for o, m in self._members.items() if m.parent == parent]
@@ -162,21 +175,21 @@ class Tree:
         """Place a listener that serves on **onion** and offers **slots** relays.
 
         A member joining again (its server went away) keeps its own listeners and is
-        placed anywhere but under them. **lost** names servers it could not reach: they
-        get no one new until they send a heartbeat again.
+        placed anywhere but under them. **lost** names servers it could not use: they get
+        no one new for :data:`SUSPECT` seconds, heartbeats or not.
 
         :raises TreeError: the tree is full and this is a newcomer, or no server has a
           free slot
         """
         self.expire(now)
         for gone in lost:
-            if gone in self._members:
-                self._members[gone].suspect = True
+            if gone in self._members and gone != onion:
+                self._members[gone].suspect_until = now + SUSPECT
         old = self._members.get(onion)
         if old is None and len(self._members) >= self.max_members:
             raise TreeError("this broadcast has as many listeners as it takes")
         below = self._subtree(onion) if old else {onion}
-        parent, depth = self._free_slot(onion, exclude=below | set(lost))
+        parent, depth = self._free_slot(onion, now, exclude=below | set(lost))
         if parent is None:
             raise TreeError("no listener of this broadcast has a free slot; try again")
         secret = old.secret if old else secrets.token_urlsafe(16)
@@ -186,8 +199,9 @@ class Tree:
             self._redepth(onion)
         return Placement(parent, depth, secret)
 
-    def heartbeat(self, onion: str, secret: str, now: float) -> str:
-        """A member is alive (and serving): it is trusted with newcomers again.
+    def heartbeat(self, onion: str, secret: str, now: float, slots: int | None = None) -> str:
+        """A member is alive; **slots**, if given, is what it offers now (a listener
+        offers none until its own onion is published).
 
         :returns: the parent the broadcaster has it under
         :raises TreeError: not a member (forgotten: it joins again), or the wrong secret
@@ -195,7 +209,9 @@ class Tree:
         member = self._members.get(onion)
         if member is None or not secrets.compare_digest(member.secret, secret):
             raise TreeError("not a listener of this broadcast; join again")
-        member.seen, member.suspect = now, False
+        member.seen = now
+        if slots is not None:
+            member.slots = max(0, min(slots, MAX_FANOUT))
         return member.parent
 
     def leave(self, onion: str, secret: str) -> None:
@@ -223,7 +239,8 @@ class Tree:
                     frontier.append(child)
         return out
 
-    def _free_slot(self, joining: str, exclude: set[str]) -> tuple[str | None, int]:
+    def _free_slot(self, joining: str, now: float, exclude: set[str]
+                   ) -> tuple[str | None, int]:
         """The shallowest server with a free slot (the broadcaster first, then members
         by depth, oldest first) for **joining** (whose old place is free again), and the
         depth a listener under it would have."""
@@ -232,23 +249,23 @@ class Tree:
         if counts[""] < self.root_slots:
             return "", 1
         ordered = sorted(self._members.items(), key=lambda kv: kv[1].depth)  # stable
-        placed = self._placed()
+        placed = self._placed(now)
         for onion, m in ordered:
-            if onion in exclude or m.suspect or m.slots == 0 or m.parent not in placed:
+            if onion not in placed or onion in exclude or m.slots == 0:
                 continue
             if counts[onion] < m.slots:
                 return onion, m.depth + 1
         return None, 0
 
-    def _placed(self) -> set[str]:
-        """Servers whose chain reaches the broadcaster through no suspect member (a
-        member whose parent was forgotten or failed a listener is not, until it re-joins
-        or its parent is heard from again)."""
+    def _placed(self, now: float) -> set[str]:
+        """Servers whose chain reaches the broadcaster through no suspect member, itself
+        included (a member whose parent was forgotten or reported lost is not, until it
+        re-joins or the suspicion lapses)."""
         placed, changed = {""}, True
         while changed:
             changed = False
             for onion, m in self._members.items():
-                if onion not in placed and m.parent in placed and not m.suspect:
+                if onion not in placed and m.parent in placed and m.suspect_until <= now:
                     placed.add(onion)
                     changed = True
         return placed

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import struct
 
-__all__ = ["CAPTURE", "HEADER_SIZE", "MAX_PAGE", "OggError", "Page", "PageReader", "crc32"]
+__all__ = ["CAPTURE", "HEADER_SIZE", "MAX_PAGE", "OggError", "Page", "PageReader", "crc32",
+           "page_size"]
 
 CAPTURE = b"OggS"
 #: the fixed part of a page header, before its segment table
@@ -63,6 +64,8 @@ class Page:
     granule: int
     serial: int
     sequence: int
+    #: the broadcaster's signature of ``raw`` (:mod:`.wire`), once there is one
+    sig: bytes = dataclasses.field(default=b"", compare=False, repr=False)
 
     @property
     def continued(self) -> bool:
@@ -118,6 +121,22 @@ class Page:
         return cls.parse(bytes(raw))
 
 
+def page_size(buffer: bytes | bytearray) -> int | None:
+    """The size of the page **buffer** starts with, once its header and segment table are
+    in (None before).
+
+    :raises OggError: **buffer** does not start with the capture pattern
+    """
+    if len(buffer) >= 4 and buffer[:4] != CAPTURE:
+        raise OggError("no Ogg capture pattern where a page should begin")
+    if len(buffer) < HEADER_SIZE:
+        return None
+    table_end = HEADER_SIZE + buffer[26]
+    if len(buffer) < table_end:
+        return None
+    return table_end + sum(buffer[HEADER_SIZE:table_end])
+
+
 class PageReader:
     """Whole pages out of a byte stream fed in pieces of any size.
 
@@ -141,15 +160,8 @@ class PageReader:
         pages = []
         while True:
             buffer = self._buffer
-            if len(buffer) >= 4 and buffer[:4] != CAPTURE:
-                raise OggError("no Ogg capture pattern where a page should begin")
-            if len(buffer) < HEADER_SIZE:
-                break
-            table_end = HEADER_SIZE + buffer[26]
-            if len(buffer) < table_end:
-                break
-            size = table_end + sum(buffer[HEADER_SIZE:table_end])
-            if len(buffer) < size:
+            size = page_size(buffer)
+            if size is None or len(buffer) < size:
                 break
             pages.append(Page.parse(bytes(buffer[:size])))
             del buffer[:size]

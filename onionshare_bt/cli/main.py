@@ -7,7 +7,7 @@ import logging
 import click
 
 from .. import __version__
-from . import mirror, node, play, release, settings, testnet, torrents, trust, ui
+from . import cast, mirror, node, play, release, settings, testnet, torrents, trust, ui
 from .base import State, log_to_stderr
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -29,6 +29,6 @@ def main(ctx, home, network, debug, quiet):
 
 
 # click lists them by name
-for module in (torrents, play, node, trust, mirror, release, settings, testnet, ui):
+for module in (torrents, play, cast, node, trust, mirror, release, settings, testnet, ui):
     for cmd in module.COMMANDS:
         main.add_command(cmd)

@@ -324,3 +324,24 @@ def testnet_text(info: dict) -> str:
         for p in info["processes"]
     ]
     return "\n".join(lines)
+
+
+# -- live broadcasts ------------------------------------------------------------------------
+def casts_text(rows: list[dict]) -> str:
+    """``obt casts`` (and the end of ``obt list``): broadcasts, then listenings."""
+    lines = []
+    for c in rows:
+        if c["role"] == "broadcast":
+            lines.append(f"{c['id']}  broadcast  {c['state']:8} {c['listeners']} listening, "
+                         f"{c['serving']} served here, depth {c['depth']}  "
+                         f"{shown(c['source'], 40)}")
+            lines.append(f"    {c['uri']}")
+        else:
+            via = c["parent"] or "-"
+            lines.append(f"{c['id']}  listen     {c['state']:8} depth {c['depth']} via "
+                         f"{shown(via, 20)}, relaying to {c['serving']}/{c['fanout']}, "
+                         f"{len(c['gaps'])} gap(s)")
+            lines.append(f"    {c['url']}")
+        if c.get("error"):
+            lines.append(f"    error: {shown(c['error'], 200)}")
+    return "\n".join(lines) or "no broadcast and nothing listened to"

@@ -150,7 +150,9 @@ async def list_(state, peers_of, as_json):
         r.emit(data, as_json, r.paths_text(data))
         return
     rows = await client.send(cfg, rq.ListTorrents())
-    r.emit(rows, as_json, r.torrents_text(rows))
+    casts = [] if as_json else await client.send(cfg, rq.Casts())
+    text = r.torrents_text(rows) + (f"\n{r.casts_text(casts)}" if casts else "")
+    r.emit(rows, as_json, text)
 
 
 @click.command()

@@ -13,6 +13,7 @@
     node.py       status, stop, relay_status, ratio, settings, settings_set
     trust.py      node_id, publish, published, catalogue, trust_*, search, mirror_*,
                   release_*, update_check
+    casts.py      cast, cast_stop, listen, listen_stop, casts
 
 :class:`Operations` is composed of the node's parts, given at construction (it is not a
 mixin of the node). Callers in the node's process (the web UI, :mod:`onionshare_bt.ui`)

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import requests
 from . import requests as rq
+from .casts import CastOps
 from .node import Lifetime, NodeOps
 from .torrents import TorrentOps
 from .trust import MirrorOps, ReleaseOps, TrustOps
 
 if TYPE_CHECKING:
+    from ..cast.service import CastService
     from ..config import Config
     from ..mirror.origin import Origin
     from ..mirror.service import MirrorService
@@ -30,14 +32,16 @@ class Operations:
 
     def __init__(self, *, config: Config, swarm: Swarm, relay: Relay, stream: StreamService,
                  origin: Origin, trust: TrustService, mirrors: MirrorService,
-                 releases: ReleaseService, gated: Set[str], stalled: Set[str],
-                 reasons: Mapping[str, str], lifetime: Lifetime) -> None:
+                 releases: ReleaseService, casts: CastService, gated: Set[str],
+                 stalled: Set[str], reasons: Mapping[str, str], lifetime: Lifetime) -> None:
         self.torrents = TorrentOps(swarm, stream, origin, gated, stalled, reasons)
         self.node = NodeOps(config, swarm, relay, gated, lifetime)
         self.trust = TrustOps(trust, swarm)
         self.mirrors = MirrorOps(mirrors)
         self.releases = ReleaseOps(releases)
+        self.casts = CastOps(casts)
         t, n, tr, m, r = self.torrents, self.node, self.trust, self.mirrors, self.releases
+        c = self.casts
         #: each request type's runner
         self.runners: Mapping[type[rq.Request], Runner] = {
             rq.Share: t.share, rq.SharePreview: t.share_preview, rq.Get: t.get,
@@ -54,6 +58,8 @@ class Operations:
             rq.MirrorAdd: m.add, rq.MirrorRemove: m.remove, rq.MirrorList: m.list,
             rq.ReleasePublish: r.publish, rq.ReleaseList: r.list, rq.ReleaseShow: r.show,
             rq.UpdateCheck: r.update_check,
+            rq.Cast: c.cast, rq.CastStop: c.stop, rq.Listen: c.listen,
+            rq.ListenStop: c.stop_listen, rq.Casts: c.list,
         }
 
     async def run(self, request: rq.Request) -> Any:

@@ -324,6 +324,59 @@ class UpdateCheck(Request):
     op = "update_check"
 
 
+# -- live broadcasts -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Cast(Request):
+    """Broadcast ``source`` live: a file played in real time, or a capture device read
+    through ffmpeg's ``input_format`` (alsa, pulse, ...)."""
+
+    op = "cast"
+    sent_when_set = ("input_format",)
+    source: str
+    bitrate: int = 64
+    fanout: int = 2
+    input_format: str | None = None
+
+    def check(self) -> None:
+        if not 16 <= self.bitrate <= 256:
+            raise UsageError(f"a broadcast's bitrate is 16 to 256 kbit/s, not {self.bitrate}")
+        if not 1 <= self.fanout <= 8:
+            raise UsageError(f"a broadcaster serves 1 to 8 listeners itself, not {self.fanout}")
+        if self.input_format is not None and not self.input_format.isidentifier():
+            raise UsageError(f"not an ffmpeg input format: {self.input_format!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CastStop(Request):
+    op = "cast_stop"
+    id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Listen(Request):
+    """Listen to the broadcast at ``uri``, relaying it to up to ``fanout`` listeners."""
+
+    op = "listen"
+    uri: str
+    fanout: int = 2
+    out: str | None = None
+
+    def check(self) -> None:
+        if not 0 <= self.fanout <= 8:
+            raise UsageError(f"a listener relays to 0 to 8 listeners, not {self.fanout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListenStop(Request):
+    op = "listen_stop"
+    id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Casts(Request):
+    op = "casts"
+
+
 #: every operation by name: the control socket's whole vocabulary
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls for cls in (
@@ -334,6 +387,7 @@ REQUESTS: dict[str, type[Request]] = {
         TrustAdd, TrustRemove, TrustList, TrustDepth, TrustGraph, Search,
         MirrorAdd, MirrorRemove, MirrorList,
         ReleasePublish, ReleaseList, ReleaseShow, UpdateCheck,
+        Cast, CastStop, Listen, ListenStop, Casts,
     )
 }
 

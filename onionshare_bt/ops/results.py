@@ -22,6 +22,7 @@ PublishInfo = dict[str, Any]  # trust.service publish
 MirrorInfo = dict[str, Any]  # mirror.service add / remove / list rows
 ReleaseInfo = dict[str, Any]  # release.service publish / find / list rows
 UpdateInfo = dict[str, Any]  # release.service check
+CastInfo = dict[str, Any]  # cast.service: a broadcast's or a listening's describe()
 
 
 class TorrentInfo(TypedDict, total=False):

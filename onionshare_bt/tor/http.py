@@ -34,7 +34,7 @@ import json
 import logging
 import socket
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -114,6 +114,36 @@ class OnionHTTP:
         :raises OnionUnreachable: no answer before the deadline
         """
         return await self._request(url, timeout, limit, body, headers)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str, timeout: float) -> AsyncIterator[aiohttp.StreamReader]:
+        """GET a reply that does not end (a live broadcast) and hand over its body as it
+        comes. One attempt: the status within **timeout** seconds; the reading is the
+        caller's, under its own deadlines (a read fails with :class:`aiohttp.ClientError`
+        or :class:`ConnectionError` when the server goes).
+
+        :raises NotFound, Refused, OnionUnreachable: as :meth:`get`, before the body
+        """
+        http = self._session(url)
+        endless = aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None)
+        try:
+            resp = await asyncio.wait_for(
+                http.get(url, allow_redirects=False, timeout=endless), timeout)
+        except TimeoutError as exc:
+            await self._unanswered(url)
+            raise OnionUnreachable(f"no answer from {_host(url)} within {timeout:.0f} s") from exc
+        except (socks.SocksError, Timeout, BadOnionAddress, TorError, aiohttp.ClientError,
+                OSError) as exc:
+            raise _failure(url, exc) from exc
+        try:
+            if resp.status == 404:
+                raise NotFound()
+            if resp.status != 200:
+                raise Refused(f"{_host(url)} answered HTTP {resp.status}"
+                              f"{await _error_text(resp)}")
+            yield resp.content
+        finally:
+            resp.close()
 
     def _session(self, url: str) -> aiohttp.ClientSession:
         """The client session (its own SOCKS credentials, so its own circuits) for ``url``."""
@@ -203,16 +233,22 @@ class OnionHTTP:
                     raise Refused(f"{_host(url)} answered HTTP {resp.status}"
                                   f"{await _error_text(resp)}")
                 return await _read_capped(resp, limit)
-        except socks.SocksError as exc:  # tor answered: the onion cannot be reached
-            raise OnionUnreachable(f"{_host(url)}: {exc.reason}") from exc
-        except (Timeout, asyncio.TimeoutError) as exc:
-            raise Timeout(f"{_host(url)}: timed out") from exc
-        except BadOnionAddress as exc:  # what tor would answer with 0xF6
-            raise OnionUnreachable(f"{_host(url)}: {socks.REPLIES[0xF6]}") from exc
-        except TorError as exc:  # tor's SOCKS port is unusable
-            raise OnionUnreachable(f"{_host(url)}: {exc.message}") from exc
-        except aiohttp.ClientError as exc:
-            raise OnionUnreachable(f"{_host(url)}: {safe_text(str(exc), 200)}") from exc
+        except (socks.SocksError, Timeout, asyncio.TimeoutError, BadOnionAddress, TorError,
+                aiohttp.ClientError) as exc:
+            raise _failure(url, exc) from exc
+
+
+def _failure(url: str, exc: BaseException) -> Exception:
+    """A failed request as one of obt's errors, in one line."""
+    if isinstance(exc, socks.SocksError):  # tor answered: the onion cannot be reached
+        return OnionUnreachable(f"{_host(url)}: {exc.reason}")
+    if isinstance(exc, Timeout | asyncio.TimeoutError):
+        return Timeout(f"{_host(url)}: timed out")
+    if isinstance(exc, BadOnionAddress):  # what tor would answer with 0xF6
+        return OnionUnreachable(f"{_host(url)}: {socks.REPLIES[0xF6]}")
+    if isinstance(exc, TorError):  # tor's SOCKS port is unusable
+        return OnionUnreachable(f"{_host(url)}: {exc.message}")
+    return OnionUnreachable(f"{_host(url)}: {safe_text(str(exc), 200)}")
 
 
 class SocksConnector(aiohttp.TCPConnector):

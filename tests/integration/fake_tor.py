@@ -153,6 +153,9 @@ class FakeTorClient:
             self.socks.routes[f"{address}.onion"] = ports[80][1]
         return address, key
 
+    async def wait_published(self, address: str, timeout: float) -> bool:
+        return address in self.published
+
     def restore_onion(self, address: str, ports, key: str) -> None:
         self.published[address] = dict(ports)
         if 80 in ports:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from onionshare_bt.cast.core import GRANULE_RATE, MAX_FANOUT, Backlog, Tree, TreeError
+from onionshare_bt.cast.core import (
+    GRANULE_RATE, MAX_FANOUT, SUSPECT, Backlog, Tree, TreeError,
+)
 from onionshare_bt.cast.ogg import FLAG_BOS, FLAG_CONTINUED, Page
 
 PAGE = GRANULE_RATE // 5  # 200 ms pages
@@ -48,14 +50,14 @@ def test_only_the_last_keep_seconds_are_kept():
 
 def test_a_rejoiner_resumes_just_after_its_last_page():
     backlog = filled(20)
-    got = backlog.start(after=97 * PAGE)
+    got = backlog.start(after=audio(97).sequence)
     assert got[:2] == head() and [p.granule // PAGE for p in got[2:]] == [98, 99, 100]
-    assert backlog.start(after=100 * PAGE)[2:] == []  # up to date: the live pages follow
+    assert backlog.start(after=audio(100).sequence)[2:] == []  # up to date: the live pages follow
 
 
 def test_a_rejoiner_behind_the_backlog_starts_at_its_oldest_page():
     backlog = filled(20, keep=2.0)
-    got = backlog.start(after=10 * PAGE)
+    got = backlog.start(after=audio(10).sequence)
     assert got[2].granule // PAGE == 90  # pages 11..89 are lost: the gap says so
 
 
@@ -66,7 +68,7 @@ def test_no_one_starts_inside_a_packet():
     for i in range(1, 11):
         backlog.add(audio(i, flags=FLAG_CONTINUED if i in (8, 9) else 0))
     assert [p.granule // PAGE for p in backlog.start()[2:]] == [10]  # 8 and 9 continue
-    assert [p.granule // PAGE for p in backlog.start(after=7 * PAGE)[2:]] == [10]
+    assert [p.granule // PAGE for p in backlog.start(after=audio(7).sequence)[2:]] == [10]
 
 
 def test_a_foreign_or_disordered_page_is_refused():
@@ -75,6 +77,8 @@ def test_a_foreign_or_disordered_page_is_refused():
         backlog.add(audio(11, serial=2))
     with pytest.raises(ValueError, match="backwards"):
         backlog.add(audio(3))
+    with pytest.raises(ValueError, match="does not grow"):  # same granule, replayed
+        backlog.add(audio(10))
     with pytest.raises(ValueError, match="header"):
         backlog.add(head()[1])
     assert backlog.latest == 10 * PAGE
@@ -118,18 +122,19 @@ def test_when_a_relay_dies_its_listeners_rejoin_elsewhere_and_keep_their_own():
     again = tree.join(onion(3), 2, now=1.0, lost=[onion(1)])
     assert again.parent not in (onion(1), onion(3), onion(4))
     assert again.parent == "" or tree.parent_of(again.parent) is not None
-    # relay 1 gets no one new until it is heard from again
+    # relay 1 gets no one new, even if it sends heartbeats (a hostile relay would)
+    tree.heartbeat(onion(1), _secret(tree, onion(1)), now=1.0)
     assert tree.join(onion(7), 2, now=1.0).parent != onion(1)
     # nor anyone still below it: 4 has not re-joined yet
     assert tree.parent_of(onion(7)) != onion(4)
     moved = tree.join(onion(4), 2, now=2.0, lost=[onion(1)])
     assert moved.parent not in (onion(1), onion(4))
     assert set(tree.children(onion(1))) == set()
-    # relay 1 is never heard from again: forgotten after ttl, the others live on
+    # relay 1 is not heard from again: forgotten after ttl, the others live on
     for i in (2, 3, 4, 5, 6, 7):
         tree.heartbeat(onion(i), _secret(tree, onion(i)), now=5.0)
     assert onion(1) in tree
-    assert tree.expire(now=10.5) == [onion(1)] and onion(1) not in tree and len(tree) == 6
+    assert tree.expire(now=11.5) == [onion(1)] and onion(1) not in tree and len(tree) == 6
 
 
 def _secret(tree: Tree, member: str) -> str:
@@ -148,6 +153,18 @@ def test_a_rejoining_relay_is_never_placed_under_its_own_listeners():
     assert tree.parent_of(onion(2)) == onion(1) and tree.parent_of(onion(3)) == onion(2)
     # a re-join takes back its own place when that is the free one
     assert tree.join(onion(1), 1, now=1.0).parent == ""
+
+
+def test_a_reported_relay_gets_listeners_again_once_the_suspicion_lapses():
+    tree = Tree(root_slots=1, ttl=10 * SUSPECT)
+    tree.join(onion(1), 2, now=0.0)
+    tree.join(onion(2), 0, now=0.0)  # under 1
+    with pytest.raises(TreeError):  # nowhere else to go: it stays where it was
+        tree.join(onion(2), 0, now=1.0, lost=[onion(1)])
+    assert tree.parent_of(onion(2)) == onion(1)
+    with pytest.raises(TreeError):
+        tree.join(onion(3), 0, now=2.0)
+    assert tree.join(onion(3), 0, now=2.0 + SUSPECT).parent == onion(1)
 
 
 def test_depths_follow_a_relay_that_moves_up():

@@ -117,6 +117,7 @@ def _parts(rows, statuses, paths):
 def _watched_node(tmp_path, rows, statuses, paths, stall_timeout=120.0):
     node = Node(Config(home=tmp_path, stall_timeout=stall_timeout))
     node.swarm = _parts(rows, statuses, paths)
+    node.casts = SimpleNamespace(received=dict)  # no broadcast listened to
     return node
 
 

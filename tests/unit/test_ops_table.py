@@ -28,7 +28,8 @@ from onionshare_bt.ui.server import UiServer
 def _operations() -> Operations:
     parts = SimpleNamespace(store=None)
     return Operations(config=None, swarm=parts, relay=None, stream=None, origin=None,
-                      trust=None, mirrors=None, releases=None, gated=set(), stalled=set(),
+                      trust=None, mirrors=None, releases=None, casts=None, gated=set(),
+                      stalled=set(),
                       reasons={}, lifetime=None)
 
 

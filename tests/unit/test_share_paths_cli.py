@@ -96,9 +96,16 @@ def test_list_and_catalogue_names_are_rendered_safely(node):
         "id": "ab" * 20, "role": "download", "state": "downloading", "progress": 0.5,
         "peers": 1, "rate_down": 0, "rate_up": 0, "name": HOSTILE + "x" * 500,
         "uri": f"http://{ONION}.onion/private/tok"}]
+    node.answers["casts"] = [
+        {"id": "c1", "role": "broadcast", "state": "live", "listeners": 3, "serving": 2,
+         "depth": 2, "source": HOSTILE + "y" * 300, "uri": f"http://{ONION}.onion/cast/t"},
+        {"id": "l1", "role": "listen", "state": "listening", "depth": 1,
+         "parent": HOSTILE, "serving": 0, "fanout": 2, "gaps": [], "url": "http://x/",
+         "error": HOSTILE}]
     listed = obt("list")
     assert listed.exit_code == 0, listed.stderr
     assert_clean(listed.stdout)
+    assert "c1  broadcast  live     3 listening, 2 served here, depth 2" in listed.stdout
     assert "evil" in listed.stdout and "…" in listed.stdout  # kept, cleaned, capped
     node.answers["catalogue"] = {"node": f"{ONION}.onion", "items": [{
         "infohash": "cd" * 20, "size": 10, "files": 1, "added": time.time(),

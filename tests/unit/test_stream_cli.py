@@ -125,7 +125,7 @@ def test_obt_list_shows_what_plays_and_how_far_ahead_of_each_reader(home):  # no
                                     "from_start": 1_500_000 if i == 1 else 0} for i in (1, 2, 3, 4)],
                       "readers": [{"index": 0, "path": "album/01 tone.opus",
                                    "position": 100_000, "ahead": 1_400_000}]}}
-    fake = FakeNode(home, {"list": [row]})
+    fake = FakeNode(home, {"list": [row], "casts": []})
     fake.start()
     try:
         result = obt("list")
