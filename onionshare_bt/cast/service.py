@@ -140,6 +140,7 @@ class _Listening:
         return {"id": self.id, "role": "listen", "state": self.state, "error": self.error,
                 "uri": str(self.uri), "url": self.local_url,
                 "out": str(self.out) if self.out else None, "fanout": self.slots,
+                "onion": f"{self.onion}.onion" if self.onion else None,
                 "offered": self.told,
                 "parent": (f"{self.parent}.onion" if self.parent else
                            ("broadcaster" if self.parent == "" else None)),
