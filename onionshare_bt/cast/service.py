@@ -43,7 +43,7 @@ from ..text import safe_text
 from ..tor.client import TorClient
 from ..tor.http import OnionHTTP
 from ..uri import CAST, ShareURI, new_token, parse_cast_uri
-from .core import MAX_FANOUT, Tree, TreeError
+from .core import GRANULE_RATE, MAX_FANOUT, Tree, TreeError
 from .feed import Feed, ticket
 from .ogg import OggError, PageReader
 from .wire import Checker, FrameReader, Signer, WireError
@@ -68,6 +68,9 @@ MAX_CALL = 4096
 MAX_LOST = 8
 #: gaps remembered per listening
 MAX_GAPS = 100
+#: seconds of audio ffmpeg may send ahead of real time at its start (-readrate_initial_burst
+#: is 0.5 s); pages before it do not set a broadcast's page origin
+ORIGIN_AFTER = 2.0
 #: seconds a listening's onion has to be published before it offers to relay
 PUBLISH_TIMEOUT = 120.0
 
@@ -88,6 +91,10 @@ class _Broadcast:
         self.proc: asyncio.subprocess.Process | None = None
         self.first_page = asyncio.Event()
         self.runner: web.AppRunner | None = None
+        #: this machine's monotonic clock when the audio's granule 0 was due, as early as
+        #: any page shows it (a page with granule G is served at origin + G / 48 kHz at
+        #: the soonest): listeners' arrival times less this give each page's delay
+        self.origin = float("inf")
 
     @property
     def uri(self) -> str:
@@ -101,7 +108,8 @@ class _Broadcast:
                 "fanout": self.fanout, "listeners": len(self.tree),
                 "serving": len(self.feed.listeners),
                 "depth": self.tree.depth(), "pages": self.feed.backlog.count,
-                "sent": self.feed.sent}
+                "sent": self.feed.sent,
+                "page_origin": self.origin if self.origin != float("inf") else None}
 
 
 class _Listening:
@@ -271,6 +279,9 @@ class CastService:
                 for page in reader.feed(chunk):
                     cast.feed.put(cast.signer.sign(page))
                     if not page.is_header:
+                        if page.granule >= ORIGIN_AFTER * GRANULE_RATE:  # past the burst
+                            cast.origin = min(cast.origin,
+                                              time.monotonic() - page.granule / GRANULE_RATE)
                         cast.first_page.set()
         except (OggError, ValueError) as exc:
             cast.state, cast.error = "failed", f"ffmpeg's output: {exc}"
