@@ -57,11 +57,14 @@ async def cast(state, source, bitrate, fanout, input_format, stop, as_json):
                    "ends.")
 @click.option("--fanout", type=click.IntRange(0, 8), default=2, show_default=True,
               help="Further listeners this node relays the stream to.")
+@click.option("--play", "play", is_flag=True,
+              help="Start a media player on the stream (config 'player', else mpv, vlc or "
+                   "ffplay on PATH).")
 @click.option("--stop", is_flag=False, flag_value=EVERY, default=None, metavar="[ID]",
               help="Stop listening ID (all listening without an ID).")
 @json_option
 @command
-async def listen(state, uri, out, fanout, stop, as_json):
+async def listen(state, uri, out, fanout, play, stop, as_json):
     """Listen to the live broadcast at URI, and relay it to further listeners.
 
     The node joins the broadcast, pulls the stream through Tor from whoever the broadcaster
@@ -86,6 +89,18 @@ async def listen(state, uri, out, fanout, stop, as_json):
         await _copy(info["url"])
         return
     r.emit(info, as_json, info["url"])
+    if play:
+        from ..stream import player as players
+
+        argv = players.choose(cfg.player)
+        if argv is None:
+            raise UsageError("no media player found (mpv, vlc, ffplay)",
+                             hint='Open the URL in one, or set player = "mpv" in config.toml.')
+        r.err(f"playing the broadcast with {r.shown(argv[0])}; the node goes on listening "
+              f"(obt listen --stop {info['id']})")
+        code = await players.run(players.command(argv, info["url"]))
+        if code != 0:
+            raise ObtError(f"the player exited with status {code}")
 
 
 @click.command()
