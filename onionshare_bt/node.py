@@ -232,6 +232,7 @@ class Node:
         await self.trust.republish()
         await self.mirrors.republish()
         await self.ui.republish()
+        await self.casts.republish()
 
     async def _dial(self, onion: str, port: int, torrent_id: str):
         """Dial a peer's onion for one torrent, on circuits of that torrent's own."""

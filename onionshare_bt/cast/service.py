@@ -86,6 +86,7 @@ class _Broadcast:
         self.tree = Tree(root_slots=fanout, ttl=BEAT * 5)
         self.feed = Feed(self.token, fanout, self.secret)
         self.onion = ""
+        self.key = ""  # the onion's, kept to publish it again after a tor restart
         self.state, self.error = "starting", None
         self.started = time.time()
         self.proc: asyncio.subprocess.Process | None = None
@@ -124,6 +125,7 @@ class _Listening:
         self.checker = Checker()
         self.key: bytes | None = None
         self.onion = ""
+        self.key_ = ""  # the onion's, kept to publish it again after a tor restart
         self.secret = ""
         self.parent: str | None = None
         self.depth = 0
@@ -182,6 +184,18 @@ class CastService:
         """Bytes each listening has received (they count in the ratio as downloads do)."""
         return {f"cast:{i}": lst.received for i, lst in self._listens.items()}
 
+    async def republish(self) -> None:
+        """Give a restarted tor every onion again, at the same addresses (the tree and the
+        listeners know them)."""
+        onions = [(c.key, c.runner) for c in self._casts.values() if c.key]
+        onions += [(lst.key_, lst.runner) for lst in self._listens.values() if lst.key_]
+        for key, run in onions:
+            try:
+                await self.tor.add_onion({80: ("127.0.0.1", _port(run))}, key,
+                                         await_publication=False)
+            except ObtError as exc:
+                log.error("a cast's onion could not be published again: %s", exc.message)
+
     async def close(self) -> None:
         for ident in list(self._listens):
             await self.stop_listen(ident)
@@ -220,8 +234,8 @@ class CastService:
                     if cast.state == "failed":
                         waiter.cancel()
                         raise UsageError(f"ffmpeg could not broadcast {source}: {cast.error}")
-            address, _ = await self.tor.add_onion({80: ("127.0.0.1", _port(cast.runner))})
-            cast.onion = address
+            address, key = await self.tor.add_onion({80: ("127.0.0.1", _port(cast.runner))})
+            cast.onion, cast.key = address, key
         except TimeoutError:
             await self.stop_cast(cast.id)
             raise UsageError(f"ffmpeg produced no audio from {source} in "
@@ -367,9 +381,9 @@ class CastService:
             if path is not None:
                 listening.file = open(path, "wb")  # noqa: SIM115 - closed by stop_listen
             await self._serve_relay(listening)
-            address, _ = await self.tor.add_onion(
+            address, key = await self.tor.add_onion(
                 {80: ("127.0.0.1", _port(listening.runner))}, await_publication=False)
-            listening.onion = address
+            listening.onion, listening.key_ = address, key
         except BaseException:
             await self.stop_listen(listening.id)
             raise

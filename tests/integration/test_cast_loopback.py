@@ -214,3 +214,17 @@ async def test_bad_input_fails_before_anything_is_served(tmp_path):
 
 def test_the_stall_limit_is_short_enough_to_rejoin_within_seconds():
     assert cast_service.STALL <= 5 and cast_service.BEAT * 5 >= cast_service.STALL
+
+
+async def test_a_restarted_tor_gets_the_casts_onions_again_at_the_same_addresses(tmp_path):
+    wav = write_tones(tmp_path / "tones.wav", 0.25)
+    async with FakeTor() as socks, services(socks, 2) as (caster, listener):
+        info = await caster.cast(str(wav), 48, 2)
+        await listener.listen(info["uri"], 2)
+        before = dict(socks.routes)
+        assert len(before) == 2
+        socks.routes.clear()  # tor restarted: no onion service left
+        for svc in (caster, listener):
+            svc.tor.published.clear()
+            await svc.republish()
+        assert socks.routes == before
