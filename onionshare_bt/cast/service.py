@@ -68,6 +68,10 @@ MAX_CALL = 4096
 MAX_LOST = 8
 #: gaps remembered per listening
 MAX_GAPS = 100
+#: seconds a listener goes on trying to join before it gives up
+GIVE_UP = 180.0
+#: seconds a stopped broadcast's onion stays, for its listeners to hear that it is over
+STOP_GRACE = 2.0
 #: seconds of audio ffmpeg may send ahead of real time at its start (-readrate_initial_burst
 #: is 0.5 s); pages before it do not set a broadcast's page origin
 ORIGIN_AFTER = 2.0
@@ -251,7 +255,10 @@ class CastService:
         cast = self._casts.pop(ident, None)
         if cast is None:
             raise UsageError(f"no broadcast {ident!r}", hint="See: obt casts")
+        live, cast.state = cast.state == "live", "stopped"
         cast.feed.end()
+        if live and cast.onion:  # listeners hear their stream end: joining again, they
+            await asyncio.sleep(STOP_GRACE)  # learn the broadcast is over
         if cast.proc is not None and cast.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 cast.proc.kill()
@@ -322,6 +329,8 @@ class CastService:
         await web.TCPSite(cast.runner, "127.0.0.1", 0).start()
 
     async def _on_join(self, cast: _Broadcast, request: web.Request) -> web.Response:
+        if cast.state in ("ended", "stopped", "failed"):
+            return _error("the broadcast is over", 404)
         body = await _json_body(request)
         try:
             onion = parse_onion(_field(body, "onion", str))
@@ -434,17 +443,27 @@ class CastService:
     async def _listen_loop(self, listening: _Listening) -> None:
         lost: list[str] = []
         delay = 1.0
+        failing = 0.0  # when joins began to fail, 0 while they succeed
         beats = asyncio.ensure_future(self._beats(listening))
         try:
             while listening.state not in ("ended", "stopping"):
                 try:
                     placed = await self._join(listening, lost)
-                except (Refused, OnionUnreachable, MalformedReply, NotFound) as exc:
+                except NotFound:  # the broadcaster answers, and has no such broadcast
+                    listening.state, listening.error = "ended", "the broadcast is over"
+                    break
+                except (Refused, OnionUnreachable, MalformedReply) as exc:
                     listening.state, listening.error = "joining", exc.message
+                    failing = failing or time.monotonic()
+                    if time.monotonic() - failing > GIVE_UP:
+                        listening.state = "ended"
+                        listening.error = (f"the broadcaster has not placed this listener "
+                                           f"for {GIVE_UP:g} s: {exc.message}")
+                        break
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
                     continue
-                delay = 1.0
+                delay, failing = 1.0, 0.0
                 server = placed or listening.uri.onion
                 listening.pull = asyncio.ensure_future(self._pull(listening, server))
                 try:

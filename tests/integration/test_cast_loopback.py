@@ -228,3 +228,8 @@ async def test_a_restarted_tor_gets_the_casts_onions_again_at_the_same_addresses
             svc.tor.published.clear()
             await svc.republish()
         assert socks.routes == before
+        # the broadcaster stops: the listener hears its stream end and the broadcast gone
+        await caster.stop_cast(info["id"])
+        await until(lambda: only(listener, "listen")["state"] == "ended", 30,
+                    "the listener learns the broadcast is over")
+        assert only(listener, "listen")["error"] == "the broadcast is over"
