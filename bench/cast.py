@@ -157,8 +157,9 @@ class CastCondition:
         try:
             await self._join(nodes[0], cast["uri"])
             result["upload_1_Bps"] = await self._upload()
-            for node in nodes[1:]:
-                await self._join(node, cast["uri"])
+            # the others at once: the tree forms as their onions are published (a join
+            # finding no free slot is tried again)
+            await asyncio.gather(*(self._join(node, cast["uri"]) for node in nodes[1:]))
             tree = await self._tree(nodes)
             result["depth"] = max(r["depth"] for r in tree.values())
             result["upload_6_Bps"] = await self._upload()
