@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import platform
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import libtorrent
 
 from . import onionshare, report
-from .procs import BenchError, log
+from .procs import entry, log
 from .runner import Condition, Plan
 
 FIGURES = ("raw", "obt", "onionshare", "swarm", "latency", "timing", "memory")
@@ -115,16 +114,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    try:
-        return asyncio.run(main(args))
-    except BenchError as exc:
-        log.error("bench failed: %s", exc)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return entry(parse_args(argv), main)
 
 
 if __name__ == "__main__":

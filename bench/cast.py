@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import shutil
 import signal
@@ -42,7 +41,7 @@ from onionshare_bt.cast.ogg import PageReader
 from onionshare_bt.errors import ObtError
 from onionshare_bt.testnet import Testnet
 
-from .procs import BenchError, Cleanup, ObtNode, kill_pid, log, run, send_signal
+from .procs import BenchError, Cleanup, ObtNode, entry, kill_pid, log, run, send_signal
 
 HERE = Path(__file__).resolve().parent
 LISTENERS = 6
@@ -290,17 +289,8 @@ async def main(args) -> int:
     return 0
 
 
-def cli(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    try:
-        return asyncio.run(main(args))
-    except BenchError as exc:
-        log.error("bench failed: %s", exc)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+def cli(argv: list[str] | None = None) -> int:
+    return entry(parse_args(argv), main)
 
 
 if __name__ == "__main__":

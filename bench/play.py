@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -36,7 +35,7 @@ import aiohttp
 from onionshare_bt.errors import ObtError
 from onionshare_bt.testnet import Testnet
 
-from .procs import BenchError, Cleanup, ObtNode, log, obt_command, run
+from .procs import BenchError, Cleanup, ObtNode, entry, log, obt_command, run
 
 HERE = Path(__file__).resolve().parent
 BITRATE = 128_000  # bits/s, constant (-vbr off)
@@ -323,17 +322,8 @@ async def main(args) -> int:
     return 0
 
 
-def cli(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    try:
-        return asyncio.run(main(args))
-    except BenchError as exc:
-        log.error("bench failed: %s", exc)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+def cli(argv: list[str] | None = None) -> int:
+    return entry(parse_args(argv), main)
 
 
 if __name__ == "__main__":

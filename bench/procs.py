@@ -241,3 +241,17 @@ def send_signal(pid: int, sig: int = signal.SIGINT) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def entry(args, main) -> int:
+    """A benchmark's command line: log to stderr, run ``main(args)``, and turn a
+    :class:`BenchError` into exit status 1 and Ctrl-C into 130."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    try:
+        return asyncio.run(main(args))
+    except BenchError as exc:
+        log.error("bench failed: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
