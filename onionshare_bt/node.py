@@ -144,8 +144,12 @@ class Node:
         self._stack.push_async_callback(tasks.close)
         self.origin = Origin(store, tracker, roster)
         await self._restore()
+        # live broadcasts and listenings: made for this lifetime, gone with it
+        self.casts = CastService(tor, http)
+        self._stack.push_async_callback(self.casts.close)
         self.trust = TrustService(cfg, store, tor, http, self.swarm, self.origin,
-                                  release_offer=functools.partial(held_offer, store))
+                                  release_offer=functools.partial(held_offer, store),
+                                  live_items=self.casts.public_items)
         await self.trust.start()
         self._stack.push_async_callback(self.trust.close)
         self.releases = ReleaseService(cfg, store, self.swarm, http, tasks, self.trust)
@@ -157,9 +161,6 @@ class Node:
         self.stream = StreamService(engine)
         await self.stream.start()
         self._stack.push_async_callback(self.stream.close)
-        # live broadcasts and listenings: made for this lifetime, gone with it
-        self.casts = CastService(tor, http)
-        self._stack.push_async_callback(self.casts.close)
         tasks.spawn("resume-saver", self._resume_saver())
         tasks.spawn("tor-watchdog", self._tor_watchdog())
         self.watchdog = Watchdog(self.swarm, cfg.stall_timeout, self.gated)

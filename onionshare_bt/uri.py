@@ -4,6 +4,7 @@ broadcast's ``.../cast/<token>`` (pure)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import secrets
 import urllib.parse
@@ -44,6 +45,12 @@ def parse_uri(text: str) -> ShareURI:
     :raises BadURI: with the reason (scheme, host, path or token)
     """
     return _parse(text, KINDS)
+
+
+def cast_key(uri: str) -> str:
+    """A live broadcast's key in catalogues and search, where a share has its infohash:
+    the SHA-1 of its URI, 40 hex digits."""
+    return hashlib.sha1(uri.encode()).hexdigest()
 
 
 def parse_cast_uri(text: str) -> ShareURI:

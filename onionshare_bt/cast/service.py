@@ -39,10 +39,10 @@ from ..errors import (
 )
 from ..httpserve import not_found, read_body, runner
 from ..onion import parse_onion
-from ..text import safe_text
 from ..tor.client import TorClient
 from ..tor.http import OnionHTTP
-from ..uri import CAST, ShareURI, new_token, parse_cast_uri
+from ..text import DESCRIPTION_LIMIT, NAME_LIMIT, has_unsafe, safe_text
+from ..uri import CAST, ShareURI, cast_key, new_token, parse_cast_uri
 from .core import GRANULE_RATE, MAX_FANOUT, Tree, TreeError
 from .feed import Feed, ticket
 from .ogg import OggError, PageReader
@@ -90,6 +90,7 @@ class _Broadcast:
         self.tree = Tree(root_slots=fanout, ttl=BEAT * 5)
         self.feed = Feed(self.token, fanout, self.secret)
         self.onion = ""
+        self.public, self.name, self.description = False, "", ""
         self.key = ""  # the onion's, kept to publish it again after a tor restart
         self.state, self.error = "starting", None
         self.started = time.time()
@@ -110,6 +111,7 @@ class _Broadcast:
         self.tree.expire(now)
         return {"id": self.id, "role": "broadcast", "state": self.state, "error": self.error,
                 "uri": self.uri, "source": self.source, "bitrate": self.bitrate,
+                "public": self.public, "name": self.name,
                 "fanout": self.fanout, "listeners": len(self.tree),
                 "serving": len(self.feed.listeners),
                 "depth": self.tree.depth(), "pages": self.feed.backlog.count,
@@ -184,6 +186,14 @@ class CastService:
         return ([c.describe() for c in self._casts.values()]
                 + [lst.describe() for lst in self._listens.values()])
 
+    def public_items(self) -> list[dict]:
+        """The live broadcasts listed in the node's public catalogue (as its shares are,
+        with ``kind`` "cast": see :class:`onionshare_bt.trust.core.Item`)."""
+        return [{"kind": "cast", "name": c.name, "size": 0, "files": 0,
+                 "infohash": cast_key(c.uri), "uri": c.uri, "added": round(c.started),
+                 "description": c.description}
+                for c in self._casts.values() if c.public and c.state == "live" and c.onion]
+
     def received(self) -> dict[str, int]:
         """Bytes each listening has received (they count in the ratio as downloads do)."""
         return {f"cast:{i}": lst.received for i, lst in self._listens.items()}
@@ -210,13 +220,27 @@ class CastService:
 
     # -- broadcasting ---------------------------------------------------------------
     async def cast(self, source: str, bitrate: int, fanout: int,
-                   input_format: str | None = None) -> dict:
+                   input_format: str | None = None, public: bool = False,
+                   name: str | None = None, description: str | None = None) -> dict:
         """Start a broadcast of **source** and return it once its first page is served
         and its onion published.
 
+        :param public: list it in the node's public catalogue while it is live, as
+          **name** (default: the source file's name without its suffix) with
+          **description**
         :raises BadPath: a file source that does not exist
-        :raises UsageError: no ffmpeg, or ffmpeg could not read the source
+        :raises UsageError: no ffmpeg, or ffmpeg could not read the source, or a name or
+          description that is not one short line of plain text
         """
+        shown = name if name is not None else (
+            "live" if input_format else Path(source).stem)
+        for text, limit, what in ((shown, NAME_LIMIT, "name"),
+                                  (description or "", DESCRIPTION_LIMIT, "description")):
+            if len(text) > limit or has_unsafe(text) or (what == "name" and not text.strip()):
+                raise UsageError(f"a broadcast's {what} is one line of at most {limit} "
+                                 "characters, without control characters")
+        if not public and (name is not None or description is not None):
+            raise UsageError("a name or a description goes with --public")
         ffmpeg = shutil.which(self.ffmpeg or "ffmpeg")
         if ffmpeg is None:
             raise UsageError("obt cast needs ffmpeg", hint="Install it: apt-get install ffmpeg")
@@ -227,6 +251,7 @@ class CastService:
                               hint="A capture device needs --input-format (e.g. alsa, pulse).")
             source = str(path.resolve())
         cast = _Broadcast(secrets.token_hex(4), source, input_format, bitrate, fanout)
+        cast.public, cast.name, cast.description = public, shown.strip(), description or ""
         self._casts[cast.id] = cast
         try:
             await self._serve(cast)

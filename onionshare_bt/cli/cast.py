@@ -26,17 +26,24 @@ EVERY = "*"
 @click.option("--input-format", metavar="FMT",
               help="SOURCE is a capture device of ffmpeg's input format FMT (alsa, pulse…), "
                    "not a file.")
+@click.option("--public", is_flag=True,
+              help="List it in this node's public catalogue while it is live.")
+@click.option("--name", metavar="TEXT",
+              help="Its name in the catalogue (default: the file's name without suffix).")
+@click.option("--description", metavar="TEXT", help="What the catalogue says of it.")
 @click.option("--stop", is_flag=False, flag_value=EVERY, default=None, metavar="[ID]",
               help="Stop the broadcast ID (every broadcast without an ID).")
 @json_option
 @command
-async def cast(state, source, bitrate, fanout, input_format, stop, as_json):
+async def cast(state, source, bitrate, fanout, input_format, public, name, description, stop,
+               as_json):
     """Broadcast SOURCE live on an onion of its own; print its URI.
 
     SOURCE is an audio file, played in real time, or with --input-format a capture device.
     It is encoded to Ogg/Opus by ffmpeg and every page is signed: listeners check each one,
     whoever relays it to them. Listeners relay it on to further listeners (obt listen), so
-    this node serves at most --fanout of them however many listen.
+    this node serves at most --fanout of them however many listen. With --public it is
+    listed in this node's public catalogue while live (obt search finds it).
     """
     if stop is not None:
         await _stop(state, "broadcast", stop, rq.CastStop, as_json)
@@ -45,8 +52,9 @@ async def cast(state, source, bitrate, fanout, input_format, stop, as_json):
         raise UsageError("obt cast needs a SOURCE (or --stop)")
     cfg = await client.node(state)
     with r.busy(state.progress(as_json), "starting the broadcast and publishing its onion…"):
-        info = await client.send(cfg, rq.Cast(source=source, bitrate=bitrate, fanout=fanout,
-                                              input_format=input_format), timeout=180)
+        info = await client.send(cfg, rq.Cast(
+            source=source, bitrate=bitrate, fanout=fanout, input_format=input_format,
+            public=public, name=name, description=description), timeout=180)
     r.emit(info, as_json, info["uri"])
 
 

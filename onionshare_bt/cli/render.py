@@ -170,8 +170,11 @@ def _described(item: dict) -> str:
 
 
 def catalogue_text(items: list[dict]) -> str:
-    lines = [f"{shown(i['infohash'], 16)}  {_size(i['size']):>9}  {i['files']:>5} files  "
-             f"{time.strftime('%Y-%m-%d', time.gmtime(i['added']))}  {shown(i['name'])}"
+    lines = [(f"{shown(i['infohash'], 16)}  {'LIVE':>9}  {'':>5}        "
+              if i.get("kind") == "cast" else
+              f"{shown(i['infohash'], 16)}  {_size(i['size']):>9}  {i['files']:>5} files  ")
+             + f"{time.strftime('%Y-%m-%d', time.gmtime(i['added']))}  {shown(i['name'])}"
+             + (f"\n    obt listen {shown(i['uri'], 200)}" if i.get("kind") == "cast" else "")
              + _described(i) for i in items]
     return "\n".join(lines) or "the catalogue is empty"
 
@@ -273,7 +276,9 @@ def unreachable(nodes: list[dict]) -> None:
 
 
 def search_text(data: dict) -> str:
-    lines = [f"{shown(r['name'])}  {_size(r['size'])}  degree {r['degree']}  "
+    lines = [f"{shown(r['name'])}  "
+             f"{'live broadcast' if r.get('kind') == 'cast' else _size(r['size'])}  "
+             f"degree {r['degree']}  "
              f"{shown(r['node'], 16)}…{_described(r)}\n    {shown(r['uri'], 200)}"
              for r in data["results"]]
     return "\n".join(lines) or "no results"

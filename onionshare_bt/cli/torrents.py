@@ -135,6 +135,9 @@ async def _from_catalogue(cfg, uri: str, pick: str | None, as_json: bool) -> str
     if len(chosen) != 1:
         raise UsageError(f"{len(chosen) or 'no'} catalogue items match {pick!r}",
                          hint="List them with the same 'obt get' without --pick.")
+    if chosen[0].get("kind") == "cast":
+        raise UsageError(f"{r.shown(pick)} is a live broadcast, not a share",
+                         hint=f"Listen to it: obt listen {chosen[0]['uri']}")
     return chosen[0]["uri"]
 
 

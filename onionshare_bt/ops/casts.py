@@ -18,7 +18,8 @@ class CastOps:
         self.casts = casts
 
     async def cast(self, req: rq.Cast) -> rs.CastInfo:
-        return await self.casts.cast(req.source, req.bitrate, req.fanout, req.input_format)
+        return await self.casts.cast(req.source, req.bitrate, req.fanout, req.input_format,
+                                     req.public, req.name, req.description)
 
     async def stop(self, req: rq.CastStop) -> rs.CastInfo:
         return await self.casts.stop_cast(req.id)

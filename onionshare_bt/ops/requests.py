@@ -331,11 +331,15 @@ class Cast(Request):
     through ffmpeg's ``input_format`` (alsa, pulse, ...)."""
 
     op = "cast"
-    sent_when_set = ("input_format",)
+    sent_when_set = ("input_format", "public", "name", "description")
     source: str
     bitrate: int = 64
     fanout: int = 2
     input_format: str | None = None
+    #: listed in the node's public catalogue while live, as ``name`` with ``description``
+    public: bool = False
+    name: str | None = None
+    description: str | None = None
 
     def check(self) -> None:
         if not 16 <= self.bitrate <= 256:

@@ -18,7 +18,7 @@ from ..errors import BadOnionAddress, BadURI, MalformedReply
 from ..onion import parse_onion
 from ..text import DESCRIPTION_LIMIT, NAME_LIMIT, has_unsafe, safe_text
 from ..tor.http import OnionHTTP
-from ..uri import parse_uri
+from ..uri import cast_key, parse_cast_uri, parse_uri
 from .core import Item, NodeInfo
 
 MAX_DOCUMENT = 1024 * 1024
@@ -116,7 +116,16 @@ def _item(entry: dict) -> Item:
     uri = entry["uri"]
     if not isinstance(uri, str) or len(uri) > 256:
         raise ValueError("bad uri")
-    uri = str(parse_uri(uri))
+    kind = entry.get("kind", "share")
+    if kind == "cast":  # a live broadcast: its key is its URI's, nothing else to claim
+        uri = str(parse_cast_uri(uri))
+        if infohash.lower() != cast_key(uri):
+            raise ValueError("a cast's key is the SHA-1 of its URI")
+        size = 0
+    elif kind == "share":
+        uri = str(parse_uri(uri))
+    else:
+        raise ValueError("unknown kind")
     files = entry.get("files", 0)
     added = entry.get("added", 0)
     if isinstance(added, bool) or not isinstance(added, (int, float)) \
@@ -126,9 +135,9 @@ def _item(entry: dict) -> Item:
     if not isinstance(description, str) or len(description) > 4 * DESCRIPTION_LIMIT:
         description = ""  # the item stays; a description that is no text does not
     return Item(name=name, size=size, infohash=infohash.lower(), uri=uri, added=float(added),
-                files=files if isinstance(files, int) and not isinstance(files, bool)
-                and 0 <= files <= MAX_FILES else 0,
-                description=safe_text(description, DESCRIPTION_LIMIT).strip())
+                files=files if kind == "share" and isinstance(files, int)
+                and not isinstance(files, bool) and 0 <= files <= MAX_FILES else 0,
+                description=safe_text(description, DESCRIPTION_LIMIT).strip(), kind=kind)
 
 
 class Remote:

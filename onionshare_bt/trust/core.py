@@ -208,6 +208,9 @@ class Item:
     files: int
     #: what its node says of it ("" if nothing)
     description: str = ""
+    #: "share" (a torrent: obt get) or "cast" (a live broadcast: obt listen; its
+    #: ``infohash`` is only a key, the SHA-1 of its URI, and ``size`` and ``files`` are 0)
+    kind: str = "share"
 
 
 def _matches(item: Item, terms: list[str]) -> bool:
@@ -227,7 +230,8 @@ def search(
     :param items_by_node: each node's public catalogue
     :param degrees: each node's degree; nodes without one are not in the set and are skipped
     :param terms: all must match (blank terms are ignored; none matches everything)
-    :returns: dicts ``{name, size, infohash, uri, added, files, description, node, degree}``
+    :returns: dicts ``{name, size, infohash, uri, added, files, description, kind, node,
+      degree}``
       sorted by
       degree then name; an infohash offered by several nodes appears once, at the lowest
       degree

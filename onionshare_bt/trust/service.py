@@ -38,12 +38,16 @@ class TrustService:
     :param origin: answers mirrors (:class:`onionshare_bt.mirror.origin.Origin`)
     :param release_offer: the newest verified release this node holds, for ``/node``
       (:func:`onionshare_bt.release.service.held_offer`), or None
+    :param live_items: the live broadcasts published in the catalogue
+      (:meth:`onionshare_bt.cast.service.CastService.public_items`), or None
     """
 
     def __init__(self, config, store, tor, http, swarm, origin=None,
-                 release_offer: Callable[[], dict | None] | None = None) -> None:
+                 release_offer: Callable[[], dict | None] | None = None,
+                 live_items: Callable[[], list[dict]] | None = None) -> None:
         self.config, self.store, self.tor, self.http = config, store, tor, http
         self.swarm = swarm
+        self.live_items = live_items
         self.origin = origin
         self.release_offer = release_offer
         self.onion = ""
@@ -102,7 +106,7 @@ class TrustService:
             items.append({"name": meta.name, "size": meta.size, "files": len(meta.files),
                           "infohash": meta.id, "uri": row.uri, "added": added,
                           "description": description})
-        return items
+        return items + (self.live_items() if self.live_items else [])
 
     # -- publishing ---------------------------------------------------------------------
     def publish(self, row, public: bool, description: str | None = None) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 
 import pytest
@@ -132,8 +133,6 @@ async def test_a_relay_that_changes_the_audio_is_left(tmp_path):
         http = OnionHTTP(socks.address)
         await http.start()
         try:
-            import json
-
             url = info["uri"]
             reply = json.loads(await http.post(f"{url}/join", json.dumps(
                 {"onion": onion, "slots": 8, "lost": []}).encode(), 20, 4096))
@@ -233,3 +232,28 @@ async def test_a_restarted_tor_gets_the_casts_onions_again_at_the_same_addresses
         await until(lambda: only(listener, "listen")["state"] == "ended", 30,
                     "the listener learns the broadcast is over")
         assert only(listener, "listen")["error"] == "the broadcast is over"
+
+
+async def test_a_public_broadcast_is_in_the_catalogue_only_while_it_is_live(tmp_path):
+    from onionshare_bt.errors import UsageError
+    from onionshare_bt.uri import cast_key
+
+    wav = write_tones(tmp_path / "tones.wav", 0.25)
+    async with FakeTor() as socks, services(socks, 1) as (caster,):
+        with pytest.raises(UsageError, match="goes with --public"):
+            await caster.cast(str(wav), 48, 2, description="x")
+        with pytest.raises(UsageError, match="name"):
+            await caster.cast(str(wav), 48, 2, public=True, name="bad\x1b[2Jname")
+        private = await caster.cast(str(wav), 48, 2)
+        public = await caster.cast(str(wav), 48, 2, public=True, description="six tones")
+        assert caster.public_items() == [{
+            "kind": "cast", "name": "tones", "size": 0, "files": 0,
+            "infohash": cast_key(public["uri"]), "uri": public["uri"],
+            "added": caster.public_items()[0]["added"], "description": "six tones"}]
+        assert private["uri"] not in json.dumps(caster.public_items())
+        await until(lambda: only_id(caster, public["id"])["state"] == "ended", 30, "the end")
+        assert caster.public_items() == []  # over: no longer listed
+
+
+def only_id(svc: CastService, ident: str) -> dict:
+    return next(i for i in svc.list() if i["id"] == ident)

@@ -47,12 +47,21 @@ def casts(node: Node, role: str) -> list[dict]:
 def test_four_listeners_relay_a_live_broadcast_and_survive_a_relay_killed(
         node_a, node_b, listeners, tmp_path):
     wav = write_tones(tmp_path / "tones.wav", TONE)
-    cast = node_a.json("cast", str(wav), "--fanout", "2", "--bitrate", "48", timeout=240)
+    cast = node_a.json("cast", str(wav), "--fanout", "2", "--bitrate", "48", "--public",
+                       "--description", "24 tones", timeout=240)
     uri = cast["uri"]
     assert cast["state"] == "live" and uri.startswith("http://") and "/cast/" in uri
     served = []
     everyone = [*listeners, node_b]
     try:
+        # listed in node A's public catalogue, read through Tor by node B
+        public = node_a.json("node", "id")["public_uri"]
+        items = node_b.json("get", public, timeout=240)["items"]
+        [item] = [i for i in items if i.get("kind") == "cast"]
+        assert (item["uri"], item["name"], item["description"]) == (uri, "tones", "24 tones")
+        picked = node_b.run("get", public, "--pick", "tones", timeout=240)
+        assert picked.returncode == 2 and "obt listen" in picked.stderr, picked.stderr
+
         outs = {}
         for i, node in enumerate(everyone):
             outs[node.home] = tmp_path / f"heard{i}.ogg"

@@ -264,7 +264,8 @@ def test_search_matches_all_terms_case_insensitively():
     assert [(r["name"], r["node"], r["degree"]) for r in rows] == [
         ("Debian Netinst.iso", C, 1), ("debian-live.iso", C, 1)]  # once, at the lowest degree
     assert set(rows[0]) == {"name", "size", "infohash", "uri", "added", "files",
-                            "description", "node", "degree"}
+                            "description", "kind", "node", "degree"}
+    assert rows[0]["kind"] == "share"
 
 
 def test_search_matches_an_infohash_prefix_and_sorts_by_degree_then_name():

@@ -184,3 +184,18 @@ def test_a_local_description_is_one_plain_line_and_goes_with_public():
     trust.publish(share, True, "  Field recordings  ")
     trust.publish(share, True)
     assert published == [("ab", True, "Field recordings"), ("ab", True, None)]
+
+
+def test_a_live_broadcast_in_a_catalogue_is_kept_with_its_kind_and_nothing_it_claims():
+    from onionshare_bt.uri import cast_key
+
+    cast_uri = f"http://{ONION}.onion/cast/{'C' * 32}"
+    got = one(kind="cast", uri=cast_uri, infohash=cast_key(cast_uri), size=10**9, files=7)
+    assert got is not None and got.kind == "cast" and got.uri == cast_uri
+    assert (got.size, got.files) == (0, 0)  # a broadcast has neither
+    assert one().kind == "share"
+    # its key must be its URI's: a node cannot make a cast pass for another item
+    assert one(kind="cast", uri=cast_uri, infohash="ab" * 20) is None
+    assert one(kind="cast", uri=URI, infohash=cast_key(URI)) is None  # not a cast's URI
+    assert one(kind="share", uri=cast_uri) is None  # nor a share with a cast's URI
+    assert one(kind="radio") is None and one(kind=["share"]) is None
