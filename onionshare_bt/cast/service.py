@@ -225,6 +225,8 @@ class CastService:
         """Start a broadcast of **source** and return it once its first page is served
         and its onion published.
 
+        :param source: an audio file or a named pipe (played in real time), or with
+          **input_format** a capture device
         :param public: list it in the node's public catalogue while it is live, as
           **name** (default: the source file's name without its suffix) with
           **description**
@@ -246,7 +248,7 @@ class CastService:
             raise UsageError("obt cast needs ffmpeg", hint="Install it: apt-get install ffmpeg")
         if input_format is None:
             path = Path(source).expanduser()
-            if not path.is_file():
+            if not (path.is_file() or path.is_fifo()):  # a named pipe: obt cast - uses one
                 raise BadPath(f"no such file: {source}",
                               hint="A capture device needs --input-format (e.g. alsa, pulse).")
             source = str(path.resolve())

@@ -39,7 +39,8 @@ async def cast(state, source, bitrate, fanout, input_format, public, name, descr
                as_json):
     """Broadcast SOURCE live on an onion of its own; print its URI.
 
-    SOURCE is an audio file, played in real time, or with --input-format a capture device.
+    SOURCE is an audio file, played in real time, '-' for stdin (any format ffmpeg reads;
+    the broadcast ends with it), or with --input-format a capture device.
     It is encoded to Ogg/Opus by ffmpeg and every page is signed: listeners check each one,
     whoever relays it to them. Listeners relay it on to further listeners (obt listen), so
     this node serves at most --fanout of them however many listen. With --public it is
@@ -50,12 +51,63 @@ async def cast(state, source, bitrate, fanout, input_format, public, name, descr
         return
     if not source:
         raise UsageError("obt cast needs a SOURCE (or --stop)")
+    if source == "-" and input_format:
+        raise UsageError("stdin is read as a stream of any format ffmpeg knows; "
+                         "--input-format is for capture devices")
     cfg = await client.node(state)
+    if source == "-":  # stdin: through a named pipe the node's ffmpeg reads
+        await _cast_stdin(state, cfg, bitrate, fanout, public, name, description, as_json)
+        return
     with r.busy(state.progress(as_json), "starting the broadcast and publishing its onion…"):
         info = await client.send(cfg, rq.Cast(
             source=source, bitrate=bitrate, fanout=fanout, input_format=input_format,
             public=public, name=name, description=description), timeout=180)
     r.emit(info, as_json, info["uri"])
+
+
+async def _cast_stdin(state, cfg, bitrate, fanout, public, name, description,
+                      as_json) -> None:
+    """Broadcast stdin: a named pipe (0600, in the node's home) the node's ffmpeg reads,
+    fed from here until stdin ends, which ends the broadcast."""
+    import asyncio
+    import os
+    import secrets
+    import threading
+
+    pipe = cfg.home / f"cast-{secrets.token_hex(6)}.fifo"
+    os.mkfifo(pipe, 0o600)
+    loop = asyncio.get_running_loop()
+    copier = loop.create_future()
+
+    def copy() -> None:  # a daemon thread: a stdin that never ends cannot hold obt open
+        _copy_stdin(pipe)
+        loop.call_soon_threadsafe(lambda: copier.done() or copier.set_result(None))
+
+    threading.Thread(target=copy, daemon=True).start()
+    try:
+        info = await client.send(cfg, rq.Cast(
+            source=str(pipe), bitrate=bitrate, fanout=fanout, public=public,
+            name="stdin" if name is None and public else name, description=description),
+            timeout=180)
+        r.emit(info, as_json, info["uri"])
+        r.err(f"broadcasting stdin as {info['id']}; it ends when stdin does")
+        await copier
+    finally:
+        if not copier.done():  # the node never opened the pipe: let the copier go
+            fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+            os.close(fd)
+        pipe.unlink(missing_ok=True)
+
+
+def _copy_stdin(pipe) -> None:
+    import os
+
+    try:
+        with open(pipe, "wb") as out:  # blocks until the node's ffmpeg opens it
+            while chunk := os.read(sys.stdin.fileno(), 64 * 1024):
+                out.write(chunk)
+    except BrokenPipeError:  # the broadcast was stopped
+        pass
 
 
 @click.command()

@@ -121,3 +121,28 @@ def test_four_listeners_relay_a_live_broadcast_and_survive_a_relay_killed(
         for node in everyone:
             node.run("listen", "--stop")
         node_a.run("cast", "--stop")
+
+
+def test_stdin_is_broadcast_until_it_ends(node_a, tmp_path):
+    """``obt cast -``: the command feeds stdin to the node and returns when stdin ends,
+    which ends the broadcast."""
+    import subprocess
+    import sys
+
+    wav = write_tones(tmp_path / "short.wav", 0.5, FREQUENCIES[:6])  # 3 s
+    proc = subprocess.run([sys.executable, "-m", "onionshare_bt", "cast", "-", "--json"],
+                          env=node_a.env(), input=wav.read_bytes(), capture_output=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    import json
+
+    info = json.loads(proc.stdout)
+    assert "/cast/" in info["uri"] and b"it ends when stdin does" in proc.stderr
+    try:
+        ended = wait_until(lambda: [c for c in casts(node_a, "broadcast")
+                                    if c["id"] == info["id"] and c["state"] == "ended"],
+                           30, "the broadcast to end with stdin")
+        assert ended[0]["pages"] > 10  # 3 s of 200 ms pages, and the headers
+        assert not list(node_a.home.glob("cast-*.fifo"))  # the pipe is gone
+    finally:
+        node_a.run("cast", "--stop", info["id"])
