@@ -12,7 +12,8 @@ import time
 import pytest
 from aiohttp import web
 
-from onionshare_bt.cast import service as cast_service
+from onionshare_bt.cast import listening as cast_listening
+from onionshare_bt.cast import protocol as cast_protocol
 from onionshare_bt.cast.feed import ticket
 from onionshare_bt.cast.ogg import Page
 from onionshare_bt.cast.service import CastService
@@ -61,7 +62,7 @@ async def join_in_turn(listeners, uri, tmp_path, fanout=2, prefix="heard"):
 
 def crash(svc: CastService) -> None:
     """A listener's node gone at once: no leave, its onion and server gone."""
-    for listening in svc._listens.values():
+    for listening in svc.listenings.items.values():
         for task in (listening.task, listening.pull):
             if task is not None:
                 task.cancel()
@@ -93,7 +94,7 @@ async def test_four_listeners_in_a_tree_hear_every_tone_in_order_through_a_relay
             assert depths == [1, 1, 2, 2]  # a tree of depth 2 under a fan-out of 2
             assert only(caster, "broadcast")["listeners"] == 4
             dead = listeners[0]
-            dead_onion = next(iter(dead._listens.values())).onion
+            dead_onion = next(iter(dead.listenings.items.values())).onion
             orphans = listeners[2:]
             assert all(only(s, "listen")["parent"] == f"{dead_onion}.onion" for s in orphans)
             crash(dead)
@@ -136,7 +137,7 @@ async def test_a_relay_that_changes_the_audio_is_left(tmp_path):
             url = info["uri"]
             reply = json.loads(await http.post(f"{url}/join", json.dumps(
                 {"onion": onion, "slots": 8, "lost": []}).encode(), 20, 4096))
-            assert reply["parent"] == first._listens[next(iter(first._listens))].onion
+            assert reply["parent"] == first.listenings.items[next(iter(first.listenings.items))].onion
             secret = reply["secret"]
             served = []
 
@@ -145,7 +146,7 @@ async def test_a_relay_that_changes_the_audio_is_left(tmp_path):
                 served.append(request.query["onion"])
                 response = web.StreamResponse()
                 await response.prepare(request)
-                for page in caster._casts[next(iter(caster._casts))].feed.backlog.start():
+                for page in caster.broadcasts.items[next(iter(caster.broadcasts.items))].feed.backlog.start():
                     raw = page.raw
                     if not page.is_header:  # same header, other audio, CRC made good
                         raw = Page.build(b"\x00" * 40, granule=page.granule,
@@ -179,7 +180,7 @@ async def test_a_relay_that_changes_the_audio_is_left(tmp_path):
             await until(lambda: only(fooled, "listen")["pages"] > 3, 20,
                         "it listens elsewhere")
             await until(lambda: only(fooled, "listen")["state"] == "ended", 40, "the end")
-            assert only(fooled, "listen")["parent"] == f"{second._listens[next(iter(second._listens))].onion}.onion"
+            assert only(fooled, "listen")["parent"] == f"{second.listenings.items[next(iter(second.listenings.items))].onion}.onion"
             heard = tones_heard(tmp_path / "victim.ogg")
             assert in_order(heard) and heard[-1] == FREQUENCIES[-1], heard
             beats.cancel()
@@ -212,7 +213,7 @@ async def test_bad_input_fails_before_anything_is_served(tmp_path):
 
 
 def test_the_stall_limit_is_short_enough_to_rejoin_within_seconds():
-    assert cast_service.STALL <= 5 and cast_service.BEAT * 5 >= cast_service.STALL
+    assert cast_listening.STALL <= 5 and cast_protocol.BEAT * 5 >= cast_listening.STALL
 
 
 async def test_a_restarted_tor_gets_the_casts_onions_again_at_the_same_addresses(tmp_path):

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "trust.protocol",
         # the pure cores of the parts: functions, frozen dataclasses, small state machines
         "tracker.core", "tracker.announce", "tracker.peers", "tracker.metafile", "multiplex.core", "relay.core",
-        "trust.core", "mirror.core", "stream.core", "cast.core", "cast.ogg",
+        "trust.core", "mirror.core", "stream.core", "cast.core", "cast.ogg", "cast.wire",
     })),
     # the only speakers to Tor, libtorrent and SQLite, the settings, the shared helpers
     ("foundations", frozenset({"tor", "engine", "store", "config", "configfile", "httpserve",
