@@ -8,3 +8,4 @@
 - :mod:`.broadcast`: ``obt cast``: ffmpeg, the signed pages, the tree, the onion.
 - :mod:`.listening`: ``obt listen``: join, pull, check, relay, re-join.
 - :mod:`.service`: :class:`~.service.CastService`, the part the node builds.
+"""
