@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import shutil
 import signal
 import statistics
 import sys
@@ -39,9 +37,11 @@ import aiohttp
 from onionshare_bt.cast.core import GRANULE_RATE
 from onionshare_bt.cast.ogg import PageReader
 from onionshare_bt.errors import ObtError
-from onionshare_bt.testnet import Testnet
 
-from .procs import BenchError, Cleanup, ObtNode, entry, kill_pid, log, run, send_signal
+from .procs import (
+    BenchError, NetCondition, ObtNode, conditions_of, entry, kill_pid, log, run, send_signal,
+    write_results,
+)
 
 HERE = Path(__file__).resolve().parent
 LISTENERS = 6
@@ -113,21 +113,10 @@ async def delays(url: str, origin: float, seconds: float) -> list[float]:
     return out
 
 
-class CastCondition:
-    def __init__(self, args, name: str, latency_ms: float, base_port: int) -> None:
-        self.args, self.name = args, name
-        self.latency_ms, self.base_port = latency_ms, base_port
-        self.root = args.work / name
-        self.cleanup = Cleanup()
-        self.samples: dict[str, list] = {}
-
+class CastCondition(NetCondition):
     async def run(self, audio: Path) -> dict:
-        if self.root.exists():
-            shutil.rmtree(self.root)
         try:
-            net = Testnet(self.root / "net", base_port=self.base_port, latency_ms=self.latency_ms)
-            self.cleanup.push(lambda: asyncio.to_thread(net.down))
-            network = await asyncio.to_thread(net.up, 120.0)
+            network = await self.network()
             self.caster = ObtNode(self.root / "caster", network)
             self.cleanup.push(self.caster.stop)
             await self.caster.start()
@@ -261,8 +250,8 @@ def report(results: dict, meta: dict) -> str:
     for c in conds:
         runs = [s for s in results[c].get("run", []) if "upload_1_Bps" in s and "upload_6_Bps" in s]
         if runs:
-            ratio.append(f"{names[c]}: "
-                         f"{statistics.median(s['upload_6_Bps'] / s['upload_1_Bps'] for s in runs):.2f}")
+            grown = statistics.median(s["upload_6_Bps"] / s["upload_1_Bps"] for s in runs)
+            ratio.append(f"{names[c]}: {grown:.2f}")
     lines += ["", "Broadcaster upload with 6 listeners ÷ with 1: " + "; ".join(ratio)
               + f" (a broadcaster serving every listener itself: {LISTENERS})."]
     return "\n".join(lines) + "\n"
@@ -274,18 +263,10 @@ async def main(args) -> int:
     audio = await make_audio(args.work / "tone.wav", 600)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "label": args.label, "runs": args.runs,
             "window": args.window, "latency_ms": args.latency_ms}
-    conditions = [("loopback", 0.0, args.base_port)]
-    if args.latency_ms > 0:
-        conditions.append(("latency", args.latency_ms, args.base_port + 100))
     results = {}
-    for name, latency, port in conditions:
+    for name, latency, port in conditions_of(args):
         results[name] = await CastCondition(args, name, latency, port).run(audio)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cast-latest.json").write_text(json.dumps({"meta": meta, "results": results},
-                                                          indent=2))
-    text = report(results, meta)
-    (args.out / "cast-latest.md").write_text(text)
-    print(text)
+    write_results(args.out, "cast", meta, results, report(results, meta))
     return 0
 
 

@@ -33,9 +33,10 @@ from pathlib import Path
 import aiohttp
 
 from onionshare_bt.errors import ObtError
-from onionshare_bt.testnet import Testnet
 
-from .procs import BenchError, Cleanup, ObtNode, entry, log, obt_command, run
+from .procs import (
+    BenchError, NetCondition, ObtNode, conditions_of, entry, log, obt_command, run, write_results,
+)
 
 HERE = Path(__file__).resolve().parent
 BITRATE = 128_000  # bits/s, constant (-vbr off)
@@ -165,23 +166,10 @@ async def realtime(url: str, seconds: float, size: int) -> dict:
 
 
 # -- one condition ----------------------------------------------------------------------------
-class PlayCondition:
-    def __init__(self, args, name: str, latency_ms: float, base_port: int) -> None:
-        self.args, self.name = args, name
-        self.latency_ms, self.base_port = latency_ms, base_port
-        self.root = args.work / name
-        self.cleanup = Cleanup()
-        self.samples: dict[str, list] = {}
-
+class PlayCondition(NetCondition):
     async def run(self, base_audio: Path) -> dict:
-        if self.root.exists():
-            shutil.rmtree(self.root)
         try:
-            net = Testnet(self.root / "net", base_port=self.base_port, latency_ms=self.latency_ms)
-            self.cleanup.push(lambda: asyncio.to_thread(net.down))
-            started = time.monotonic()
-            network = await asyncio.to_thread(net.up, 120.0)
-            log.info("[%s] network up in %.1f s", self.name, time.monotonic() - started)
+            network = await self.network()
             self.seeder = ObtNode(self.root / "seeder", network, onions=2)
             self.cleanup.push(self.seeder.stop)
             await self.seeder.start()
@@ -307,18 +295,10 @@ async def main(args) -> int:
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "label": args.label, "runs": args.runs,
             "minutes": args.minutes, "play_seconds": args.play_seconds, "ks": list(args.ks),
             "latency_ms": args.latency_ms, "size": base.stat().st_size}
-    conditions = [("loopback", 0.0, args.base_port)]
-    if args.latency_ms > 0:
-        conditions.append(("latency", args.latency_ms, args.base_port + 100))
     results = {}
-    for name, latency, port in conditions:
+    for name, latency, port in conditions_of(args):
         results[name] = await PlayCondition(args, name, latency, port).run(base)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "play-latest.json").write_text(json.dumps({"meta": meta, "results": results},
-                                                          indent=2))
-    text = report(results, meta)
-    (args.out / "play-latest.md").write_text(text)
-    print(text)
+    write_results(args.out, "play", meta, results, report(results, meta))
     return 0
 
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -255,3 +256,50 @@ def entry(args, main) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def conditions_of(args) -> list[tuple[str, float, int]]:
+    """``(name, latency_ms, base_port)`` of each condition a figure benchmark runs:
+    loopback, then (with ``--latency-ms``) the same with latency on every tor-to-tor link."""
+    conditions = [("loopback", 0.0, args.base_port)]
+    if args.latency_ms > 0:
+        conditions.append(("latency", args.latency_ms, args.base_port + 100))
+    return conditions
+
+
+def write_results(out: Path, stem: str, meta: dict, results: dict, text: str) -> None:
+    """``<out>/<stem>-latest.json`` (every sample) and ``.md`` (the table); the table is
+    printed too."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}-latest.json").write_text(json.dumps({"meta": meta, "results": results},
+                                                        indent=2))
+    (out / f"{stem}-latest.md").write_text(text)
+    print(text)
+
+
+class NetCondition:
+    """One condition of a figure benchmark: its own private network (loopback, or with
+    ``latency_ms`` on every tor-to-tor link) under ``<work>/<name>``, and what to clean up.
+
+    :param base_port: the network's first port
+    """
+
+    def __init__(self, args, name: str, latency_ms: float, base_port: int) -> None:
+        self.args, self.name = args, name
+        self.latency_ms, self.base_port = latency_ms, base_port
+        self.root = args.work / name
+        self.cleanup = Cleanup()
+        self.samples: dict[str, list] = {}
+
+    async def network(self) -> Path:
+        """A fresh network, up; its network file. Taken down by :attr:`cleanup`."""
+        from onionshare_bt.testnet import Testnet
+
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        net = Testnet(self.root / "net", base_port=self.base_port, latency_ms=self.latency_ms)
+        self.cleanup.push(lambda: asyncio.to_thread(net.down))
+        started = time.monotonic()
+        network = await asyncio.to_thread(net.up, 120.0)
+        log.info("[%s] network up in %.1f s", self.name, time.monotonic() - started)
+        return network
