@@ -97,7 +97,7 @@ class Cleanup:
                 log.warning("cleanup step failed: %s", exc)
 
 
-def config_toml(onions: int) -> str:
+def config_toml(onions: int, max_paths: int | None = None) -> str:
     """A bench node's config.toml: K onions, and no middle relay of its own.
 
     The private network has 4 relays; a relay per node would join it, take a share of
@@ -109,6 +109,8 @@ def config_toml(onions: int) -> str:
     keys = getattr(obt_config, "FILE_KEYS", None) or getattr(obt_config, "_FILE_KEYS", {})
     if "relay" in keys:  # older obt versions have no relay
         text += "relay = false\n"
+    if max_paths is not None and "max_paths" in keys:  # older ones never grow paths
+        text += f"max_paths = {max_paths}\n"
     return text
 
 
@@ -118,12 +120,16 @@ class ObtNode:
     :param home: its state folder
     :param network_file: the private network to join
     :param onions: ``onions = K`` in its config.toml (its own onions per download/share)
+    :param max_paths: ``max_paths`` in its config.toml (None: the shipped default; 0: one
+        path per onion the tracker names, no growth)
     """
 
-    def __init__(self, home: Path, network_file: Path, onions: int = 2) -> None:
+    def __init__(self, home: Path, network_file: Path, onions: int = 2,
+                 max_paths: int | None = None) -> None:
         self.home = home
         self.network_file = network_file
         self.onions = onions
+        self.max_paths = max_paths
         self.pid: int | None = None
         self.tor_pid: int | None = None
 
@@ -144,7 +150,7 @@ class ObtNode:
     async def start(self) -> float:
         """Write config.toml and start the node; returns seconds until it was ready."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (self.home / "config.toml").write_text(config_toml(self.onions))
+        (self.home / "config.toml").write_text(config_toml(self.onions, self.max_paths))
         started = time.monotonic()
         await self.cli("node", "start")
         took = time.monotonic() - started
@@ -198,6 +204,7 @@ class ObtNode:
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={**os.environ, **self.env})
         marks = {"first": None, "done": None, "peak": 0.0}
+        cpu_before = cpu_s(self.pid)
         comm = asyncio.ensure_future(proc.communicate())
         try:
             await self._watch(comm, infohash, size, marks, watch, started + timeout)
@@ -211,10 +218,13 @@ class ObtNode:
         if proc.returncode != 0:
             raise BenchError(f"obt get exited {proc.returncode}: {err_b.decode()[-400:]}")
         first, done = marks["first"] or ended, marks["done"] or ended
+        peers = await self.call("peers", {"id": infohash})
         return {"wall_s": ended - started, "ttfb_s": first - started,
                 "transfer_s": done - first, "rate": size / max(done - first, 1e-6),
-                "wall_rate": size / (ended - started), "paths": await self.paths(infohash),
-                "peak_rss_mb": marks["peak"]}
+                "wall_rate": size / (ended - started), "paths": peers["paths"],
+                "growth": peers.get("growth"), "peak_rss_mb": marks["peak"],
+                # the downloader node's own CPU (libtorrent, bridges, hashing; not its tor)
+                "cpu_s_per_gb": (cpu_s(self.pid) - cpu_before) / (size / 1e9)}
 
     async def _watch(self, comm, infohash, size, marks, watch, deadline) -> None:
         """Poll until the download is complete or the command exits."""
@@ -234,6 +244,15 @@ class ObtNode:
             if watch is not None and watch.pid:
                 marks["peak"] = max(marks["peak"], rss_mb(watch.pid))
             await asyncio.wait([comm], timeout=POLL)
+
+
+def cpu_s(pid: int | None) -> float:
+    """CPU seconds (user and system) a process has used so far (0 if it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.Error, TypeError, ValueError):
+        return 0.0
+    return times.user + times.system
 
 
 def send_signal(pid: int, sig: int = signal.SIGINT) -> None:

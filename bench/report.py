@@ -17,9 +17,12 @@ ROWS = [
     ("raw TCP, 1 stream through 1 onion", "raw_1", "rate", "rate"),
     ("raw TCP, 2 streams through 2 onions (total)", "raw_2", "rate", "rate"),
     ("raw TCP, 4 streams through 4 onions (total)", "raw_4", "rate", "rate"),
-    ("obt get, seeder K=1", "obt_k1", "rate", "rate"),
-    ("obt get, seeder K=2", "obt_k2", "rate", "rate"),
-    ("obt get, seeder K=4", "obt_k4", "rate", "rate"),
+    ("raw TCP, 8 streams through 8 onions (total)", "raw_8", "rate", "rate"),
+    ("obt get, seeder K=1 (one path per onion)", "obt_k1", "rate", "rate"),
+    ("obt get, seeder K=2 (one path per onion)", "obt_k2", "rate", "rate"),
+    ("obt get, seeder K=4 (one path per onion)", "obt_k4", "rate", "rate"),
+    ("obt get, seeder K=8 (one path per onion)", "obt_k8", "rate", "rate"),
+    ("obt get, seeder K=2, paths grown (shipped settings)", "obt_adaptive", "rate", "rate"),
     ("OnionShare + curl", "onionshare", "rate", "rate"),
     ("obt swarm, 3 seeders × K=2", "swarm", "rate", "rate"),
     ("obt get K=2, whole command (size / wall time)", "obt_k2", "wall_rate", "rate"),
@@ -33,10 +36,20 @@ TIME_ROWS = [
     ("`obt get` → first payload byte, K=1", "obt_k1", "ttfb_s"),
     ("`obt get` → first payload byte, K=2", "obt_k2", "ttfb_s"),
     ("`obt get` → first payload byte, K=4", "obt_k4", "ttfb_s"),
+    ("`obt get` → first payload byte, K=8", "obt_k8", "ttfb_s"),
+    ("`obt get` → first payload byte, paths grown", "obt_adaptive", "ttfb_s"),
     ("`obt get` → first payload byte, swarm", "swarm", "ttfb_s"),
     ("`obt node start` (tor bootstrap included)", "obt_k2", "node_start_s"),
     ("onionshare-cli start → URL printed", "onionshare", "start_s"),
     ("curl → first byte (OnionShare)", "onionshare", "ttfb_s"),
+]
+#: (row label, figure, field): plain numbers (paths, CPU seconds)
+PATH_ROWS = [
+    ("paths the grown download settled at", "obt_adaptive", "settled_paths"),
+    ("downloader node CPU s per GB, K=1", "obt_k1", "cpu_s_per_gb"),
+    ("downloader node CPU s per GB, K=4", "obt_k4", "cpu_s_per_gb"),
+    ("downloader node CPU s per GB, K=8", "obt_k8", "cpu_s_per_gb"),
+    ("downloader node CPU s per GB, paths grown", "obt_adaptive", "cpu_s_per_gb"),
 ]
 MEMORY_ROWS = [
     ("node RSS without tor, 1 share", "memory", "node_rss_1"),
@@ -55,6 +68,13 @@ TARGETS = [
     ("obt K=2 ≥ 2 × OnionShare", ("obt_k2", "rate"), ("onionshare", "rate"), 2.0, "ge"),
     ("3-seeder swarm ≥ 2.5 × OnionShare", ("swarm", "rate"), ("onionshare", "rate"), 2.5, "ge"),
     ("node RSS without tor ≤ 150 MB at 20 shares", ("memory", "node_rss_20"), None, 150.0, "le"),
+    ("obt K=2 ≥ 0.85 × raw 2 streams", ("obt_k2", "rate"), ("raw_2", "rate"), 0.85, "ge"),
+    ("obt K=4 ≥ 0.85 × raw 4 streams", ("obt_k4", "rate"), ("raw_4", "rate"), 0.85, "ge"),
+    ("obt K=8 ≥ 0.85 × raw 8 streams", ("obt_k8", "rate"), ("raw_8", "rate"), 0.85, "ge"),
+    ("obt paths grown vs obt K=2 one path per onion", ("obt_adaptive", "rate"),
+     ("obt_k2", "rate"), 1.0, "ge"),
+    ("first byte: obt K=2 − OnionShare ≤ 1 s", ("obt_k2", "ttfb_s"), ("onionshare", "ttfb_s"),
+     1.0, "diff_le"),
 ]
 
 
@@ -71,7 +91,8 @@ def median(samples: dict, figure: str, field: str) -> float | None:
 def _cell(found: list[float], kind: str) -> str:
     if not found:
         return "—"
-    scale, fmt = {"rate": (1e6, "{:.2f}"), "s": (1, "{:.1f}"), "mb": (1, "{:.0f}")}[kind]
+    scale, fmt = {"rate": (1e6, "{:.2f}"), "s": (1, "{:.1f}"), "mb": (1, "{:.0f}"),
+                  "n": (1, "{:.1f}")}[kind]
     med, lo, hi = (x / scale for x in (statistics.median(found), min(found), max(found)))
     return f"{fmt.format(med)} ({fmt.format(lo)}–{fmt.format(hi)})"
 
@@ -118,17 +139,18 @@ def targets(results: dict) -> list[dict]:
             if top is None or not bottom:
                 row[cond] = None
                 continue
-            value = top / bottom
+            value = top - bottom if how == "diff_le" else top / bottom
             met = value >= threshold if how == "ge" else value <= threshold
             row[cond] = {"value": value, "met": met}
         rows.append(row)
     return rows
 
 
-def _target_cell(entry: dict | None, ratio: bool) -> str:
+def _target_cell(entry: dict | None, unit: str) -> str:
     if entry is None:
         return "—"
-    text = f"{entry['value']:.2f}×" if ratio else f"{entry['value']:.0f} MB"
+    text = {"×": f"{entry['value']:.2f}×", "MB": f"{entry['value']:.0f} MB",
+            "s": f"{entry['value']:+.1f} s"}[unit]
     return f"{text} {'met' if entry['met'] else '**missed**'}"
 
 
@@ -153,12 +175,16 @@ def markdown(report: dict) -> str:
         out.append(f"| {label} | " + " | ".join(cells) + " |\n")
     out += ["\n## Per-path split of a download's payload (share of bytes per bridge path)\n\n",
             header, rule]
-    for figure in ("obt_k1", "obt_k2", "obt_k4", "swarm"):
+    for figure in ("obt_k1", "obt_k2", "obt_k4", "obt_k8", "obt_adaptive", "swarm"):
         cells = [split(results[c]["samples"], figure) for c in conds]
         out.append(f"| {figure} | " + " | ".join(cells) + " |\n")
     out += ["\n## Times (s)\n\n", header, rule]
     for label, figure, field in TIME_ROWS:
         cells = [_cell(values(results[c]["samples"], figure, field), "s") for c in conds]
+        out.append(f"| {label} | " + " | ".join(cells) + " |\n")
+    out += ["\n## Paths and CPU\n\n", header, rule]
+    for label, figure, field in PATH_ROWS:
+        cells = [_cell(values(results[c]["samples"], figure, field), "n") for c in conds]
         out.append(f"| {label} | " + " | ".join(cells) + " |\n")
     out += ["\n## Memory (MB, resident)\n\n", header, rule]
     for label, figure, field in MEMORY_ROWS:
@@ -166,9 +192,9 @@ def markdown(report: dict) -> str:
         out.append(f"| {label} | " + " | ".join(cells) + " |\n")
     out += ["\n## Targets (ratios of medians)\n\n", header.replace("figure", "target"), rule]
     for row in report["targets"]:
-        ratio = "RSS" not in row["target"]
+        unit = "MB" if "RSS" in row["target"] else "s" if "byte" in row["target"] else "×"
         out.append(f"| {row['target']} | "
-                   + " | ".join(_target_cell(row.get(c), ratio) for c in conds) + " |\n")
+                   + " | ".join(_target_cell(row.get(c), unit) for c in conds) + " |\n")
     failures = [(c, f, s["error"]) for c in conds
                 for f, runs in results[c]["samples"].items() for s in runs if "error" in s]
     if failures:

@@ -1,8 +1,8 @@
 """One condition of the benchmark: a private Tor network, then every figure, run by run.
 
 Within a run the figures are taken one after another on the same network (raw TCP,
-OnionShare, obt K = 1, 2, 4, the swarm), so they are side by side; runs repeat that
-sequence. Each obt figure uses a fresh random file, a fresh share and a fresh downloader
+OnionShare, obt K = 1, 2, 4, 8 with one path per onion, obt with its paths grown as it goes,
+the swarm), so they are side by side; runs repeat that sequence. Each obt figure uses a fresh random file, a fresh share and a fresh downloader
 node, so no stale peer of an earlier run is ever listed by the tracker.
 """
 
@@ -24,8 +24,10 @@ from onionshare_bt.testnet import Testnet
 from . import onionshare, raw
 from .procs import BenchError, Cleanup, ObtNode, log
 
-STREAMS = (1, 2, 4)
-KS = (1, 2, 4)
+STREAMS = (1, 2, 4, 8)
+KS = (1, 2, 4, 8)
+#: the onions the seeder shares on in the adaptive figure (the shipped default)
+ADAPTIVE_K = 2
 SWARM_HELPERS = 2
 MEMORY_SHARES = 20
 SETTLE = 3.0
@@ -74,7 +76,8 @@ def make_file(path: Path, size: int) -> Path:
 
 def _out_paths(paths: list[dict]) -> list[dict]:
     """The download's outbound paths: remote onion and payload bytes received."""
-    return [{"onion": p["onion"], "down": p["down"], "connections": p["connections"]}
+    return [{"onion": p["onion"], "lane": p.get("lane", 0), "down": p["down"],
+             "connections": p["connections"]}
             for p in paths if p["direction"] == "out"]
 
 
@@ -128,6 +131,7 @@ class Condition:
         if only & {"obt", "timing"}:
             for k in KS:
                 await self._guard(f"obt_k{k}", self._obt(run, k))
+            await self._guard("obt_adaptive", self._obt(run, ADAPTIVE_K, adaptive=True))
         if "swarm" in only:
             await self._guard("swarm", self._swarm(run))
         if "memory" in only:
@@ -197,29 +201,37 @@ class Condition:
         info, share_s = await self.seeder.share(path, k)
         return info, share_s, path
 
-    async def _node(self, label: str, k: int) -> tuple[ObtNode, float]:
+    async def _node(self, label: str, k: int, max_paths: int | None = None
+                    ) -> tuple[ObtNode, float]:
         """Start a fresh node (stopped by the cleanup at the latest)."""
-        node = ObtNode(self.plan.root / label, self.network_file, onions=k)
+        node = ObtNode(self.plan.root / label, self.network_file, onions=k,
+                       max_paths=max_paths)
         self.cleanup.push(node.stop)
         return node, await node.start()
 
-    async def _obt(self, run: int, k: int) -> None:
-        """A fresh downloader with ``onions = K`` fetches a fresh K-onion share."""
+    async def _obt(self, run: int, k: int, adaptive: bool = False) -> None:
+        """A fresh downloader with ``onions = K`` fetches a fresh K-onion share: one path
+        per onion (``max_paths = 0``), or, **adaptive**, with the shipped settings (its
+        paths grown while each adds 15 %)."""
         plan = self.plan
-        info, share_s, path = await self._fresh_share(f"k{k}-r{run}", k)
-        node, start_s = await self._node(f"dl-k{k}-r{run}", k)
+        name = "adaptive" if adaptive else f"k{k}"
+        info, share_s, path = await self._fresh_share(f"{name}-r{run}", k)
+        node, start_s = await self._node(f"dl-{name}-r{run}", k,
+                                         max_paths=None if adaptive else 0)
         try:
             result = await node.fetch(info["uri"], info["infohash"], plan.size,
-                                      plan.root / "out" / f"k{k}-r{run}", plan.timeout,
+                                      plan.root / "out" / f"{name}-r{run}", plan.timeout,
                                       watch=self.seeder)
             result["dl_rss_mb"] = node.memory()["node_rss_mb"]
         finally:
             await node.stop()
             await self.seeder.unshare(info["infohash"])
             path.unlink(missing_ok=True)
-            shutil.rmtree(plan.root / "out" / f"k{k}-r{run}", ignore_errors=True)
+            shutil.rmtree(plan.root / "out" / f"{name}-r{run}", ignore_errors=True)
         result.update(share_s=share_s, node_start_s=start_s, paths=_out_paths(result["paths"]))
-        self._record(f"obt_k{k}", result)
+        if result.get("growth"):
+            result["settled_paths"] = result["growth"]["paths"]
+        self._record(f"obt_{name}", result)
 
     async def _swarm(self, run: int) -> None:
         """3 seeders (the original plus 2 that fetched first) x K=2, a fresh node fetches."""
@@ -282,7 +294,8 @@ class Condition:
 def _brief(result: dict) -> str:
     """A one-line view of a sample for the progress log."""
     parts = []
-    for key in ("rate", "wall_s", "ttfb_s", "share_s", "node_rss_20"):
+    for key in ("rate", "wall_s", "ttfb_s", "share_s", "node_rss_20", "settled_paths",
+                "cpu_s_per_gb"):
         if key in result:
             value = result[key]
             parts.append(f"{key}={value / 1e6:.2f} MB/s" if key == "rate" else f"{key}={value:.2f}")

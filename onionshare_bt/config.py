@@ -22,6 +22,8 @@ from .tor.torrc import valid_nickname
 PEER_VIRTUAL_PORT = 6881
 #: the tracker's virtual port on every onion
 TRACKER_VIRTUAL_PORT = 80
+#: the most paths ``max_paths`` may let one download grow to
+MAX_PATHS = 32
 
 
 def default_home() -> Path:
@@ -51,6 +53,11 @@ class Config:
         of mpv, vlc, ffplay on ``PATH``
     :param download_rate: cap on the node's download rate in bytes/s (0: none); the ratio
         gate may cap it lower
+    :param upload_rate: cap on the node's upload rate in bytes/s (0: none): what its shares
+        and seed-backs send to all downloaders together
+    :param max_paths: the most paths a download grows to, one circuit more at a time while
+        each adds 15 % to its rate (:mod:`.multiplex.growth`); 0 or 1: no growth, one path
+        per onion its trackers name
     """
 
     home: Path
@@ -80,6 +87,8 @@ class Config:
     open_shares: bool = False
     player: str = ""
     download_rate: int = 0
+    upload_rate: int = 0
+    max_paths: int = 8
 
     @property
     def release_dir(self) -> Path:
@@ -153,6 +162,8 @@ FILE_KEYS = {
     "open_shares": "open_shares",
     "player": "player",
     "download_rate": "download_rate",
+    "upload_rate": "upload_rate",
+    "max_paths": "max_paths",
 }
 
 
@@ -210,9 +221,13 @@ def checked(values: dict) -> dict:
         raise UsageError("open_shares must be true or false")
     if not isinstance(values.get("player", ""), str):
         raise UsageError('player must be a command line in quotes, e.g. player = "mpv"')
-    rate = values.get("download_rate", 0)
-    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
-        raise UsageError("download_rate must be a number of bytes per second (0: no cap)")
+    for key in ("download_rate", "upload_rate"):
+        rate = values.get(key, 0)
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
+            raise UsageError(f"{key} must be a number of bytes per second (0: no cap)")
+    paths = values.get("max_paths", 8)
+    if not isinstance(paths, int) or isinstance(paths, bool) or not 0 <= paths <= MAX_PATHS:
+        raise UsageError(f"max_paths must be a number from 0 to {MAX_PATHS} (0: no growth)")
     onions = int(values.get("onions", 2))
     if not 1 <= onions <= MAX_ONIONS:
         raise UsageError(f"onions must be between 1 and {MAX_ONIONS}, not {onions}")

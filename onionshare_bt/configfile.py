@@ -30,7 +30,7 @@ from .errors import UsageError
 CLI_KEYS = tuple(k for k in config.FILE_KEYS if k not in ("tor_options", "release_keys"))
 #: what the web UI changes
 UI_KEYS = ("onions", "fetch_timeout", "bootstrap_timeout", "announce_interval",
-           "stall_timeout", "download_rate", "open_shares", "relay", "relay_nickname",
+           "stall_timeout", "download_rate", "upload_rate", "max_paths", "open_shares", "relay", "relay_nickname",
            "relay_rate", "relay_burst", "relay_contact", "free_base", "ratio",
            "publish_trust", "trust_fan_out", "trust_total", "trust_timeout")
 #: settings that must be above zero (the others of a number type may be zero)

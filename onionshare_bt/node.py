@@ -124,6 +124,7 @@ class Node:
         engine = Engine(self._on_event, socks=tor.socks_address)  # bridged: Tor as backstop
         await engine.start()
         self._stack.push_async_callback(engine.close)
+        engine.limit_upload(cfg.upload_rate)
         bridges = Bridges(self._dial, engine.listen_port, info_hashes=engine.info_hashes)
         self._stack.push_async_callback(bridges.close)
         roster = Roster(store)  # the mirrors registered here, named by the tracker
@@ -235,14 +236,15 @@ class Node:
         await self.ui.republish()
         await self.casts.republish()
 
-    async def _dial(self, onion: str, port: int, torrent_id: str):
-        """Dial a peer's onion for one torrent, on circuits of that torrent's own."""
+    async def _dial(self, onion: str, port: int, torrent_id: str, lane: int = 0):
+        """Dial a peer's onion for one torrent, on circuits of that torrent's own (and, for
+        a further lane to the same onion, of that lane's own)."""
         loop = asyncio.get_running_loop()
         tor = self.swarm.tor
         return await socks.open_connection(
             tor.socks_address, f"{onion}.onion", port,
             timeout=DIAL_ATTEMPT_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
-            isolation=f"peer:{torrent_id}", watch=tor,  # stale onion state is purged
+            isolation=f"peer:{torrent_id}" + (f":{lane}" if lane else ""), watch=tor,  # stale onion state is purged
         )
 
     async def _restore(self) -> None:

@@ -149,10 +149,14 @@ def _torrent_text(r: dict) -> str:
 
 def paths_text(data: dict) -> str:
     lines = [
-        f"{p['direction']:3} {p['onion'][:16] or '-':16} {p['endpoint']:22} "
+        f"{p['direction']:3} {p['onion'][:16] or '-':16}"
+        f"{'+' + str(p['lane']) if p.get('lane') else '':3} {p['endpoint']:22} "
         f"down {p['down']:>12} up {p['up']:>12} conns {p['connections']}"
         for p in data["paths"]
     ] or ["no bridge paths"]
+    growth = data.get("growth")
+    if growth:
+        lines.append(growth_text(growth))
     lines += [
         f"peer {p['host']}:{p['port']:<6} {'seed' if p['seed'] else 'peer'} "
         f"{'in ' if p['incoming'] else 'out'} down {p['payload_down']:>12} "
@@ -161,6 +165,21 @@ def paths_text(data: dict) -> str:
         for p in data.get("engine_peers", ())
     ]
     return "\n".join(lines)
+
+
+def growth_text(growth: dict) -> str:
+    """How a download's path count grew: the count, why it settled, the rate it kept, and
+    each path tried (``1→2 +82% kept, 2→3 +4% dropped``)."""
+    steps = ", ".join(
+        f"{s['paths'] - 1}→{s['paths']} "
+        + (f"{(s['rate_after'] - s['rate_before']) / s['rate_before']:+.0%}"
+           if s["rate_before"] > 0 else "?")
+        + (" kept" if s["kept"] else " dropped")
+        for s in growth.get("steps", ()))
+    state = growth["state"] + (f": {growth['reason']}" if growth.get("reason") else "")
+    measured = f"; {rate(growth['rate'])}" if growth.get("rate") else ""
+    return (f"paths: {growth['paths']} of at most {growth['max_paths']} ({state}{measured})"
+            + (f"; tried {steps}" if steps else ""))
 
 
 def _described(item: dict) -> str:

@@ -233,9 +233,14 @@ class Engine:
             handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
 
     def limit_download(self, bytes_per_second: int) -> None:
-        """Cap the whole session's download rate (0: no cap); uploads are never capped."""
+        """Cap the whole session's download rate (0: no cap)."""
         if self._session.get_settings()["download_rate_limit"] != bytes_per_second:
             self._session.apply_settings({"download_rate_limit": bytes_per_second})
+
+    def limit_upload(self, bytes_per_second: int) -> None:
+        """Cap the whole session's upload rate (0: no cap)."""
+        if self._session.get_settings()["upload_rate_limit"] != bytes_per_second:
+            self._session.apply_settings({"upload_rate_limit": bytes_per_second})
 
     def gate(self, torrent_id: str, closed: bool) -> bool:
         """Stop (or allow again) downloading; the torrent keeps serving what it has.

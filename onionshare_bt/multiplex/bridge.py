@@ -57,9 +57,11 @@ from .core import (
 
 log = logging.getLogger(__name__)
 
-#: ``dial(onion, port, torrent_id)`` opens a stream to ``onion:port`` for one torrent (the
-#: node isolates Tor circuits per torrent by it)
-Dial = Callable[[str, int, str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+#: ``dial(onion, port, torrent_id, lane)`` opens a stream to ``onion:port`` for one torrent
+#: (the node isolates Tor circuits per torrent and lane by it: each lane to one onion is a
+#: circuit of its own)
+Dial = Callable[[str, int, str, int],
+                Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 CHUNK = 64 * 1024
 HANDSHAKE_TIMEOUT = 60.0
 #: a spliced connection whose peer sends nothing for this long while we wait for it is
@@ -86,7 +88,7 @@ def node_endpoint_cap() -> int:
 class Bridges:
     """Own every bridge listener and connection of a node.
 
-    :param dial: ``dial(onion, port, torrent_id)``; through Tor's SOCKS port in the node
+    :param dial: ``dial(onion, port, torrent_id, lane)``; through Tor's SOCKS port in the node
     :param engine_port: libtorrent's loopback listen port (the engine is started first)
     :param info_hashes: returns the info-hashes (20-byte, v1 and truncated v2) of a torrent
         of ours (:meth:`Engine.info_hashes <onionshare_bt.engine.session.Engine.info_hashes>`);
@@ -114,19 +116,22 @@ class Bridges:
         self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0}
 
     # -- outbound -----------------------------------------------------------------------
-    async def outbound(self, torrent_id: str, onion: str, port: int) -> tuple[str, int]:
+    async def outbound(self, torrent_id: str, onion: str, port: int,
+                       lane: int = 0) -> tuple[str, int]:
         """The loopback endpoint that reaches ``onion:port`` for ``torrent_id``.
 
+        :param lane: another path to the same onion (0: the first), its own endpoint and
+          its own circuits (:mod:`.growth` opens them)
         :raises NodeError: when the torrent's or the node's endpoints are all busy
         """
-        key = ("out", torrent_id, onion, port)
+        key = ("out", torrent_id, onion, port, lane)
         if key in self._paths:
             self._table.touch(key)
             host, eport = self._paths[key].endpoint.rsplit(":", 1)
             return host, int(eport)
         for victim in self._table.admit(key, torrent_id):
             self._drop_path(victim)
-        counters = PathCounters(torrent_id, "out", onion, port, endpoint="")
+        counters = PathCounters(torrent_id, "out", onion, port, endpoint="", lane=lane)
         try:
             host = self._out_pool.next()
             # bound and listening before the first await, so that a concurrent call for the
@@ -154,6 +159,15 @@ class Bridges:
         else:  # evicted while it started
             server.close()
         return host, eport
+
+    async def drop(self, path: PathCounters) -> None:
+        """Close one outbound path: its listener, its connections, its endpoint."""
+        key = next((k for k, p in self._paths.items() if p is path), None)
+        if key is None:
+            return
+        self._drop_path(key)
+        self._table.remove(key)
+        await self._cancel([t for t, p in self._tasks.items() if p is path])
 
     def _drop_path(self, key: tuple) -> None:
         server = self._servers.pop(key, None)
@@ -211,7 +225,8 @@ class Bridges:
     async def _dial_out(self, counters: PathCounters, lt_writer):
         counters.dialing += 1
         try:
-            return await self._dial(counters.onion, counters.port, counters.torrent_id)
+            return await self._dial(counters.onion, counters.port, counters.torrent_id,
+                                    counters.lane)
         except (ObtError, OSError) as exc:
             counters.failures += 1
             counters.last_error = str(exc)

@@ -413,6 +413,8 @@ class PathCounters:
 
     :param direction: ``out`` (we dialled the onion) or ``in`` (the peer reached our onion)
     :param onion: the remote onion for outbound paths; our own listener for inbound
+    :param lane: for an outbound path, which of the paths to the same onion it is (0: the
+        first; more are opened while they add to a download's rate, :mod:`.growth`)
     """
 
     torrent_id: str
@@ -427,6 +429,7 @@ class PathCounters:
     dialing: int = 0
     failures: int = 0
     last_error: str = ""
+    lane: int = 0
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

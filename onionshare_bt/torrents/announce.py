@@ -17,6 +17,7 @@ from ..config import PEER_VIRTUAL_PORT
 from ..errors import NodeError, ObtError
 from ..store import TorrentRow
 from ..uri import ShareURI, parse_uri
+from .paths import start_growing
 from .state import SwarmState
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,10 @@ MAX_TRACKERS = 8
 
 
 def start_announcing(swarm: SwarmState, row: TorrentRow) -> None:
+    """Announce a download (and grow its paths while it downloads: :mod:`.paths`)."""
     swarm.peer_ids.setdefault(row.id, secrets.token_bytes(20))
     swarm.tasks.spawn(f"announce:{row.id}", _announce_loop(swarm, row.id))
+    start_growing(swarm, row)
 
 
 async def _announce_loop(swarm: SwarmState, torrent_id: str) -> None:

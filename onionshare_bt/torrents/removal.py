@@ -25,6 +25,7 @@ async def remove(swarm: SwarmState, row: TorrentRow, delete_data: bool) -> dict:
             "--delete-data only deletes downloaded data; obt never deletes a share's files"
         )
     await swarm.tasks.cancel(f"announce:{row.id}")
+    await swarm.tasks.cancel(f"paths:{row.id}")
     await unpublish(swarm, row.id, [o.address for o in swarm.store.onions.of(row.id)])
     await swarm.tracker.withdraw(row.id)
     await swarm.bridges.close_torrent(row.id)
@@ -33,6 +34,7 @@ async def remove(swarm: SwarmState, row: TorrentRow, delete_data: bool) -> dict:
     swarm.store.torrents.remove(row.id)
     swarm.peer_ids.pop(row.id, None)
     swarm.announce_errors.pop(row.id, None)
+    swarm.growth.pop(row.id, None)
     swarm.metas.pop(row.id, None)
     if row.role == "share" and own_copy(Path(row.save_path), Path(row.save_path),
                                          swarm.config.home):

@@ -11,6 +11,7 @@ from ..config import Config
 from ..engine.metainfo import Metainfo, parse
 from ..engine.session import Engine
 from ..multiplex.bridge import Bridges
+from ..multiplex.growth import PathGrowth
 from ..store import Store, TorrentRow
 from ..tasks import TaskRegistry
 from ..tor.client import TorClient
@@ -46,6 +47,8 @@ class SwarmState:
         self.metas: dict[str, Metainfo] = {}
         #: the last announce's error per torrent id, until an announce succeeds
         self.announce_errors: dict[str, str] = {}
+        #: each download's path count as it grew (:mod:`.paths`), kept once it settled
+        self.growth: dict[str, PathGrowth] = {}
 
     def meta(self, row: TorrentRow) -> Metainfo:
         """The torrent's metadata, parsed once per node lifetime."""

@@ -64,8 +64,10 @@ def peers(swarm: SwarmState, row: TorrentRow) -> dict:
     """A torrent's paths (its bridges' counters) and the peers the engine sees."""
     engine = swarm.engine
     seen = engine.peers(row.id) if engine.has(row.id) else []
+    growth = swarm.growth.get(row.id)
     return {"id": row.id, "paths": [p.as_dict() for p in swarm.bridges.counters(row.id)],
-            "engine_peers": [p.__dict__ for p in seen]}
+            "engine_peers": [p.__dict__ for p in seen],
+            "growth": growth.describe() if growth is not None else None}
 
 
 def torrent_file(swarm: SwarmState, row: TorrentRow) -> bytes:

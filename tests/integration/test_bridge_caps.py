@@ -19,7 +19,7 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def never_dial(onion, port, torrent_id):
+async def never_dial(onion, port, torrent_id, lane=0):
     raise AssertionError("nothing should be dialled")
 
 
@@ -81,7 +81,7 @@ async def test_outbound_endpoint_refuses_libtorrent_handshake_for_another_torren
     (engine,) = await started(Engine(bridged=True))
     dialled = []
 
-    async def dial(onion, port, torrent_id):
+    async def dial(onion, port, torrent_id, lane=0):
         dialled.append(torrent_id)
         raise OSError("test: no dialling")
 
@@ -141,7 +141,7 @@ async def test_reconnection_after_a_v2_upgrade_passes_the_handshake_check(tmp_pa
     port = listen_port(await seed_bridges.inbound(meta.id, meta.info_hashes))
     streams = []
 
-    async def dial(onion, p, torrent_id):
+    async def dial(onion, p, torrent_id, lane=0):
         streams.append(await asyncio.open_connection("127.0.0.1", port))
         return streams[-1]
 

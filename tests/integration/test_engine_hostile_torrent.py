@@ -175,7 +175,7 @@ async def test_hostile_torrent_names_reach_nothing(tmp_path):
         inbound = await seed_bridges.inbound(meta.id, meta.info_hashes)
         in_port = int(inbound.endpoint.rsplit(":", 1)[1])
 
-        async def dial(onion, port, torrent_id):
+        async def dial(onion, port, torrent_id, lane=0):
             return await asyncio.open_connection("127.0.0.1", in_port)
 
         leech_bridges = Bridges(dial, leecher.listen_port, info_hashes=leecher.info_hashes)

@@ -204,7 +204,7 @@ async def payload_in_window(engine: Engine, tmp_path, *, legacy_class_filter: bo
     seeder = Engine(bridged=False)
     await seeder.start()
 
-    async def dial(onion, port, torrent_id):
+    async def dial(onion, port, torrent_id, lane=0):
         return await asyncio.open_connection("127.0.0.1", seeder.listen_port)
 
     bridges = Bridges(dial, engine.listen_port, info_hashes=engine.info_hashes)

@@ -64,7 +64,7 @@ async def test_share_fetch_announce_download_through_bridges(tmp_path, engines, 
     inbound = await seed_bridges.inbound(meta.id, meta.info_hashes)
     in_port = int(inbound.endpoint.rsplit(":", 1)[1])
 
-    async def dial(onion, port, torrent_id):
+    async def dial(onion, port, torrent_id, lane=0):
         assert (onion, port) == (seed_onion, 6881)
         return await asyncio.open_connection("127.0.0.1", in_port)
 

@@ -175,7 +175,7 @@ async def test_peer_wire_carries_nothing_constant_per_node(tmp_path):
     probe_port = await probe.start()
     dialled = []
 
-    async def dial(onion, port, torrent_id):
+    async def dial(onion, port, torrent_id, lane=0):
         dialled.append((onion, port, torrent_id))
         return await asyncio.open_connection("127.0.0.1", probe_port)
 

@@ -31,7 +31,8 @@ tor_options = [
     ("onions", " 3 ", 3), ("stall_timeout", "90", 90.0), ("ratio", "1.5", 1.5),
     ("relay", "off", False), ("relay", "TRUE", True), ("open_shares", "yes", True),
     ("relay_contact", "ops@example.org", "ops@example.org"), ("download_rate", "0", 0),
-    ("onions", 4, 4), ("relay", False, False),
+    ("onions", 4, 4), ("relay", False, False), ("upload_rate", "1000000", 1000000),
+    ("max_paths", "4", 4), ("max_paths", "0", 0),
 ])
 def test_a_value_is_read_as_its_settings_kind(key, text, value):
     got = configfile.value_of(key, text)
@@ -41,6 +42,7 @@ def test_a_value_is_read_as_its_settings_kind(key, text, value):
 @pytest.mark.parametrize("key, text, says", [
     ("onions", "2.5", "whole number"), ("onions", "0", "above 0"), ("ratio", "nan", "at least"),
     ("stall_timeout", "inf", "above 0"), ("download_rate", "-1", "at least 0"),
+    ("upload_rate", "-1", "at least 0"), ("max_paths", "-1", "at least 0"),
     ("relay", "maybe", "true or false"), ("relay_contact", "a\nb", "one line"),
     ("bogus", "1", "no setting is called"),
 ])
@@ -119,3 +121,10 @@ def test_obt_config_set_and_show(tmp_path):
     bad = runner.invoke(main, [*home, "config", "set", "onions", "many"])
     assert bad.exit_code == 2 and "whole number" in bad.output
     assert (tmp_path / "config.toml").read_text() == "onions = 3\nrelay = false\n"
+
+
+def test_max_paths_beyond_the_cap_is_refused_when_the_node_reads_it():
+    for bad in (33, -1, True, "8"):
+        with pytest.raises(UsageError, match="max_paths must be a number from 0 to 32"):
+            config.checked({"max_paths": bad})
+    assert config.checked({"max_paths": 0})["max_paths"] == 0

@@ -109,7 +109,8 @@ class FakeTasks:
 def _parts(rows, statuses, paths):
     """A swarm's parts as the watchdog uses them; announcing again runs the real code."""
     swarm = SimpleNamespace(store=FakeStore(rows), engine=FakeEngine(statuses),
-                            bridges=FakeBridges(paths), tasks=FakeTasks(), peer_ids={})
+                            bridges=FakeBridges(paths), tasks=FakeTasks(), peer_ids={},
+                            config=Config(home=None, max_paths=0))
     swarm.start_announcing = lambda row: start_announcing(swarm, row)
     return swarm
 

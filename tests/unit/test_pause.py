@@ -18,6 +18,7 @@ import pytest
 
 from onionshare_bt import node as node_mod
 from onionshare_bt import torrents
+from onionshare_bt.config import Config
 from onionshare_bt.errors import UsageError
 from onionshare_bt.ops import requests as rq
 from onionshare_bt.relay.core import Allowance
@@ -57,6 +58,7 @@ class Recorder:
         )
         self.tasks = SimpleNamespace(spawn=self._spawn)
         self.peer_ids: dict = {}
+        self.config = Config(home=None)  # max_paths as shipped: paths grow
         self.spawned: list[tuple[str, str]] = []
 
     def _update(self, tid, **changes):
@@ -87,7 +89,7 @@ def test_resume_restarts_the_engine_and_announces_again_at_once():
     assert row.state == "downloading" and parts.row.state == "downloading"
     assert parts.log == [f"store.update:{TID}:{{'state': 'downloading'}}",
                          f"engine.resume:{TID}"]
-    assert parts.spawned == [(f"announce:{TID}", "_announce_loop")]
+    assert parts.spawned == [(f"announce:{TID}", "_announce_loop"), (f"paths:{TID}", "_grow")]
 
 
 @pytest.mark.parametrize("role, state, message", [
@@ -122,7 +124,8 @@ def test_only_a_paused_download_is_resumed(role, state):
 
 
 @pytest.mark.parametrize("state, paused, announced", [
-    ("paused", True, []), ("downloading", False, [(f"announce:{TID}", "_announce_loop")])])
+    ("paused", True, []), ("downloading", False, [(f"announce:{TID}", "_announce_loop"),
+                                (f"paths:{TID}", "_grow")])])
 async def test_a_restored_download_keeps_its_pause_and_announces_only_when_not_paused(
         state, paused, announced):
     parts = Recorder(_row(TID, state=state))
