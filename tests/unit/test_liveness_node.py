@@ -295,6 +295,9 @@ class Parts:
             async def start(self):
                 rec.log.append("engine.start")
 
+            def limit_upload(self, rate):
+                pass
+
             async def close(self):
                 rec.log.append("engine.close")
 
