@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(FIGURES),
                         help=f"comma-separated figures to take (default all: {','.join(FIGURES)}); "
                              "'latency' repeats raw/obt/onionshare/swarm with added latency")
+    parser.add_argument("--latency-size-mb", type=int, default=0,
+                        help="MiB per transfer in the latency condition (default: --size-mb)")
     parser.add_argument("--latency-ms", type=float, default=20.0,
                         help="one-way latency added per tor-to-tor link (default 20)")
     parser.add_argument("--memory-mb", type=int, default=16,
@@ -66,6 +68,8 @@ def plans(args: argparse.Namespace) -> list[Plan]:
                            only=frozenset(base), **common))
     if "latency" in args.only:
         wanted = (base & LATENCY_FIGURES) or LATENCY_FIGURES
+        if args.latency_size_mb:
+            common["size"] = args.latency_size_mb << 20
         result.append(Plan("latency", args.work / "latency", args.base_port + 100,
                            args.latency_ms, only=frozenset(wanted), **common))
     return result
@@ -84,6 +88,7 @@ def meta(args: argparse.Namespace) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "label": args.label,
         "obt_source": str(Path(onionshare_bt.__file__).parent),
         "runs": args.runs, "size_mb": args.size_mb, "latency_ms": args.latency_ms,
+        "latency_size_mb": args.latency_size_mb or args.size_mb,
         "memory_file_mb": args.memory_mb,
         "machine": f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}",
         "tor": tor.stdout.split()[2].rstrip(".") if tor.returncode == 0 else "?",

@@ -203,7 +203,8 @@ class ObtNode:
             *obt_command(), "get", uri, "-o", str(out), "--json", "--timeout", "180",
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={**os.environ, **self.env})
-        marks = {"first": None, "done": None, "peak": 0.0}
+        marks = {"first": None, "done": None, "peak": 0.0, "p10": None, "p90": None,
+                 "path_first": {}, "next_paths": 0.0}
         cpu_before = cpu_s(self.pid)
         comm = asyncio.ensure_future(proc.communicate())
         try:
@@ -219,12 +220,17 @@ class ObtNode:
             raise BenchError(f"obt get exited {proc.returncode}: {err_b.decode()[-400:]}")
         first, done = marks["first"] or ended, marks["done"] or ended
         peers = await self.call("peers", {"id": infohash})
+        steady = {}
+        if marks["p10"] is not None and marks["p90"] is not None and marks["p90"] > marks["p10"]:
+            steady["steady_rate"] = 0.8 * size / (marks["p90"] - marks["p10"])
+        if marks["path_first"]:
+            steady["paths_up_s"] = max(marks["path_first"].values()) - first
         return {"wall_s": ended - started, "ttfb_s": first - started,
                 "transfer_s": done - first, "rate": size / max(done - first, 1e-6),
                 "wall_rate": size / (ended - started), "paths": peers["paths"],
                 "growth": peers.get("growth"), "peak_rss_mb": marks["peak"],
                 # the downloader node's own CPU (libtorrent, bridges, hashing; not its tor)
-                "cpu_s_per_gb": (cpu_s(self.pid) - cpu_before) / (size / 1e9)}
+                "cpu_s_per_gb": (cpu_s(self.pid) - cpu_before) / (size / 1e9), **steady}
 
     async def _watch(self, comm, infohash, size, marks, watch, deadline) -> None:
         """Poll until the download is complete or the command exits."""
@@ -241,6 +247,15 @@ class ObtNode:
                 marks["first"] = now
             if row and (row.get("done", 0) >= size or row["state"] in ("moving", "complete")):
                 marks["done"] = now
+            for mark, part in (("p10", 0.1), ("p90", 0.9)):
+                if row and marks[mark] is None and row.get("done", 0) >= part * size:
+                    marks[mark] = now
+            if row and marks["first"] is not None and now >= marks["next_paths"]:
+                # when each outbound path first carried payload (the paths' ramp)
+                marks["next_paths"] = now + 0.5
+                for path in await self.paths(infohash):
+                    if path["direction"] == "out" and path["down"] > 0:
+                        marks["path_first"].setdefault(path["endpoint"], now)
             if watch is not None and watch.pid:
                 marks["peak"] = max(marks["peak"], rss_mb(watch.pid))
             await asyncio.wait([comm], timeout=POLL)

@@ -23,6 +23,11 @@ ROWS = [
     ("obt get, seeder K=4 (one path per onion)", "obt_k4", "rate", "rate"),
     ("obt get, seeder K=8 (one path per onion)", "obt_k8", "rate", "rate"),
     ("obt get, seeder K=2, paths grown (shipped settings)", "obt_adaptive", "rate", "rate"),
+    ("obt get K=1, steady (10 % → 90 % of the bytes)", "obt_k1", "steady_rate", "rate"),
+    ("obt get K=2, steady", "obt_k2", "steady_rate", "rate"),
+    ("obt get K=4, steady", "obt_k4", "steady_rate", "rate"),
+    ("obt get K=8, steady", "obt_k8", "steady_rate", "rate"),
+    ("obt get, paths grown, steady", "obt_adaptive", "steady_rate", "rate"),
     ("OnionShare + curl", "onionshare", "rate", "rate"),
     ("obt swarm, 3 seeders × K=2", "swarm", "rate", "rate"),
     ("obt get K=2, whole command (size / wall time)", "obt_k2", "wall_rate", "rate"),
@@ -46,6 +51,10 @@ TIME_ROWS = [
 #: (row label, figure, field): plain numbers (paths, CPU seconds)
 PATH_ROWS = [
     ("paths the grown download settled at", "obt_adaptive", "settled_paths"),
+    ("s from the first payload byte until every path carried payload, K=2", "obt_k2",
+     "paths_up_s"),
+    ("the same, K=4", "obt_k4", "paths_up_s"),
+    ("the same, K=8", "obt_k8", "paths_up_s"),
     ("downloader node CPU s per GB, K=1", "obt_k1", "cpu_s_per_gb"),
     ("downloader node CPU s per GB, K=4", "obt_k4", "cpu_s_per_gb"),
     ("downloader node CPU s per GB, K=8", "obt_k8", "cpu_s_per_gb"),
@@ -71,6 +80,12 @@ TARGETS = [
     ("obt K=2 ≥ 0.85 × raw 2 streams", ("obt_k2", "rate"), ("raw_2", "rate"), 0.85, "ge"),
     ("obt K=4 ≥ 0.85 × raw 4 streams", ("obt_k4", "rate"), ("raw_4", "rate"), 0.85, "ge"),
     ("obt K=8 ≥ 0.85 × raw 8 streams", ("obt_k8", "rate"), ("raw_8", "rate"), 0.85, "ge"),
+    ("obt K=2 steady ≥ 0.85 × raw 2 streams", ("obt_k2", "steady_rate"), ("raw_2", "rate"),
+     0.85, "ge"),
+    ("obt K=4 steady ≥ 0.85 × raw 4 streams", ("obt_k4", "steady_rate"), ("raw_4", "rate"),
+     0.85, "ge"),
+    ("obt K=8 steady ≥ 0.85 × raw 8 streams", ("obt_k8", "steady_rate"), ("raw_8", "rate"),
+     0.85, "ge"),
     ("obt paths grown vs obt K=2 one path per onion", ("obt_adaptive", "rate"),
      ("obt_k2", "rate"), 1.0, "ge"),
     ("first byte: obt K=2 − OnionShare ≤ 1 s", ("obt_k2", "ttfb_s"), ("onionshare", "ttfb_s"),
@@ -164,7 +179,8 @@ def markdown(report: dict) -> str:
     label = f", {meta['label']}" if meta.get("label") else ""
     out = [f"# obt benchmark ({meta['date']}{label})\n\n",
            f"{meta['runs']} runs per condition, median (min–max); {meta['size_mb']} MiB "
-           f"per transfer; MB = 10^6 bytes. {meta['machine']}. tor {meta['tor']}, "
+           f"per transfer (with latency: {meta.get('latency_size_mb', meta['size_mb'])} MiB); "
+           "MB = 10^6 bytes. {meta['machine']}. tor {meta['tor']}, "
            f"libtorrent {meta['libtorrent']}, onionshare-cli {meta['onionshare']}. "
            "Raw TCP: the total is split evenly across the streams, one onion service per "
            "stream. Rates count from the first payload byte to the last (obt: until every "

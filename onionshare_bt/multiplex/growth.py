@@ -27,15 +27,18 @@ import dataclasses
 GAIN = 0.15
 #: seconds a new set of paths runs before its rate is measured (a circuit's slow start,
 #: libtorrent's request queue on the new connection)
-SETTLE = 3.0
+SETTLE = 2.0
 #: seconds of one measuring window
-WINDOW = 4.0
+WINDOW = 3.0
 #: two windows in a row whose rates are this close (relative to their mean) give the rate
 AGREE = 0.10
 #: windows one rate may take at most (then the last two are averaged)
 MAX_WINDOWS = 4
 #: seconds a new path may take to carry a connection before it is given up
 READY_TIMEOUT = 60.0
+#: seconds a new path takes to carry a connection, as :meth:`PathGrowth._grow` expects it
+#: (a rendezvous on a busy network)
+DIAL = 2.0
 #: paths one download may grow to (lanes to the peers' onions included)
 MAX_PATHS = 8
 #: paths to one onion of a peer (the first included)
@@ -153,7 +156,8 @@ class PathGrowth:
         if paths >= self.max_paths:
             self._settle(f"at the cap of {self.max_paths} paths")
             return None
-        if left < (self.rate or 0.0) * (self.settle_s + MAX_WINDOWS * self.window_s) * 1.5:
+        # a path tried must be measured before the end: a dial, the settling, two windows
+        if left < (self.rate or 0.0) * (DIAL + self.settle_s + 2 * self.window_s):
             self._settle("too close to the end to measure another path")
             return None
         self.state, self._probe_at = "probing", now

@@ -105,11 +105,10 @@ async def _take_reply(swarm: SwarmState, row: TorrentRow, uri: ShareURI, own: se
 
 async def _announce_to(swarm: SwarmState, row: TorrentRow, tracker: ShareURI, event: str,
                        own: set[str], status):
-    """Announce each of our onions to one tracker; the peers of all replies together."""
-    peers: set[tuple[str, int]] = set()
-    last = None
-    # with no onion of our own (a release not verified yet) we only observe: not listed
-    for address in sorted(own) or [None]:
+    """Announce each of our onions to one tracker, all at once; the peers of all replies
+    together."""
+
+    async def one(address: str | None):
         params = {
             "info_hash": bytes.fromhex(row.id),
             "peer_id": swarm.peer_ids[row.id],
@@ -122,9 +121,12 @@ async def _announce_to(swarm: SwarmState, row: TorrentRow, tracker: ShareURI, ev
             params.update(ip=f"{address}.onion", port=PEER_VIRTUAL_PORT)
         if event:
             params["event"] = event
-        last = await swarm.http.announce(tracker, params, swarm.config.fetch_timeout)
-        peers.update(last.peers)
-    return dataclasses.replace(last, peers=tuple(sorted(peers)))
+        return await swarm.http.announce(tracker, params, swarm.config.fetch_timeout)
+
+    # with no onion of our own (a release not verified yet) we only observe: not listed
+    replies = await asyncio.gather(*(one(a) for a in sorted(own) or [None]))
+    peers = {peer for reply in replies for peer in reply.peers}
+    return dataclasses.replace(replies[-1], peers=tuple(sorted(peers)))
 
 
 async def announce_stopped(swarm: SwarmState, row: TorrentRow) -> None:
