@@ -163,8 +163,13 @@ class PathGrowth:
         self.state, self._probe_at = "probing", now
         return ADD
 
-    def give_up(self, reason: str) -> None:
-        """Stop growing (no path can be added, or the download ended)."""
+    def give_up(self, reason: str, paths: int | None = None) -> None:
+        """Stop growing (no path can be added, or the download ended).
+
+        :param paths: the paths left, if the caller closed some (a path being tried)
+        """
+        if paths is not None:
+            self.paths = paths
         if self.state != "settled":
             self._settle(reason)
 

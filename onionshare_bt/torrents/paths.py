@@ -44,7 +44,12 @@ async def _grow(swarm: SwarmState, torrent_id: str) -> None:
             await asyncio.sleep(TICK)
             row = swarm.store.torrents.get(torrent_id)
             if row is None or row.state != "downloading" or not swarm.engine.has(torrent_id):
-                growth.give_up("the download ended")
+                left = None
+                if growth.state == "probing" and added:  # a lane not measured is not kept
+                    await swarm.bridges.drop(added.pop())
+                    left = sum(1 for p in swarm.bridges.counters(torrent_id)
+                               if p.direction == "out")
+                growth.give_up("the download ended", left)
                 return
             st = swarm.engine.status(torrent_id)
             live = [p for p in swarm.bridges.counters(torrent_id)

@@ -58,6 +58,13 @@ def follow(node: Node, tid: str, timeout: float) -> dict:
         return (row(node, tid) or {}).get("state") == "complete"
 
     wait_until(done, timeout, "the download", step=0.5, show=lambda: (last, node.log()))
+
+    def settled():  # the growth ends within a tick of the download (a lane being tried closed)
+        nonlocal last
+        last = node.json("list", "--peers", tid)
+        return last["growth"] and last["growth"]["state"] == "settled"
+
+    wait_until(settled, 10, "the growth to settle", show=lambda: last)
     return last
 
 
