@@ -233,11 +233,28 @@ def _preview(p: dict, session: Session, include_hidden: bool, onions: int) -> st
 
 def peers(info: dict, session: Session) -> str:
     paths = [f"<tr><td>{e(p.get('direction'))}</td><td>{e(p.get('onion', '')[:16])}…</td>"
+             f"<td>{e(p.get('lane', 0))}</td>"
              f"<td>{e(size(p.get('down')))}</td><td>{e(size(p.get('up')))}</td>"
              f"<td>{e(p.get('active'))}</td></tr>" for p in info.get("paths", [])]
     body = f"<p>Torrent {e(info.get('id'))}</p>" + table(
-        ("Direction", "Onion", "Received", "Sent", "Connections"), paths, "No bridge paths.")
+        ("Direction", "Onion", "Lane", "Received", "Sent", "Connections"), paths,
+        "No bridge paths.") + _growth(info.get("growth"))
     return page("Peers", body, session)
+
+
+def _growth(growth: dict | None) -> str:
+    """How a download's path count grew (onionshare_bt.multiplex.growth)."""
+    if not isinstance(growth, dict):
+        return ""
+    why = f": {growth.get('reason')}" if growth.get("reason") else ""
+    steps = [f"<tr><td>{e(s.get('paths'))}</td><td>{e(size(s.get('rate_before')))}/s</td>"
+             f"<td>{e(size(s.get('rate_after')))}/s</td>"
+             f"<td>{'kept' if s.get('kept') else 'closed'}</td></tr>"
+             for s in growth.get("steps", []) if isinstance(s, dict)]
+    return (f"<p class=growth>Paths: {e(growth.get('paths'))} of at most "
+            f"{e(growth.get('max_paths'))} ({e(growth.get('state'))}{e(why)})</p>"
+            + (table(("Paths tried", "Rate before", "Rate with it", ""), steps, "")
+               if steps else ""))
 
 
 def downloads(rows: list[dict], session: Session) -> str:

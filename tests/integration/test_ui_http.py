@@ -63,7 +63,13 @@ class FakeOps:
             rq.Catalogue: {"node": "n", "items": [{"name": HOSTILE, "size": 1, "files": 1,
                                                    "uri": "http://y/private/z"}]},
             rq.Peers: {"id": TID, "paths": [{"direction": "in", "onion": HOSTILE, "down": 1,
-                                             "up": 2, "active": 1}], "engine_peers": []},
+                                             "up": 2, "active": 1}], "engine_peers": [],
+                       "growth": {"state": "settled", "paths": 2, "max_paths": 8,
+                                  "reason": "path 3 added +4%, under 15%", "rate": 2e6,
+                                  "steps": [{"paths": 2, "rate_before": 1e6,
+                                             "rate_after": 2e6, "kept": True},
+                                            {"paths": 3, "rate_before": 2e6,
+                                             "rate_after": 2.08e6, "kept": False}]}},
         }
         self.results.update({
             rq.MirrorList: [{"source": HOSTILE, "public_uri": HOSTILE, "follow": True,
@@ -396,6 +402,9 @@ async def test_a_download_row_links_to_its_bytes_per_path(ui):
     async with http.get(base(server) + f"/downloads/{dl}/peers", headers=headers) as resp:
         text = await resp.text()
     assert ops.ran == [rq.Peers(id=dl)] and "<td>in</td>" in text
+    # how its paths grew: the count, why it settled, each path tried
+    assert "Paths: 2 of at most 8 (settled: path 3 added +4%, under 15%)" in text
+    assert "<td>kept</td>" in text and "<td>closed</td>" in text
 
 
 async def test_the_settings_form_shows_the_files_values_and_sends_them_to_the_node(ui):

@@ -238,6 +238,8 @@ def test_a_shares_from_its_ui_and_b_downloads_with_live_progress(world):
     shown = [r.text for r in b.d.find_elements(By.CSS_SELECTOR, "tbody tr")]
     paths = world["b"].json("list", "--peers", tid)["paths"]
     assert shown and sum(p["down"] for p in paths) >= 3 * 1024 * 1024, (shown, paths)
+    grown = b.d.find_element(By.CSS_SELECTOR, "p.growth").text  # how its paths grew
+    assert grown.startswith("Paths: ") and "of at most 8" in grown, grown
     b.shot("download-paths")
     a.go(f"/shares/{tid}/peers")
     assert "Peers" in a.d.title
