@@ -71,10 +71,11 @@ def test_list_and_status_json_follow_the_documented_schema(pair, tmp_path):
     assert set(status["tor"]) >= {"pid", "bootstrap", "socks", "restarts"}
     assert isinstance(status["engine"]["listen_port"], int) and status["onions"] >= 2
     peers = seeder.json("list", "--peers", seeder.json("list")[0]["id"][:8])
-    assert set(peers) == {"id", "paths", "engine_peers"}
+    assert set(peers) == {"id", "paths", "engine_peers", "growth"}
+    assert peers["growth"] is None  # a share's paths do not grow; a download's do
     for path in peers["paths"]:
         assert set(path) >= {"direction", "onion", "endpoint", "down", "up", "connections",
-                             "active", "failures", "last_error"}
+                             "active", "failures", "last_error", "lane"}
 
 
 def test_ctrl_c_leaves_the_download_running_and_get_reattaches(pair, tmp_path):
