@@ -180,7 +180,7 @@ def markdown(report: dict) -> str:
     out = [f"# obt benchmark ({meta['date']}{label})\n\n",
            f"{meta['runs']} runs per condition, median (min–max); {meta['size_mb']} MiB "
            f"per transfer (with latency: {meta.get('latency_size_mb', meta['size_mb'])} MiB); "
-           "MB = 10^6 bytes. {meta['machine']}. tor {meta['tor']}, "
+           f"MB = 10^6 bytes. {meta['machine']}. tor {meta['tor']}, "
            f"libtorrent {meta['libtorrent']}, onionshare-cli {meta['onionshare']}. "
            "Raw TCP: the total is split evenly across the streams, one onion service per "
            "stream. Rates count from the first payload byte to the last (obt: until every "
