@@ -241,10 +241,11 @@ class Node:
         a further lane to the same onion, of that lane's own)."""
         loop = asyncio.get_running_loop()
         tor = self.swarm.tor
+        isolation = f"peer:{torrent_id}" + (f":{lane}" if lane else "")
         return await socks.open_connection(
             tor.socks_address, f"{onion}.onion", port,
             timeout=DIAL_ATTEMPT_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,
-            isolation=f"peer:{torrent_id}" + (f":{lane}" if lane else ""), watch=tor,  # stale onion state is purged
+            isolation=isolation, watch=tor,  # stale onion state is purged
         )
 
     async def _restore(self) -> None:
