@@ -47,8 +47,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--label", default="",
                         help="what was measured (e.g. a commit), recorded with the results")
+    parser.add_argument("--ks", default="1,2,4,8",
+                        help="the K to measure: onions per share for obt, streams for raw TCP "
+                             "(default 1,2,4,8; the paths-grown figure always shares on 2)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        args.ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
+    except ValueError:
+        parser.error("--ks takes comma-separated numbers, e.g. 2,4")
+    if not args.ks or not all(1 <= k <= 8 for k in args.ks):
+        parser.error("--ks takes numbers from 1 to 8")
     args.only = frozenset(f.strip() for f in args.only.split(",") if f.strip())
     unknown = args.only - set(FIGURES)
     if unknown:
@@ -60,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def plans(args: argparse.Namespace) -> list[Plan]:
     """The conditions to run, in order."""
-    common = dict(runs=args.runs, size=args.size_mb << 20, memory_size=args.memory_mb << 20)
+    common = dict(runs=args.runs, size=args.size_mb << 20, memory_size=args.memory_mb << 20,
+                  ks=args.ks)
     result = []
     base = args.only - {"latency"}
     if base:
@@ -87,7 +97,7 @@ def meta(args: argparse.Namespace) -> dict:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "label": args.label,
         "obt_source": str(Path(onionshare_bt.__file__).parent),
-        "runs": args.runs, "size_mb": args.size_mb, "latency_ms": args.latency_ms,
+        "runs": args.runs, "size_mb": args.size_mb, "ks": list(args.ks), "latency_ms": args.latency_ms,
         "latency_size_mb": args.latency_size_mb or args.size_mb,
         "memory_file_mb": args.memory_mb,
         "machine": f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}",

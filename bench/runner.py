@@ -24,7 +24,7 @@ from onionshare_bt.testnet import Testnet
 from . import onionshare, raw
 from .procs import BenchError, Cleanup, ObtNode, log
 
-STREAMS = (1, 2, 4, 8)
+#: the K measured unless --ks says otherwise (seeder onions; raw TCP streams)
 KS = (1, 2, 4, 8)
 #: the onions the seeder shares on in the adaptive figure (the shipped default)
 ADAPTIVE_K = 2
@@ -45,6 +45,7 @@ class Plan:
     :param size: bytes per transfer
     :param only: the figures to take (raw, obt, onionshare, swarm, timing, memory)
     :param memory_size: bytes per file in the memory figure
+    :param ks: the K (seeder onions, raw streams) to measure
     """
 
     name: str
@@ -55,6 +56,7 @@ class Plan:
     size: int
     only: frozenset[str]
     memory_size: int
+    ks: tuple[int, ...] = KS
 
     @property
     def timeout(self) -> float:
@@ -129,7 +131,7 @@ class Condition:
         if only & {"raw", "onionshare"}:
             await self._guard("tor_phase", self._tor_phase(run))
         if only & {"obt", "timing"}:
-            for k in KS:
+            for k in self.plan.ks:
                 await self._guard(f"obt_k{k}", self._obt(run, k))
             await self._guard("obt_adaptive", self._obt(run, ADAPTIVE_K, adaptive=True))
         if "swarm" in only:
@@ -155,7 +157,7 @@ class Condition:
         try:
             await asyncio.gather(server.start(), client.start())
             if "raw" in plan.only:
-                for streams in STREAMS:
+                for streams in plan.ks:
                     await self._guard(f"raw_{streams}", self._raw(server, client, streams))
             if "onionshare" in plan.only:
                 await self._guard("onionshare", self._onionshare(run, server, client))

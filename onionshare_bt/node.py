@@ -302,6 +302,7 @@ class Node:
             with contextlib.suppress(OSError):
                 staging.rmdir()
             self.swarm.engine.save_resume(row.id)
+            self.swarm.announce_completed(row)
             if self.releases is not None:
                 self.releases.completed(row.id)
         elif event.kind in ("move_failed", "file_error", "error"):

@@ -41,5 +41,9 @@ class TaskRegistry:
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
+    def names(self) -> list[str]:
+        """The names of the tasks running now, sorted."""
+        return sorted(self._tasks)
+
     async def close(self, timeout: float = 5.0) -> None:
         await self.cancel("", timeout)

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -74,6 +75,9 @@ REMOTE_IDLE_TIMEOUT = 60.0
 LINGER = 5.0
 #: libtorrent is local and writes its handshake at once
 ENGINE_HANDSHAKE_TIMEOUT = 10.0
+#: seconds a stream dialled ahead (:meth:`Bridges.predial`) waits to be used, then closed
+#: (the remote bridge waits 60 s for a handshake)
+PREDIAL_TTL = 30.0
 
 
 def node_endpoint_cap() -> int:
@@ -113,6 +117,7 @@ class Bridges:
         self._paths: dict[tuple, PathCounters] = {}
         self._tasks: dict[asyncio.Task, PathCounters] = {}  # connection task -> its path
         self._pending: dict[tuple, int] = {}  # inbound listener key -> waiting handshakes
+        self._predials: dict[tuple[str, int], asyncio.Task] = {}  # (onion, port) -> dial
         self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0}
 
     # -- outbound -----------------------------------------------------------------------
@@ -222,9 +227,40 @@ class Bridges:
         finally:
             self._table.busy(key, -1)
 
+    def predial(self, onion: str, port: int) -> None:
+        """Dial ``onion:port`` now, before any torrent needs it: the first path (lane 0) to
+        it takes the stream as its own dial, which then costs nothing (for a download, the
+        share's own onion is dialled while its .torrent is fetched). On circuits of their
+        own (an isolation made for this stream); unused after :data:`PREDIAL_TTL` seconds,
+        or after :meth:`forget_predial`, the stream is closed."""
+        key = (onion, port)
+        if key in self._predials:
+            return
+        task = asyncio.ensure_future(self._dial(onion, port, f"ahead-{secrets.token_hex(8)}", 0))
+        self._predials[key] = task
+        asyncio.get_running_loop().call_later(PREDIAL_TTL, self._expire, key, task)
+
+    def _expire(self, key: tuple[str, int], task: asyncio.Task) -> None:
+        if self._predials.get(key) is task:
+            self.forget_predial(*key)
+
+    def forget_predial(self, onion: str, port: int) -> None:
+        """Close a stream dialled ahead that no path took (or stop its dial)."""
+        task = self._predials.pop((onion, port), None)
+        if task is not None:
+            task.cancel()  # nothing, once it is done
+            task.add_done_callback(_retrieve)
+
     async def _dial_out(self, counters: PathCounters, lt_writer):
         counters.dialing += 1
         try:
+            ahead = (self._predials.pop((counters.onion, counters.port), None)
+                     if counters.lane == 0 else None)
+            if ahead is not None:
+                try:
+                    return await ahead
+                except (ObtError, OSError) as exc:  # dial again, as if it had not been
+                    log.info("a dial ahead to %s… failed: %s", counters.onion[:8], exc)
             return await self._dial(counters.onion, counters.port, counters.torrent_id,
                                     counters.lane)
         except (ObtError, OSError) as exc:
@@ -481,10 +517,21 @@ class Bridges:
                 await self._cancel([t for t, p in self._tasks.items() if p is path])
 
     async def close(self) -> None:
+        for onion, port in list(self._predials):
+            self.forget_predial(onion, port)
         for server in self._servers.values():
             server.close()
         self._servers.clear()
         await self._cancel(list(self._tasks))
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    """Read a dropped dial's outcome (so asyncio never logs it as never retrieved), and
+    close the stream it may have opened after all."""
+    if task.cancelled():
+        return
+    if task.exception() is None:
+        task.result()[1].close()
 
 
 async def _closed(writer: asyncio.StreamWriter) -> None:

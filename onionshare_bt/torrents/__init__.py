@@ -19,8 +19,9 @@ place only when every piece has been verified.
                   restore_share (only if its files are unchanged)
     downloads.py  get, start_download, seed_back, pause, resume, describe_download,
                   restore_download
-    announce.py   start_announcing: a download's announce loop, its trackers and mirrors,
-                  the peers dialled; the stopped announce of a paused download
+    announce.py   start_announcing, announce_completed: a download's announce loop, its
+                  trackers and mirrors, the peers dialled; the completed announce of a
+                  download that completed, the stopped announce of a paused one
     removal.py    remove
     view.py       what the swarm shows: find (by id prefix), status, progress, peers,
                   torrent_file, preview (the files a path would share)
@@ -31,7 +32,7 @@ the swarm's methods (``swarm.share(...)``), given the swarm in their constructor
 
 from __future__ import annotations
 
-from .announce import MAX_TRACKERS, announce_once, start_announcing
+from .announce import MAX_TRACKERS, announce_completed, announce_once, start_announcing
 from .downloads import (
     STAGING_PREFIX,
     describe_download,
@@ -49,7 +50,8 @@ from .state import SwarmState
 from .swarm import Swarm
 
 __all__ = [
-    "MAX_TRACKERS", "STAGING_PREFIX", "Swarm", "SwarmState", "announce_once", "describe_download",
+    "MAX_TRACKERS", "STAGING_PREFIX", "Swarm", "SwarmState", "announce_completed", "announce_once",
+    "describe_download",
     "describe_share", "get", "new_onions", "pause", "publish", "remove", "republish_all",
     "restore_download", "restore_share", "resume", "seed_back", "set_open", "share",
     "start_announcing", "start_download", "unpublish", "withdraw_onion",

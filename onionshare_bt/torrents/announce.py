@@ -2,8 +2,9 @@
 it learnt since, each peer in the replies dialled through an outbound bridge.
 
 One task per download (``announce:<id>``) announces in a loop, at the trackers' interval
-while peers are connected and backing off while none is; a paused download's loop is
-replaced by one ``stopped`` announce.
+while peers are connected and backing off while none is; a completed download's loop starts
+again with a ``completed`` announce (its trackers list it as a seeder at once); a paused
+download's loop is replaced by one ``stopped`` announce.
 """
 
 from __future__ import annotations
@@ -33,9 +34,15 @@ def start_announcing(swarm: SwarmState, row: TorrentRow) -> None:
     start_growing(swarm, row)
 
 
-async def _announce_loop(swarm: SwarmState, torrent_id: str) -> None:
+def announce_completed(swarm: SwarmState, row: TorrentRow) -> None:
+    """A download completed: say so to its trackers now, not at the next interval, and go
+    on announcing as a seeder (its paths are not grown again: a seed dials nobody)."""
+    swarm.tasks.spawn(f"announce:{row.id}", _announce_loop(swarm, row.id, "completed"))
+
+
+async def _announce_loop(swarm: SwarmState, torrent_id: str, event: str = "started") -> None:
     """Announce our onions to the source tracker and dial every peer it returns."""
-    event, backoff = "started", 2.0
+    backoff = 2.0
     while True:
         row = swarm.store.torrents.get(torrent_id)
         if row is None:

@@ -107,6 +107,10 @@ class Swarm(SwarmState):
         """Start (or restart) a download's announce loop (:func:`.announce.start_announcing`)."""
         announce.start_announcing(self, row)
 
+    def announce_completed(self, row: TorrentRow) -> None:
+        """Tell a completed download's trackers at once (:func:`.announce.announce_completed`)."""
+        announce.announce_completed(self, row)
+
     # -- both -----------------------------------------------------------------------
     async def remove(self, row: TorrentRow, delete_data: bool) -> dict:
         """Stop and forget a torrent (:func:`.removal.remove`)."""

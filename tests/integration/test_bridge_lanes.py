@@ -1,5 +1,5 @@
 """Lanes (more than one path to the same onion, each with its own endpoint and its own
-dial), with real libtorrent sessions and bridges.
+dial) and the dial made ahead of a download, with real libtorrent sessions and bridges.
 
 The dial function connects straight to the seeder's inbound listener instead of through
 Tor, and records what it was asked: the node turns ``torrent_id`` and ``lane`` into the
@@ -67,3 +67,52 @@ async def test_two_lanes_to_one_onion_are_two_paths_and_a_dropped_one_is_gone(tm
         await seed_bridges.close()
         await leecher.close()
         await seeder.close()
+
+
+async def test_the_first_path_takes_the_stream_dialled_ahead(tmp_path):
+    seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
+    asked, opened = [], []
+
+    async def dial(onion, p, torrent_id, lane=0):
+        asked.append(torrent_id)
+        opened.append(await asyncio.open_connection("127.0.0.1", port))
+        return opened[-1]
+
+    bridges = Bridges(dial, leecher.listen_port, info_hashes=leecher.info_hashes)
+    onion = fake_onion()
+    try:
+        bridges.predial(onion, 6881)  # before the torrent is known
+        await wait_for(lambda: len(opened) == 1, 10)
+        (ahead,) = asked
+        assert ahead.startswith("ahead-") and ahead != meta.id  # circuits of its own
+        leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        assert asked == [ahead]  # no second dial: the path used the stream dialled ahead
+    finally:
+        await bridges.close()
+        await seed_bridges.close()
+        await leecher.close()
+        await seeder.close()
+
+
+async def test_a_stream_dialled_ahead_and_never_taken_is_closed(tmp_path):
+    accepted = []
+
+    async def on_connect(reader, writer):
+        accepted.append(reader)
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def dial(onion, p, torrent_id, lane=0):
+        return await asyncio.open_connection("127.0.0.1", port)
+
+    bridges = Bridges(dial, 0)
+    try:
+        bridges.predial(fake_onion(), 6881)
+        await wait_for(lambda: accepted, 10)
+        bridges.forget_predial("nobody", 6881)  # another key: nothing happens
+        await bridges.close()  # what the node does when it stops
+        assert await asyncio.wait_for(accepted[0].read(), 10) == b""  # the stream ended
+    finally:
+        server.close()

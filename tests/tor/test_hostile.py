@@ -371,11 +371,17 @@ def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
     peer = HostilePeer(ti.info_hashes().v1.to_bytes(), ti.num_pieces(), listener.address)
     token = secrets.token_urlsafe(24)
     holder: dict[str, str] = {}
+    replies = []
 
     async def announce(request):
-        # the hostile peer first; the real seeders too, so the download can still finish
-        peers = peer_dicts([holder["onion"]]) + peer_dicts(info["onions"])
-        return web.Response(body=bencodepy.encode({b"interval": 30, b"peers": peers}))
+        # the hostile peer alone until it had its say (or three announces went by: then
+        # the assertions below say it never did), then the real seeders too, so the download
+        # can finish; a short interval, so the node asks again soon
+        replies.append(time.monotonic())
+        peers = peer_dicts([holder["onion"]])
+        if peer.holepunch_sent or len(replies) > 3:
+            peers += peer_dicts(info["onions"])
+        return web.Response(body=bencodepy.encode({b"interval": 5, b"peers": peers}))
 
     app = web.Application()
     app.router.add_get(f"/private/{token}", _constant(body))
@@ -562,6 +568,16 @@ def _fake_onions(count: int) -> list[str]:
     return [onion_from_pubkey(secrets.token_bytes(32)) for _ in range(count)]
 
 
+def _observed(adversary, uri: str, infohash: str) -> dict:
+    """What the tracker at **uri** gives an observer (no onion of its own: seeders only)."""
+    observer = urllib.parse.urlencode({"info_hash": bytes.fromhex(infohash),
+                                       "peer_id": secrets.token_bytes(20), "uploaded": 0,
+                                       "downloaded": 0, "left": 1, "numwant": 200})
+    status, _, body = adversary.request("GET", f"{uri}/announce?{observer}")
+    assert status == 200, status
+    return bencodepy.decode(body)
+
+
 def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
         adversary, node_a, node_b, sinkhole, tmp_path_factory, tmp_path):
     from onionshare_bt.mirror.core import encode_request
@@ -574,6 +590,14 @@ def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
     real = next(r for r in node_b.json("list") if r["id"] == info["infohash"])["onions"]
     real = {o.removesuffix(".onion") for o in real}
     infohash = info["infohash"]
+    # B completed, and said so at once (not an announce interval later): A's tracker gives
+    # B's onions to an observer, who is given seeders only
+    deadline = time.monotonic() + 30
+    while not real <= {p[b"ip"].decode().removesuffix(".onion")
+                       for p in _observed(adversary, info["uri"], infohash)[b"peers"]}:
+        assert time.monotonic() < deadline, \
+            "B's completed download is not listed as a seeder: " + node_b.log()
+        time.sleep(0.5)
     me = adversary.onion(http=_cookie_probe_app())
 
     mark = sinkhole.mark()
@@ -608,12 +632,7 @@ def test_a_sync_flood_from_a_stranger_is_refused_and_the_node_answers(
                                     "downloaded": 0, "left": 0, "event": "stopped"})
     status, _, _ = adversary.request("GET", f"{info['uri']}/announce?{query}")
     assert status == 200
-    observer = urllib.parse.urlencode({"info_hash": bytes.fromhex(infohash),
-                                       "peer_id": secrets.token_bytes(20), "uploaded": 0,
-                                       "downloaded": 0, "left": 1, "numwant": 200})
-    status, _, body = adversary.request("GET", f"{info['uri']}/announce?{observer}")
-    assert status == 200
-    reply = bencodepy.decode(body)
+    reply = _observed(adversary, info["uri"], infohash)
     listed = {p[b"ip"].decode().removesuffix(".onion") for p in reply[b"peers"]}
     assert real <= listed, "a stranger removed a real peer"
     assert listed <= real | {o.removesuffix(".onion") for o in info["onions"]}, \
