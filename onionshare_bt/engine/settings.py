@@ -61,6 +61,10 @@ def settings(listen_host: str = "127.0.0.1", socks: tuple[str, int] | None = Non
         "max_out_request_queue": 1500,
         "send_buffer_watermark": 1024 * 1024,
         "peer_connect_timeout": 60,
+        # libtorrent dials a peer it is given (a bridge endpoint) at its next tick: 100 ms
+        # instead of 500 takes up to 0.4 s off a download's first byte (measured: first
+        # dial 0.5 s -> 0.1 s after connect_peer); quotas are handed out finer too
+        "tick_interval": 100,
         "handshake_timeout": 60,
         # liveness: a peer that sends nothing for 20 s is gone (a Tor circuit that died
         # without a word, a frozen node). libtorrent sends a keep-alive after half this of
