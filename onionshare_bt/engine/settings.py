@@ -10,6 +10,7 @@ session (:class:`onionshare_bt.engine.session.Engine` applies them).
 from __future__ import annotations
 
 import ipaddress
+import secrets
 
 import libtorrent as lt
 
@@ -25,6 +26,15 @@ _ALERTS = (
 #: the bridges' address ranges (:mod:`onionshare_bt.multiplex.core` has the same): the
 #: outbound endpoints libtorrent dials, and the sources inbound connections arrive from
 BRIDGE_OUTBOUND_NET = "127.64.0.0/10"
+#: the start of every peer id libtorrent makes (names no client); the rest is random
+PEER_FINGERPRINT = "-XX0000-"
+#: libtorrent's peer-id characters after the fingerprint (its ``url_random``)
+_PEER_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_.!~*()"
+#: the reserved bytes of libtorrent's handshake (2.1, with these settings): the extension
+#: protocol, the fast extension and the DHT bit, and for a torrent with v2 hashes the v2
+#: upgrade bit
+_RESERVED_V1 = bytes.fromhex("0000000000100005")
+_RESERVED_V2 = bytes.fromhex("0000000000100015")
 BRIDGE_INBOUND_NET = "127.1.0.0/16"
 
 
@@ -50,7 +60,7 @@ def settings(listen_host: str = "127.0.0.1", socks: tuple[str, int] | None = Non
         "out_enc_policy": int(lt.enc_policy.disabled),
         "in_enc_policy": int(lt.enc_policy.disabled),
         "seeding_outgoing_connections": False,
-        "peer_fingerprint": "-XX0000-",
+        "peer_fingerprint": PEER_FINGERPRINT,
         "handshake_client_version": "",
         "user_agent": "",
         "allow_multiple_connections_per_ip": True,
@@ -87,6 +97,19 @@ def settings(listen_host: str = "127.0.0.1", socks: tuple[str, int] | None = Non
         "support_share_mode": False,
         **proxy_settings(socks),
     }
+
+
+def handshake(info_hash: bytes, has_v2: bool) -> bytes:
+    """The BitTorrent handshake libtorrent sends for a torrent, with a peer id of its
+    making (a new one each call): what a bridge may send for it before libtorrent dials.
+
+    :param info_hash: the 20-byte info-hash the torrent is known by (its v1 one for a
+      hybrid torrent)
+    :param has_v2: the torrent has v2 hashes (hybrid or v2-only)
+    """
+    peer_id = PEER_FINGERPRINT + "".join(secrets.choice(_PEER_ID_CHARS) for _ in range(12))
+    return (b"\x13BitTorrent protocol" + (_RESERVED_V2 if has_v2 else _RESERVED_V1)
+            + info_hash + peer_id.encode())
 
 
 def proxy_settings(socks: tuple[str, int] | None) -> dict:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import resource
 import secrets
@@ -117,7 +118,7 @@ class Bridges:
         self._paths: dict[tuple, PathCounters] = {}
         self._tasks: dict[asyncio.Task, PathCounters] = {}  # connection task -> its path
         self._pending: dict[tuple, int] = {}  # inbound listener key -> waiting handshakes
-        self._predials: dict[tuple[str, int], asyncio.Task] = {}  # (onion, port) -> dial
+        self._predials: dict[tuple[str, int], _Ahead] = {}  # (onion, port) -> dial
         self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0}
 
     # -- outbound -----------------------------------------------------------------------
@@ -217,13 +218,26 @@ class Bridges:
                 self._refuse(counters, lt_writer, "libtorrent's handshake is for another torrent")
                 return
             self._table.touch(key)
-            remote = await self._dial_out(counters, lt_writer)
+            remote = await self._dial_out(counters, prefix, lt_writer)
             if remote is None:
                 return
-            remote[1].write(prefix)
-            counters.up += len(prefix)
-            await self._splice(counters, *remote, lt_reader, lt_writer,
-                               lt_skip=HANDSHAKE - HANDSHAKE_PREFIX, remote_skip=HANDSHAKE)
+            remote_r, remote_w, sent = remote
+            lt_skip = HANDSHAKE - HANDSHAKE_PREFIX
+            if sent:  # ours went ahead: libtorrent's peer id goes nowhere
+                try:
+                    await asyncio.wait_for(lt_reader.readexactly(lt_skip),
+                                           ENGINE_HANDSHAKE_TIMEOUT)
+                except (asyncio.IncompleteReadError, TimeoutError, OSError):
+                    lt_writer.close()
+                    remote_w.close()
+                    return
+                counters.up += HANDSHAKE
+                lt_skip = 0
+            else:
+                remote_w.write(prefix)
+                counters.up += len(prefix)
+            await self._splice(counters, remote_r, remote_w, lt_reader, lt_writer,
+                               lt_skip=lt_skip, remote_skip=HANDSHAKE)
         finally:
             self._table.busy(key, -1)
 
@@ -236,33 +250,59 @@ class Bridges:
         key = (onion, port)
         if key in self._predials:
             return
-        task = asyncio.ensure_future(self._dial(onion, port, f"ahead-{secrets.token_hex(8)}", 0))
-        self._predials[key] = task
-        asyncio.get_running_loop().call_later(PREDIAL_TTL, self._expire, key, task)
+        ahead = _Ahead(asyncio.ensure_future(
+            self._dial(onion, port, f"ahead-{secrets.token_hex(8)}", 0)))
+        self._predials[key] = ahead
+        asyncio.get_running_loop().call_later(PREDIAL_TTL, self._expire, key, ahead)
 
-    def _expire(self, key: tuple[str, int], task: asyncio.Task) -> None:
-        if self._predials.get(key) is task:
+    def handshake_ahead(self, onion: str, port: int, handshake: bytes) -> None:
+        """Send ``handshake`` (the one libtorrent will send: see
+        :func:`onionshare_bt.engine.settings.handshake`) on the stream dialled ahead to
+        ``onion:port`` as soon as it is up, so the peer's handshake and first messages are
+        on their way before libtorrent dials: it dials a peer it is given only at its
+        once-a-second round of connection attempts. The first path to the onion then
+        drops libtorrent's own handshake, if it is this one but for the peer id; if it is
+        not, that stream is closed and the path dials again."""
+        ahead = self._predials.get((onion, port))
+        if ahead is None or ahead.handshake is not None:
+            return
+        ahead.handshake = handshake
+        ahead.task = asyncio.ensure_future(_send_first(ahead.task, handshake))
+
+    def _expire(self, key: tuple[str, int], ahead: _Ahead) -> None:
+        if self._predials.get(key) is ahead:
             self.forget_predial(*key)
 
     def forget_predial(self, onion: str, port: int) -> None:
         """Close a stream dialled ahead that no path took (or stop its dial)."""
-        task = self._predials.pop((onion, port), None)
-        if task is not None:
-            task.cancel()  # nothing, once it is done
-            task.add_done_callback(_retrieve)
+        ahead = self._predials.pop((onion, port), None)
+        if ahead is not None:
+            ahead.task.cancel()  # nothing, once it is done
+            ahead.task.add_done_callback(_retrieve)
 
-    async def _dial_out(self, counters: PathCounters, lt_writer):
+    async def _dial_out(self, counters: PathCounters, prefix: bytes, lt_writer):
+        """The remote stream for one connection of libtorrent's, and whether our handshake
+        went ahead on it already (:meth:`handshake_ahead`)."""
         counters.dialing += 1
         try:
             ahead = (self._predials.pop((counters.onion, counters.port), None)
                      if counters.lane == 0 else None)
             if ahead is not None:
                 try:
-                    return await ahead
+                    reader, writer = await ahead.task
                 except (ObtError, OSError) as exc:  # dial again, as if it had not been
                     log.info("a dial ahead to %s… failed: %s", counters.onion[:8], exc)
-            return await self._dial(counters.onion, counters.port, counters.torrent_id,
-                                    counters.lane)
+                else:
+                    if ahead.handshake is None:
+                        return reader, writer, False
+                    if ahead.handshake[:HANDSHAKE_PREFIX] == prefix:
+                        return reader, writer, True
+                    log.info("libtorrent's handshake to %s… is not the one sent ahead; "
+                             "dialling again", counters.onion[:8])
+                    writer.close()
+            reader, writer = await self._dial(counters.onion, counters.port,
+                                              counters.torrent_id, counters.lane)
+            return reader, writer, False
         except (ObtError, OSError) as exc:
             counters.failures += 1
             counters.last_error = str(exc)
@@ -523,6 +563,26 @@ class Bridges:
             server.close()
         self._servers.clear()
         await self._cancel(list(self._tasks))
+
+
+@dataclasses.dataclass
+class _Ahead:
+    """A stream dialled ahead (:meth:`Bridges.predial`) and the handshake sent on it."""
+
+    task: asyncio.Future
+    handshake: bytes | None = None
+
+
+async def _send_first(dial: asyncio.Future, handshake: bytes):
+    """The dialled stream, with ``handshake`` written on it first."""
+    try:
+        reader, writer = await asyncio.shield(dial)
+    except asyncio.CancelledError:
+        dial.cancel()
+        dial.add_done_callback(_retrieve)
+        raise
+    writer.write(handshake)
+    return reader, writer
 
 
 def _retrieve(task: asyncio.Task) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import PEER_VIRTUAL_PORT
 from ..engine.metainfo import Metainfo, parse
+from ..engine.settings import handshake
 from ..errors import BadPath, NodeError, UsageError
 from ..store import OnionRow, TorrentRow
 from ..uri import ShareURI, parse_uri
@@ -49,11 +50,15 @@ async def get(swarm: SwarmState, text: str, target: str, timeout: float | None) 
     if existing is not None:
         return describe_download(swarm, existing)
     # the share's own onion is one of its peers: its circuit is built while the .torrent
-    # comes, and taken by the first path to it (:func:`start_download`)
+    # comes, our handshake goes out on it as soon as the .torrent is in, and the first
+    # path to it takes the stream (:func:`start_download`)
     swarm.bridges.predial(uri.onion, PEER_VIRTUAL_PORT)
     try:
         data = await swarm.http.fetch_torrent(uri, timeout or swarm.config.fetch_timeout)
-        return await start_download(swarm, uri, parse(data), Path(target))
+        meta = parse(data)
+        swarm.bridges.handshake_ahead(uri.onion, PEER_VIRTUAL_PORT, handshake(
+            bytes.fromhex(meta.id), has_v2=len(meta.info_hashes) > 1))
+        return await start_download(swarm, uri, meta, Path(target))
     except BaseException:
         swarm.bridges.forget_predial(uri.onion, PEER_VIRTUAL_PORT)
         raise

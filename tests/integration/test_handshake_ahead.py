@@ -1,0 +1,166 @@
+"""Our handshake sent ahead on the stream dialled while the .torrent comes, with real
+libtorrent sessions and bridges (the dial connects to the seeder's inbound listener
+through a loopback tap that records what the downloader's side sends, instead of Tor).
+
+libtorrent dials a peer only at its once-a-second round of connection attempts; the bridge
+sends the handshake libtorrent will send as soon as the stream is up, so the seeder's
+answer is under way before libtorrent dials. What must hold: the handshake the engine
+predicts is libtorrent's own but for the peer id (for a hybrid and a v1-only torrent), the
+seeder gets one handshake only (libtorrent's is dropped), the download completes on the
+stream dialled ahead, and a handshake that is not libtorrent's costs a new dial, never a
+broken connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import libtorrent as lt
+
+from onionshare_bt.engine.metainfo import parse
+from onionshare_bt.engine.session import Engine
+from onionshare_bt.engine.settings import PEER_FINGERPRINT, handshake
+from onionshare_bt.multiplex.bridge import Bridges
+from onionshare_bt.multiplex.core import HANDSHAKE, PROTOCOL
+
+from .test_bridge_lanes import pair
+from .test_peerwire_probe import fake_onion, started, wait_for
+
+
+def v1_only_torrent(folder, size=300_000):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "v1.bin").write_bytes(secrets.token_bytes(size))
+    creator = lt.create_torrent(lt.list_files(str(folder / "v1.bin")),
+                                flags=lt.create_torrent.v1_only)
+    lt.set_piece_hashes(creator, str(folder))
+    entry = creator.generate()
+    entry.pop(b"creation date", None)
+    entry.pop(b"created by", None)
+    return parse(lt.bencode(entry))
+
+
+async def libtorrents_handshake(tmp_path, meta) -> bytes:
+    """The 68 bytes libtorrent sends first when it dials a peer of ``meta``."""
+    (engine,) = await started(Engine())
+    got = asyncio.get_running_loop().create_future()
+
+    async def on_connect(reader, writer):
+        if not got.done():
+            got.set_result(await reader.readexactly(HANDSHAKE))
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    try:
+        (tmp_path / "hs").mkdir(exist_ok=True)
+        engine.add(meta, tmp_path / "hs")
+        engine.connect(meta.id, ("127.0.0.1", server.sockets[0].getsockname()[1]))
+        return await asyncio.wait_for(got, 10)
+    finally:
+        server.close()
+        await engine.close()
+
+
+async def test_the_predicted_handshake_is_libtorrents_own_but_for_the_peer_id(tmp_path):
+    from .test_peerwire_probe import make_torrent
+
+    for meta in (make_torrent(tmp_path / "hybrid", "h.bin", 300_000),
+                 v1_only_torrent(tmp_path / "v1")):
+        real = await libtorrents_handshake(tmp_path, meta)
+        ours = handshake(bytes.fromhex(meta.id), has_v2=len(meta.info_hashes) > 1)
+        assert len(ours) == HANDSHAKE and ours[:48] == real[:48], (meta.info_hashes, real, ours)
+        assert ours[48:56] == real[48:56] == PEER_FINGERPRINT.encode()
+        assert ours[48:] != handshake(bytes.fromhex(meta.id), True)[48:]  # fresh each time
+
+
+class Tap:
+    """A loopback TCP hop between the downloader's bridge and the seeder's inbound listener
+    that keeps every byte the downloader's side sent, and when the first came."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sent = bytearray()
+        self.first_at: float | None = None
+        self.dials = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> Tap:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    async def dial(self, onion, p, torrent_id, lane=0):
+        self.dials += 1
+        return await asyncio.open_connection("127.0.0.1",
+                                             self.server.sockets[0].getsockname()[1])
+
+    async def _relay(self, reader, writer) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.port)
+        await asyncio.gather(self._copy(reader, up_w, record=True),
+                             self._copy(up_r, writer, record=False))
+
+    async def _copy(self, reader, writer, record: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                if record:
+                    if self.first_at is None:
+                        self.first_at = asyncio.get_running_loop().time()
+                    self.sent += data
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+async def test_the_handshake_goes_ahead_and_libtorrents_own_is_dropped(tmp_path):
+    seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
+    tap = await Tap(port).start()
+    bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
+    onion = fake_onion()
+    try:
+        bridges.predial(onion, 6881)
+        bridges.handshake_ahead(onion, 6881,
+                                handshake(bytes.fromhex(meta.id), has_v2=True))
+        await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
+        asked_at = asyncio.get_running_loop().time()
+        assert tap.first_at < asked_at  # before libtorrent was even given the endpoint
+        leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        assert tap.dials == 1  # the stream dialled ahead carried the download
+        assert tap.sent[:len(PROTOCOL)] == PROTOCOL
+        # one handshake: what follows it is length-prefixed messages, not a second one
+        assert PROTOCOL not in bytes(tap.sent[HANDSHAKE:])
+        (path,) = bridges.counters(meta.id)
+        assert path.down > meta.size and path.failures == 0
+    finally:
+        tap.close()
+        await bridges.close()
+        await seed_bridges.close()
+        await leecher.close()
+        await seeder.close()
+
+
+async def test_a_handshake_that_is_not_libtorrents_costs_a_new_dial(tmp_path):
+    seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
+    tap = await Tap(port).start()
+    bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
+    onion = fake_onion()
+    wrong = bytearray(handshake(bytes.fromhex(meta.id), has_v2=True))
+    wrong[len(PROTOCOL) + 7] = 0  # other reserved bits than libtorrent's
+    try:
+        bridges.predial(onion, 6881)
+        bridges.handshake_ahead(onion, 6881, bytes(wrong))
+        await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
+        leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        assert tap.dials == 2  # the stream with the wrong handshake closed, a new one dialled
+    finally:
+        tap.close()
+        await bridges.close()
+        await seed_bridges.close()
+        await leecher.close()
+        await seeder.close()
