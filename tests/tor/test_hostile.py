@@ -292,9 +292,10 @@ class HostilePeer:
             bits[i // 8] |= 0x80 >> (i % 8)
         _send(writer, 5, bytes(bits))
         _send(writer, 1)  # unchoke
-        _send(writer, 99, b"\x00" * 50)  # an unknown message
-        _send(writer, 7, struct.pack("!II", 0, 0) + b"unrequested block")
         await writer.drain()
+        # the rest only once the node talks: libtorrent drops a peer whose first bytes hold
+        # an unknown message or an unrequested block before it says anything itself, and
+        # then the holepunch and the garbage would prove nothing
         sent_holepunch = False
         while True:
             (length,) = struct.unpack("!I", await reader.readexactly(4))
@@ -314,6 +315,8 @@ class HostilePeer:
                 self.corrupt_sent += 1
                 await writer.drain()
                 if self.corrupt_sent >= 40:
+                    _send(writer, 99, b"\x00" * 50)  # an unknown message
+                    _send(writer, 7, struct.pack("!II", 0, 0) + b"unrequested block")
                     writer.write(struct.pack("!I", 0x7FFFFFF0) + b"\x07")  # an absurd length
                     await writer.drain()
                     return
@@ -397,6 +400,7 @@ def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
         assert sha256_tree(out / src.name) == sha256_tree(src)
         assert peer.connections >= 1, "the hostile peer was never dialled: it proved nothing"
         assert peer.holepunch_sent >= 1, (peer.connections, peer.requests, node_b.log())
+        assert peer.corrupt_sent >= 1, "the node never asked the hostile peer for a block"
         time.sleep(SETTLE / 2)  # a dial would come within milliseconds (none expected)
         assert listener.accepted == 0, "a ut_holepunch message made the engine dial"
     finally:
