@@ -142,7 +142,7 @@ class Engine:
     # -- torrents ---------------------------------------------------------------------
     def add(
         self, meta: Metainfo, save_path: Path, *, seed: bool = False, resume: bytes | None = None,
-        paused: bool = False,
+        paused: bool = False, dial: tuple[tuple[str, int], ...] = (),
     ) -> None:
         """Add a torrent with no trackers, web seeds or DHT nodes, and PEX/DHT/LSD off.
 
@@ -150,9 +150,19 @@ class Engine:
         (:func:`~onionshare_bt.engine.bare.bare_torrent`); what the resume data says about
         the network is cleared.
 
+        :param dial: bridge endpoints libtorrent dials the moment the torrent starts (one
+          given later, :meth:`connect`, waits for libtorrent's once-a-second round of
+          connection attempts). Only for a new download into an empty folder: its files
+          are not checked against the disk first (there is nothing there to check), which
+          is what lets libtorrent dial before that check is done.
         :raises TorrentError: when libtorrent refuses it, or it would still name a tracker
-            or web seed, or its info-hashes are not ``meta``'s
+            or web seed, or its info-hashes are not ``meta``'s, or ``dial`` holds an
+            address libtorrent may not dial or comes with resume data or a seed
         """
+        for endpoint in dial:
+            self._check_dialable(endpoint)
+        if dial and (resume or seed):
+            raise TorrentError("only a new download dials peers as it is added")
         _, info = bare_torrent(meta.data)
         if tuple(h[:20] for h in _hashes(info)) != tuple(meta.info_hashes):
             raise TorrentError("the torrent's info-hashes are not the ones it was parsed with")
@@ -166,6 +176,9 @@ class Engine:
         params.ti = info
         params.save_path = str(save_path)
         _forget_network(params)
+        if dial:
+            params.peers = list(dial)
+            params.flags |= lt.torrent_flags.no_verify_files
         params.flags |= (
             lt.torrent_flags.disable_pex | lt.torrent_flags.disable_dht
             | lt.torrent_flags.disable_lsd | lt.torrent_flags.apply_ip_filter
@@ -213,6 +226,10 @@ class Engine:
         :raises TorrentError: for an address that is not loopback (or, bridged, not an
             outbound endpoint)
         """
+        self._check_dialable(endpoint)
+        self._handles[torrent_id].connect_peer(endpoint, 0, 0)
+
+    def _check_dialable(self, endpoint: tuple[str, int]) -> None:
         host, _ = endpoint
         net = BRIDGE_OUTBOUND_NET if self._bridged else "127.0.0.0/8"
         try:
@@ -221,7 +238,6 @@ class Engine:
             inside = False
         if not inside:
             raise TorrentError(f"refusing to connect libtorrent to {host}, outside {net}")
-        self._handles[torrent_id].connect_peer(endpoint, 0, 0)
 
     def move(self, torrent_id: str, target: Path) -> None:
         """Move the files to ``target``; an existing file there is an error, never replaced."""

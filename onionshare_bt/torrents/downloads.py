@@ -85,21 +85,27 @@ async def start_download(swarm: SwarmState, uri: ShareURI, meta: Metainfo, targe
         resume=None, added=time.time(), completed=None,
     )
     swarm.store.torrents.add(row, rows)
-    swarm.engine.add(meta, staging)
+    # libtorrent dials the share's own onion as the torrent starts, without waiting for the
+    # first announce's reply (which names it with the share's other onions); into a folder
+    # that holds something already (an earlier attempt's), it checks that first and dials
+    # at its next round. A URI whose onion serves no peers (a mirror's) costs one failed dial.
+    endpoint = await _share_endpoint(swarm, row.id, uri)
+    fresh = endpoint is not None and not any(staging.iterdir())
+    swarm.engine.add(meta, staging, dial=(endpoint,) if fresh else ())
+    if endpoint is not None and not fresh:
+        swarm.engine.connect(row.id, endpoint)
     start_announcing(swarm, row)
-    await dial_share(swarm, row.id, uri)
     return describe_download(swarm, row)
 
 
-async def dial_share(swarm: SwarmState, torrent_id: str, uri: ShareURI) -> None:
-    """Have libtorrent dial the share's own onion at once, without waiting for the first
-    announce's reply (which names it with the share's other onions): the first payload
-    byte comes sooner. A URI whose onion serves no peers (a mirror's) costs one failed dial."""
+async def _share_endpoint(swarm: SwarmState, torrent_id: str,
+                          uri: ShareURI) -> tuple[str, int] | None:
+    """The bridge endpoint for the share's own onion (None when every one is busy: the
+    announces will find room or not)."""
     try:
-        endpoint = await swarm.bridges.outbound(torrent_id, uri.onion, PEER_VIRTUAL_PORT)
+        return await swarm.bridges.outbound(torrent_id, uri.onion, PEER_VIRTUAL_PORT)
     except NodeError:
-        return  # every endpoint is busy: the announces will find room or not
-    swarm.engine.connect(torrent_id, endpoint)
+        return None
 
 
 async def seed_back(swarm: SwarmState, row: TorrentRow) -> list[OnionRow]:

@@ -1,14 +1,17 @@
-"""Our handshake sent ahead on the stream dialled while the .torrent comes, with real
-libtorrent sessions and bridges (the dial connects to the seeder's inbound listener
-through a loopback tap that records what the downloader's side sends, instead of Tor).
+"""What makes a download's first byte come sooner, with real libtorrent sessions and
+bridges (the dial connects to the seeder's inbound listener through a loopback tap that
+records what the downloader's side sends, instead of Tor).
 
-libtorrent dials a peer only at its once-a-second round of connection attempts; the bridge
-sends the handshake libtorrent will send as soon as the stream is up, so the seeder's
-answer is under way before libtorrent dials. What must hold: the handshake the engine
-predicts is libtorrent's own but for the peer id (for a hybrid and a v1-only torrent), the
-seeder gets one handshake only (libtorrent's is dropped), the download completes on the
-stream dialled ahead, and a handshake that is not libtorrent's costs a new dial, never a
-broken connection.
+libtorrent dials a peer it is given (``connect``) only at its once-a-second round of
+connection attempts. Two things take that wait off the first byte: a new download is added
+with the share's own endpoint to dial (libtorrent dials it the moment the torrent starts:
+a new download's empty folder is not checked first), and the bridge sends our handshake on
+the stream dialled while the .torrent came, so the seeder's answer is under way before
+libtorrent dials at all. What must hold: the handshake the engine predicts is libtorrent's
+own but for the peer id (for a hybrid and a v1-only torrent); the seeder gets one handshake
+only (libtorrent's is dropped); the download completes, every piece checked, on the stream
+dialled ahead; a handshake that is not libtorrent's costs a new dial, never a broken
+connection; and the endpoint a download is added with is the only thing it dials.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import asyncio
 import secrets
 
 import libtorrent as lt
+import pytest
 
 from onionshare_bt.engine.metainfo import parse
+from onionshare_bt.errors import TorrentError
 from onionshare_bt.engine.session import Engine
 from onionshare_bt.engine.settings import PEER_FINGERPRINT, handshake
 from onionshare_bt.multiplex.bridge import Bridges
@@ -164,3 +169,43 @@ async def test_a_handshake_that_is_not_libtorrents_costs_a_new_dial(tmp_path):
         await seed_bridges.close()
         await leecher.close()
         await seeder.close()
+
+
+async def test_a_new_download_dials_the_endpoint_it_is_added_with(tmp_path):
+    seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
+    leecher.remove(meta.id)  # pair() added it without an endpoint
+    tap = await Tap(port).start()
+    bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
+    dest = tmp_path / "fresh"
+    dest.mkdir()
+    try:
+        endpoint = await bridges.outbound(meta.id, fake_onion(), 6881)
+        leecher.add(meta, dest, dial=(endpoint,))  # and no connect()
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        assert tap.dials == 1
+        # nothing taken on trust: every piece came and was checked
+        assert (dest / "f.bin").read_bytes() == (tmp_path / "src" / "f.bin").read_bytes()
+        assert leecher.status(meta.id).payload_down >= meta.size
+    finally:
+        tap.close()
+        await bridges.close()
+        await seed_bridges.close()
+        await leecher.close()
+        await seeder.close()
+
+
+async def test_only_a_new_download_dials_as_it_is_added_and_only_a_bridge(tmp_path):
+    from .test_peerwire_probe import make_torrent
+
+    (engine,) = await started(Engine(bridged=True))
+    meta = make_torrent(tmp_path / "src", "f.bin", 100_000)
+    try:
+        with pytest.raises(TorrentError, match="only a new download"):
+            engine.add(meta, tmp_path / "src", seed=True, dial=(("127.64.0.9", 4000),))
+        with pytest.raises(TorrentError, match="outside"):
+            engine.add(meta, tmp_path, dial=(("127.0.0.1", 4000),))  # not a bridge endpoint
+        with pytest.raises(TorrentError, match="outside"):
+            engine.add(meta, tmp_path, dial=(("192.0.2.7", 6881),))
+        assert not engine.has(meta.id)
+    finally:
+        await engine.close()
