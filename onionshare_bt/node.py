@@ -236,12 +236,14 @@ class Node:
         await self.ui.republish()
         await self.casts.republish()
 
-    async def _dial(self, onion: str, port: int, torrent_id: str, lane: int = 0):
+    async def _dial(self, onion: str, port: int, torrent_id: str, lane: int = 0,
+                    isolation: str | None = None):
         """Dial a peer's onion for one torrent, on circuits of that torrent's own (and, for
-        a further lane to the same onion, of that lane's own)."""
+        a further lane to the same onion, of that lane's own), or of ``isolation``."""
         loop = asyncio.get_running_loop()
         tor = self.swarm.tor
-        isolation = f"peer:{torrent_id}" + (f":{lane}" if lane else "")
+        if isolation is None:
+            isolation = f"peer:{torrent_id}" + (f":{lane}" if lane else "")
         return await socks.open_connection(
             tor.socks_address, f"{onion}.onion", port,
             timeout=DIAL_ATTEMPT_TIMEOUT, retry_until=loop.time() + DIAL_TIMEOUT,

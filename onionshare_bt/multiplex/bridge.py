@@ -61,9 +61,9 @@ log = logging.getLogger(__name__)
 
 #: ``dial(onion, port, torrent_id, lane)`` opens a stream to ``onion:port`` for one torrent
 #: (the node isolates Tor circuits per torrent and lane by it: each lane to one onion is a
-#: circuit of its own)
-Dial = Callable[[str, int, str, int],
-                Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+#: circuit of its own); ``dial(..., isolation=KEY)`` opens it on the circuits of that
+#: isolation key instead (:meth:`Bridges.predial`)
+Dial = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 CHUNK = 64 * 1024
 HANDSHAKE_TIMEOUT = 60.0
 #: a spliced connection whose peer sends nothing for this long while we wait for it is
@@ -241,17 +241,20 @@ class Bridges:
         finally:
             self._table.busy(key, -1)
 
-    def predial(self, onion: str, port: int) -> None:
+    def predial(self, onion: str, port: int, isolation: str | None = None) -> None:
         """Dial ``onion:port`` now, before any torrent needs it: the first path (lane 0) to
         it takes the stream as its own dial, which then costs nothing (for a download, the
-        share's own onion is dialled while its .torrent is fetched). On circuits of their
-        own (an isolation made for this stream); unused after :data:`PREDIAL_TTL` seconds,
-        or after :meth:`forget_predial`, the stream is closed."""
+        share's own onion is dialled while its .torrent is fetched). On the circuits of
+        ``isolation`` (for a download, those of the .torrent's fetch: one rendezvous for
+        both, with the same onion, for the same share), or of an isolation made for this
+        stream; unused after :data:`PREDIAL_TTL` seconds, or after :meth:`forget_predial`,
+        the stream is closed."""
         key = (onion, port)
         if key in self._predials:
             return
-        ahead = _Ahead(asyncio.ensure_future(
-            self._dial(onion, port, f"ahead-{secrets.token_hex(8)}", 0)))
+        dial = (self._dial(onion, port, "", 0, isolation=isolation) if isolation is not None
+                else self._dial(onion, port, f"ahead-{secrets.token_hex(8)}", 0))
+        ahead = _Ahead(asyncio.ensure_future(dial))
         self._predials[key] = ahead
         asyncio.get_running_loop().call_later(PREDIAL_TTL, self._expire, key, ahead)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..config import PEER_VIRTUAL_PORT
 from ..engine.metainfo import Metainfo, parse
 from ..engine.settings import handshake
+from ..tor.http import isolation_key
 from ..errors import BadPath, NodeError, UsageError
 from ..store import OnionRow, TorrentRow
 from ..uri import ShareURI, parse_uri
@@ -52,7 +53,7 @@ async def get(swarm: SwarmState, text: str, target: str, timeout: float | None) 
     # the share's own onion is one of its peers: its circuit is built while the .torrent
     # comes, our handshake goes out on it as soon as the .torrent is in, and the first
     # path to it takes the stream (:func:`start_download`)
-    swarm.bridges.predial(uri.onion, PEER_VIRTUAL_PORT)
+    swarm.bridges.predial(uri.onion, PEER_VIRTUAL_PORT, isolation=isolation_key(str(uri)))
     try:
         data = await swarm.http.fetch_torrent(uri, timeout or swarm.config.fetch_timeout)
         meta = parse(data)

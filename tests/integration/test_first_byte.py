@@ -209,3 +209,23 @@ async def test_only_a_new_download_dials_as_it_is_added_and_only_a_bridge(tmp_pa
         assert not engine.has(meta.id)
     finally:
         await engine.close()
+
+
+async def test_the_stream_dialled_ahead_rides_the_circuits_it_is_given(tmp_path):
+    """A download dials the share's onion on the isolation of its .torrent fetch from that
+    onion (one rendezvous for both); without one, on an isolation of its own."""
+    asked = []
+
+    async def dial(onion, p, torrent_id, lane=0, isolation=None):
+        asked.append((torrent_id, isolation))
+        raise OSError("no peer here")
+
+    bridges = Bridges(dial, 0)
+    try:
+        bridges.predial(fake_onion(), 6881, isolation="fetch-key")
+        bridges.predial(fake_onion(), 6881)
+        await wait_for(lambda: len(asked) == 2, 10)
+        assert asked[0] == ("", "fetch-key")
+        assert asked[1][0].startswith("ahead-") and asked[1][1] is None
+    finally:
+        await bridges.close()
