@@ -179,6 +179,7 @@ class Engine:
         if dial:
             params.peers = list(dial)
             params.flags |= lt.torrent_flags.no_verify_files
+            _create_empty_files(info, save_path)  # what that check would have created
         params.flags |= (
             lt.torrent_flags.disable_pex | lt.torrent_flags.disable_dht
             | lt.torrent_flags.disable_lsd | lt.torrent_flags.apply_ip_filter
@@ -368,3 +369,24 @@ class Engine:
             self._piece_finished(tid, int(alert.piece_index))
             return None
         return event_of(alert, tid)
+
+
+def _create_empty_files(info: lt.torrent_info, save_path: Path) -> None:
+    """Create a torrent's empty files under ``save_path``. libtorrent writes only files
+    that have bytes; the empty ones it creates when it checks the files, which a download
+    added with peers to dial skips. libtorrent sanitises the names; a path outside
+    ``save_path`` is skipped all the same, and one that cannot be made is left to
+    libtorrent to report."""
+    layout = info.layout()
+    root = save_path.resolve()
+    for i in range(layout.num_files()):
+        if layout.file_size(i) or layout.file_flags(i) & layout.flag_pad_file:
+            continue
+        path = (root / layout.file_path(i)).resolve()
+        if path == root or not path.is_relative_to(root):
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(exist_ok=True)
+        except OSError:
+            continue

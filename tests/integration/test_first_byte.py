@@ -229,3 +229,40 @@ async def test_the_stream_dialled_ahead_rides_the_circuits_it_is_given(tmp_path)
         assert asked[1][0].startswith("ahead-") and asked[1][1] is None
     finally:
         await bridges.close()
+
+
+async def test_a_download_added_to_dial_at_once_has_its_empty_files_too(tmp_path):
+    """libtorrent creates empty files when it checks a torrent's files, which a download
+    added with an endpoint to dial skips: the engine makes them."""
+    src = tmp_path / "src" / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "data.bin").write_bytes(secrets.token_bytes(700_000))
+    (src / "empty.txt").write_bytes(b"")
+    (src / "sub" / "zero.bin").write_bytes(b"")
+    creator = lt.create_torrent(lt.list_files(str(src)))
+    lt.set_piece_hashes(creator, str(src.parent))
+    entry = creator.generate()
+    entry.pop(b"creation date", None)
+    meta = parse(lt.bencode(entry))
+    seeder, leecher = await started(Engine(bridged=True), Engine(bridged=True))
+    seeder.add(meta, src.parent, seed=True)
+    seed_bridges = Bridges(None, seeder.listen_port)
+    from .test_peerwire_probe import listen_port
+
+    port = listen_port(await seed_bridges.inbound(meta.id, meta.info_hashes))
+    tap = await Tap(port).start()
+    bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    try:
+        leecher.add(meta, dest, dial=(await bridges.outbound(meta.id, fake_onion(), 6881),))
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        got = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+        assert got == ["tree/data.bin", "tree/empty.txt", "tree/sub/zero.bin"]
+        assert (dest / "tree" / "data.bin").read_bytes() == (src / "data.bin").read_bytes()
+    finally:
+        tap.close()
+        await bridges.close()
+        await seed_bridges.close()
+        await leecher.close()
+        await seeder.close()
