@@ -17,6 +17,7 @@ connection; and the endpoint a download is added with is the only thing it dials
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import libtorrent as lt
@@ -121,12 +122,26 @@ class Tap:
         self.server.close()
 
 
-async def test_the_handshake_goes_ahead_and_libtorrents_own_is_dropped(tmp_path):
+@contextlib.asynccontextmanager
+async def tapped(tmp_path):
+    """A seeder and a downloader (its torrent added, no peer yet), the downloader's bridges
+    dialling through a :class:`Tap`; everything closed afterwards."""
     seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
     tap = await Tap(port).start()
     bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
-    onion = fake_onion()
     try:
+        yield leecher, meta, bridges, tap
+    finally:
+        tap.close()
+        await bridges.close()
+        await seed_bridges.close()
+        await leecher.close()
+        await seeder.close()
+
+
+async def test_the_handshake_goes_ahead_and_libtorrents_own_is_dropped(tmp_path):
+    async with tapped(tmp_path) as (leecher, meta, bridges, tap):
+        onion = fake_onion()
         bridges.predial(onion, 6881)
         bridges.handshake_ahead(onion, 6881,
                                 handshake(bytes.fromhex(meta.id), has_v2=True))
@@ -141,44 +156,26 @@ async def test_the_handshake_goes_ahead_and_libtorrents_own_is_dropped(tmp_path)
         assert PROTOCOL not in bytes(tap.sent[HANDSHAKE:])
         (path,) = bridges.counters(meta.id)
         assert path.down > meta.size and path.failures == 0
-    finally:
-        tap.close()
-        await bridges.close()
-        await seed_bridges.close()
-        await leecher.close()
-        await seeder.close()
 
 
 async def test_a_handshake_that_is_not_libtorrents_costs_a_new_dial(tmp_path):
-    seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
-    tap = await Tap(port).start()
-    bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
-    onion = fake_onion()
-    wrong = bytearray(handshake(bytes.fromhex(meta.id), has_v2=True))
-    wrong[len(PROTOCOL) + 7] = 0  # other reserved bits than libtorrent's
-    try:
+    async with tapped(tmp_path) as (leecher, meta, bridges, tap):
+        onion = fake_onion()
+        wrong = bytearray(handshake(bytes.fromhex(meta.id), has_v2=True))
+        wrong[len(PROTOCOL) + 7] = 0  # other reserved bits than libtorrent's
         bridges.predial(onion, 6881)
         bridges.handshake_ahead(onion, 6881, bytes(wrong))
         await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
         leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
         await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
         assert tap.dials == 2  # the stream with the wrong handshake closed, a new one dialled
-    finally:
-        tap.close()
-        await bridges.close()
-        await seed_bridges.close()
-        await leecher.close()
-        await seeder.close()
 
 
 async def test_a_new_download_dials_the_endpoint_it_is_added_with(tmp_path):
-    seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
-    leecher.remove(meta.id)  # pair() added it without an endpoint
-    tap = await Tap(port).start()
-    bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
-    dest = tmp_path / "fresh"
-    dest.mkdir()
-    try:
+    async with tapped(tmp_path) as (leecher, meta, bridges, tap):
+        leecher.remove(meta.id)  # pair() added it without an endpoint
+        dest = tmp_path / "fresh"
+        dest.mkdir()
         endpoint = await bridges.outbound(meta.id, fake_onion(), 6881)
         leecher.add(meta, dest, dial=(endpoint,))  # and no connect()
         await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
@@ -186,12 +183,6 @@ async def test_a_new_download_dials_the_endpoint_it_is_added_with(tmp_path):
         # nothing taken on trust: every piece came and was checked
         assert (dest / "f.bin").read_bytes() == (tmp_path / "src" / "f.bin").read_bytes()
         assert leecher.status(meta.id).payload_down >= meta.size
-    finally:
-        tap.close()
-        await bridges.close()
-        await seed_bridges.close()
-        await leecher.close()
-        await seeder.close()
 
 
 async def test_only_a_new_download_dials_as_it_is_added_and_only_a_bridge(tmp_path):
