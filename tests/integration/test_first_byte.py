@@ -31,7 +31,7 @@ from onionshare_bt.multiplex.bridge import Bridges
 from onionshare_bt.multiplex.core import HANDSHAKE, PROTOCOL
 
 from .test_bridge_lanes import pair
-from .test_peerwire_probe import fake_onion, started, wait_for
+from .test_peerwire_probe import fake_onion, listen_port, started, wait_for
 
 
 def v1_only_torrent(folder, size=300_000):
@@ -123,10 +123,18 @@ class Tap:
 
 
 @contextlib.asynccontextmanager
-async def tapped(tmp_path):
-    """A seeder and a downloader (its torrent added, no peer yet), the downloader's bridges
-    dialling through a :class:`Tap`; everything closed afterwards."""
-    seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
+async def tapped(tmp_path, meta=None, seed_from=None):
+    """A seeder and a downloader, the downloader's bridges dialling through a :class:`Tap`;
+    everything closed afterwards. Without ``meta``, :func:`pair`'s one-file torrent (the
+    downloader has it added, no peer yet); with it, ``meta`` seeded from ``seed_from`` and
+    not added to the downloader."""
+    if meta is None:
+        seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
+    else:
+        seeder, leecher = await started(Engine(bridged=True), Engine(bridged=True))
+        seeder.add(meta, seed_from, seed=True)
+        seed_bridges = Bridges(None, seeder.listen_port)
+        port = listen_port(await seed_bridges.inbound(meta.id, meta.info_hashes))
     tap = await Tap(port).start()
     bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
     try:
@@ -235,25 +243,11 @@ async def test_a_download_added_to_dial_at_once_has_its_empty_files_too(tmp_path
     entry = creator.generate()
     entry.pop(b"creation date", None)
     meta = parse(lt.bencode(entry))
-    seeder, leecher = await started(Engine(bridged=True), Engine(bridged=True))
-    seeder.add(meta, src.parent, seed=True)
-    seed_bridges = Bridges(None, seeder.listen_port)
-    from .test_peerwire_probe import listen_port
-
-    port = listen_port(await seed_bridges.inbound(meta.id, meta.info_hashes))
-    tap = await Tap(port).start()
-    bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    try:
+    async with tapped(tmp_path, meta, src.parent) as (leecher, meta, bridges, tap):
+        dest = tmp_path / "dest"
+        dest.mkdir()
         leecher.add(meta, dest, dial=(await bridges.outbound(meta.id, fake_onion(), 6881),))
         await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
         got = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
         assert got == ["tree/data.bin", "tree/empty.txt", "tree/sub/zero.bin"]
         assert (dest / "tree" / "data.bin").read_bytes() == (src / "data.bin").read_bytes()
-    finally:
-        tap.close()
-        await bridges.close()
-        await seed_bridges.close()
-        await leecher.close()
-        await seeder.close()
