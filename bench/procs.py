@@ -204,8 +204,9 @@ class ObtNode:
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={**os.environ, **self.env})
         marks = {"first": None, "done": None, "peak": 0.0, "p10": None, "p90": None,
-                 "path_first": {}, "next_paths": 0.0}
+                 "path_first": {}, "next_paths": 0.0, "busy_first": None, "busy_done": None}
         cpu_before = cpu_s(self.pid)
+        seeder_before = cpu_s(watch.pid) if watch is not None else 0.0
         comm = asyncio.ensure_future(proc.communicate())
         try:
             await self._watch(comm, infohash, size, marks, watch, started + timeout)
@@ -223,8 +224,20 @@ class ObtNode:
         steady = {}
         if marks["p10"] is not None and marks["p90"] is not None and marks["p90"] > marks["p10"]:
             steady["steady_rate"] = 0.8 * size / (marks["p90"] - marks["p10"])
+            # the time the first and the last 10 % of the bytes took, next to what they
+            # would have taken at the steady rate: the ramp and the end game
+            steady["head_s"] = marks["p10"] - first
+            steady["tail_s"] = done - marks["p90"]
+            steady["tenth_at_steady_s"] = 0.1 * size / steady["steady_rate"]
         if marks["path_first"]:
             steady["paths_up_s"] = max(marks["path_first"].values()) - first
+        if marks["busy_first"] is not None and marks["busy_done"] is not None:
+            # every process's CPU from the first payload byte to the last piece, as raw
+            # TCP's is taken from "go" to its last byte
+            steady.update(machine_cpu(marks["busy_first"], marks["busy_done"],
+                                      done - first, size))
+        if watch is not None and watch.pid:
+            steady["seeder_cpu_s_per_gb"] = (cpu_s(watch.pid) - seeder_before) / (size / 1e9)
         return {"wall_s": ended - started, "ttfb_s": first - started,
                 "transfer_s": done - first, "rate": size / max(done - first, 1e-6),
                 "wall_rate": size / (ended - started), "paths": peers["paths"],
@@ -244,9 +257,9 @@ class ObtNode:
                 row = None  # not registered yet
             now = loop.time()
             if row and marks["first"] is None and row.get("payload_down", 0) > 0:
-                marks["first"] = now
+                marks["first"], marks["busy_first"] = now, machine_busy_s()
             if row and (row.get("done", 0) >= size or row["state"] in ("moving", "complete")):
-                marks["done"] = now
+                marks["done"], marks["busy_done"] = now, machine_busy_s()
             for mark, part in (("p10", 0.1), ("p90", 0.9)):
                 if row and marks[mark] is None and row.get("done", 0) >= part * size:
                     marks[mark] = now
@@ -268,6 +281,22 @@ def cpu_s(pid: int | None) -> float:
     except (psutil.Error, TypeError, ValueError):
         return 0.0
     return times.user + times.system
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores of the machine have spent busy so far, every process counted
+    (the network's tors, the nodes, the bench): user, nice, system, interrupts, steal."""
+    t = psutil.cpu_times()
+    return (t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+            + getattr(t, "steal", 0.0))
+
+
+def machine_cpu(busy_before: float, busy_after: float, seconds: float, size: int) -> dict:
+    """``machine_cpu_s_per_gb`` (every process's CPU over a transfer, per GB moved) and
+    ``machine_busy_pct`` (the share of all cores busy meanwhile, 100 = every core)."""
+    used = busy_after - busy_before
+    return {"machine_cpu_s_per_gb": used / (size / 1e9),
+            "machine_busy_pct": 100 * used / max(seconds * (psutil.cpu_count() or 1), 1e-6)}
 
 
 def send_signal(pid: int, sig: int = signal.SIGINT) -> None:

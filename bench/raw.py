@@ -16,7 +16,7 @@ import os
 from onionshare_bt.tor import socks
 from onionshare_bt.tor.client import TorClient
 
-from .procs import BenchError
+from .procs import BenchError, machine_busy_s, machine_cpu
 
 CONNECT_TIMEOUT = 120.0
 #: seconds for one SOCKS attempt (a stuck rendezvous is retried, not waited out)
@@ -88,7 +88,7 @@ async def measure(server: TorClient, client: TorClient, streams: int, total: int
     try:
         conns = await _connect_all(client, [address for _srv, address in published])
         connect_s = loop.time() - started
-        t0 = loop.time()
+        t0, busy0 = loop.time(), machine_busy_s()
         for _reader, writer in conns:
             writer.write(b"g")
 
@@ -97,6 +97,7 @@ async def measure(server: TorClient, client: TorClient, streams: int, total: int
             return got, loop.time() - t0
 
         results = await asyncio.wait_for(asyncio.gather(*(one(r) for r, _w in conns)), timeout)
+        busy1 = machine_busy_s()
         for _reader, writer in conns:
             writer.close()
     finally:
@@ -108,4 +109,5 @@ async def measure(server: TorClient, client: TorClient, streams: int, total: int
     if got != count * streams:
         raise BenchError(f"raw transfer short: {got} of {count * streams} bytes")
     return {"rate": got / seconds, "seconds": seconds, "connect_s": connect_s,
-            "per_stream": [g / t for g, t in results]}
+            "per_stream": [g / t for g, t in results],
+            **machine_cpu(busy0, busy1, seconds, got)}

@@ -55,10 +55,29 @@ PATH_ROWS = [
      "paths_up_s"),
     ("the same, K=4", "obt_k4", "paths_up_s"),
     ("the same, K=8", "obt_k8", "paths_up_s"),
+    ("s the first 10 % of the bytes took, K=4 (the ramp)", "obt_k4", "head_s"),
+    ("s the last 10 % took, K=4 (the end game)", "obt_k4", "tail_s"),
+    ("s 10 % of the bytes take at K=4's steady rate", "obt_k4", "tenth_at_steady_s"),
+    ("s the first 10 % took, K=8", "obt_k8", "head_s"),
+    ("s the last 10 % took, K=8", "obt_k8", "tail_s"),
+    ("s 10 % take at K=8's steady rate", "obt_k8", "tenth_at_steady_s"),
     ("downloader node CPU s per GB, K=1", "obt_k1", "cpu_s_per_gb"),
     ("downloader node CPU s per GB, K=4", "obt_k4", "cpu_s_per_gb"),
     ("downloader node CPU s per GB, K=8", "obt_k8", "cpu_s_per_gb"),
     ("downloader node CPU s per GB, paths grown", "obt_adaptive", "cpu_s_per_gb"),
+    ("seeder node CPU s per GB, K=4", "obt_k4", "seeder_cpu_s_per_gb"),
+    ("seeder node CPU s per GB, K=8", "obt_k8", "seeder_cpu_s_per_gb"),
+    # every process on the machine (the network's tors, both nodes and their tors, the
+    # bench) during the transfer: on loopback the cores are the limit, so obt's rate
+    # next to raw TCP's is about raw's CPU per GB over obt's
+    ("machine CPU s per GB (all processes), raw 4 streams", "raw_4", "machine_cpu_s_per_gb"),
+    ("the same, obt K=4", "obt_k4", "machine_cpu_s_per_gb"),
+    ("the same, raw 8 streams", "raw_8", "machine_cpu_s_per_gb"),
+    ("the same, obt K=8", "obt_k8", "machine_cpu_s_per_gb"),
+    ("% of all cores busy, raw 4 streams", "raw_4", "machine_busy_pct"),
+    ("the same, obt K=4", "obt_k4", "machine_busy_pct"),
+    ("the same, raw 8 streams", "raw_8", "machine_busy_pct"),
+    ("the same, obt K=8", "obt_k8", "machine_busy_pct"),
 ]
 MEMORY_ROWS = [
     ("node RSS without tor, 1 share", "memory", "node_rss_1"),

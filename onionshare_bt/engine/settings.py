@@ -112,6 +112,11 @@ def handshake(info_hash: bytes, has_v2: bool) -> bytes:
             + info_hash + peer_id.encode())
 
 
+def torrent_handshake(meta) -> bytes:
+    """:func:`handshake` for a torrent's :class:`~onionshare_bt.engine.metainfo.Metainfo`."""
+    return handshake(bytes.fromhex(meta.id), has_v2=len(meta.info_hashes) > 1)
+
+
 def proxy_settings(socks: tuple[str, int] | None) -> dict:
     """libtorrent's proxy: Tor's SOCKS port for trackers, never for peers (see
     :mod:`onionshare_bt.engine.session`).

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import resource
-import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..errors import ObtError
+from .ahead import Ahead
 from .core import (
     HANDSHAKE,
     HANDSHAKE_PREFIX,
@@ -76,9 +75,6 @@ REMOTE_IDLE_TIMEOUT = 60.0
 LINGER = 5.0
 #: libtorrent is local and writes its handshake at once
 ENGINE_HANDSHAKE_TIMEOUT = 10.0
-#: seconds a stream dialled ahead (:meth:`Bridges.predial`) waits to be used, then closed
-#: (the remote bridge waits 60 s for a handshake)
-PREDIAL_TTL = 30.0
 
 
 def node_endpoint_cap() -> int:
@@ -118,8 +114,9 @@ class Bridges:
         self._paths: dict[tuple, PathCounters] = {}
         self._tasks: dict[asyncio.Task, PathCounters] = {}  # connection task -> its path
         self._pending: dict[tuple, int] = {}  # inbound listener key -> waiting handshakes
-        self._predials: dict[tuple[str, int], _Ahead] = {}  # (onion, port) -> dial
-        self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0}
+        self._ahead = Ahead(dial)  # streams dialled before libtorrent asks for them
+        self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0,
+                       "dialled_ahead": 0}
 
     # -- outbound -----------------------------------------------------------------------
     async def outbound(self, torrent_id: str, onion: str, port: int,
@@ -247,16 +244,9 @@ class Bridges:
         share's own onion is dialled while its .torrent is fetched). On the circuits of
         ``isolation`` (for a download, those of the .torrent's fetch: one rendezvous for
         both, with the same onion, for the same share), or of an isolation made for this
-        stream; unused after :data:`PREDIAL_TTL` seconds, or after :meth:`forget_predial`,
+        stream; unused after :data:`.ahead.TTL` seconds, or after :meth:`forget_predial`,
         the stream is closed."""
-        key = (onion, port)
-        if key in self._predials:
-            return
-        dial = (self._dial(onion, port, "", 0, isolation=isolation) if isolation is not None
-                else self._dial(onion, port, f"ahead-{secrets.token_hex(8)}", 0))
-        ahead = _Ahead(asyncio.ensure_future(dial))
-        self._predials[key] = ahead
-        asyncio.get_running_loop().call_later(PREDIAL_TTL, self._expire, key, ahead)
+        self._ahead.dial(onion, port, isolation)
 
     def handshake_ahead(self, onion: str, port: int, handshake: bytes) -> None:
         """Send ``handshake`` (the one libtorrent will send: see
@@ -266,43 +256,37 @@ class Bridges:
         once-a-second round of connection attempts. The first path to the onion then
         drops libtorrent's own handshake, if it is this one but for the peer id; if it is
         not, that stream is closed and the path dials again."""
-        ahead = self._predials.get((onion, port))
-        if ahead is None or ahead.handshake is not None:
-            return
-        ahead.handshake = handshake
-        ahead.task = asyncio.ensure_future(_send_first(ahead.task, handshake))
+        self._ahead.handshake(onion, port, handshake)
 
-    def _expire(self, key: tuple[str, int], ahead: _Ahead) -> None:
-        if self._predials.get(key) is ahead:
-            self.forget_predial(*key)
+    def dial_ahead(self, torrent_id: str, onion: str, port: int, handshake: bytes) -> bool:
+        """Dial the first path of ``torrent_id`` to ``onion:port`` now, on that path's own
+        circuits, and send ``handshake`` on it as soon as it is up, if the path has not
+        dialled yet: a peer named by an announce is being dialled, and its handshake
+        answered, while libtorrent waits for its next round of connection attempts (up to
+        a second) to dial it. Whether a dial was started."""
+        path = self._paths.get(("out", torrent_id, onion, port, 0))
+        if path is None or path.connections or path.dialing:
+            return False
+        if not self._ahead.dial(onion, port, torrent_id=torrent_id):
+            return False
+        self._ahead.handshake(onion, port, handshake)
+        return True
 
     def forget_predial(self, onion: str, port: int) -> None:
         """Close a stream dialled ahead that no path took (or stop its dial)."""
-        ahead = self._predials.pop((onion, port), None)
-        if ahead is not None:
-            ahead.task.cancel()  # nothing, once it is done
-            ahead.task.add_done_callback(_retrieve)
+        self._ahead.forget(onion, port)
 
     async def _dial_out(self, counters: PathCounters, prefix: bytes, lt_writer):
         """The remote stream for one connection of libtorrent's, and whether our handshake
         went ahead on it already (:meth:`handshake_ahead`)."""
         counters.dialing += 1
         try:
-            ahead = (self._predials.pop((counters.onion, counters.port), None)
-                     if counters.lane == 0 else None)
-            if ahead is not None:
-                try:
-                    reader, writer = await ahead.task
-                except (ObtError, OSError) as exc:  # dial again, as if it had not been
-                    log.info("a dial ahead to %s… failed: %s", counters.onion[:8], exc)
-                else:
-                    if ahead.handshake is None:
-                        return reader, writer, False
-                    if ahead.handshake[:HANDSHAKE_PREFIX] == prefix:
-                        return reader, writer, True
-                    log.info("libtorrent's handshake to %s… is not the one sent ahead; "
-                             "dialling again", counters.onion[:8])
-                    writer.close()
+            if counters.lane == 0:
+                taken = await self._ahead.take(counters.torrent_id, counters.onion,
+                                               counters.port, prefix)
+                if taken is not None:
+                    self._stats["dialled_ahead"] += 1
+                    return taken
             reader, writer = await self._dial(counters.onion, counters.port,
                                               counters.torrent_id, counters.lane)
             return reader, writer, False
@@ -500,7 +484,8 @@ class Bridges:
         ``pending_refused`` inbound connections closed because too many waited for their
         handshake, ``wrong_torrent`` connections whose handshake named a torrent their path
         does not serve, ``ext_rewritten``/``ext_dropped`` extension handshakes rewritten and
-        extension messages dropped by the wire filters (of connections that ended).
+        extension messages dropped by the wire filters (of connections that ended),
+        ``dialled_ahead`` paths whose first stream was dialled before libtorrent asked.
         """
         busiest = max((self._table.count(t) for t in {p.torrent_id for p in self._paths.values()
                                                        if p.direction == "out"}), default=0)
@@ -518,6 +503,7 @@ class Bridges:
             "wrong_torrent": self._stats["wrong_torrent"],
             "ext_rewritten": self._stats["rewritten"],
             "ext_dropped": self._stats["dropped"],
+            "dialled_ahead": self._stats["dialled_ahead"],
         }
 
     async def close_torrent(self, torrent_id: str) -> None:
@@ -560,41 +546,11 @@ class Bridges:
                 await self._cancel([t for t, p in self._tasks.items() if p is path])
 
     async def close(self) -> None:
-        for onion, port in list(self._predials):
-            self.forget_predial(onion, port)
+        self._ahead.close()
         for server in self._servers.values():
             server.close()
         self._servers.clear()
         await self._cancel(list(self._tasks))
-
-
-@dataclasses.dataclass
-class _Ahead:
-    """A stream dialled ahead (:meth:`Bridges.predial`) and the handshake sent on it."""
-
-    task: asyncio.Future
-    handshake: bytes | None = None
-
-
-async def _send_first(dial: asyncio.Future, handshake: bytes):
-    """The dialled stream, with ``handshake`` written on it first."""
-    try:
-        reader, writer = await asyncio.shield(dial)
-    except asyncio.CancelledError:
-        dial.cancel()
-        dial.add_done_callback(_retrieve)
-        raise
-    writer.write(handshake)
-    return reader, writer
-
-
-def _retrieve(task: asyncio.Task) -> None:
-    """Read a dropped dial's outcome (so asyncio never logs it as never retrieved), and
-    close the stream it may have opened after all."""
-    if task.cancelled():
-        return
-    if task.exception() is None:
-        task.result()[1].close()
 
 
 async def _closed(writer: asyncio.StreamWriter) -> None:

@@ -15,6 +15,7 @@ import logging
 import secrets
 
 from ..config import PEER_VIRTUAL_PORT
+from ..engine.settings import torrent_handshake
 from ..errors import NodeError, ObtError
 from ..store import TorrentRow
 from ..uri import ShareURI, parse_uri
@@ -100,12 +101,16 @@ async def _take_reply(swarm: SwarmState, row: TorrentRow, uri: ShareURI, own: se
         if onion not in own and onion != uri.onion:
             if swarm.store.trackers.add(row.id, onion, MAX_TRACKERS):
                 log.info("%s: learnt another tracker %s….onion", row.name, onion[:12])
+    ours = torrent_handshake(swarm.meta(row))
     for peer_onion, port in sorted(p for p in reply.peers if p[0] not in own):
         try:
             endpoint = await swarm.bridges.outbound(row.id, peer_onion, port)
         except NodeError as exc:  # every endpoint of the torrent is busy: the cap holds
             log.info("%s: %s", row.name, exc.message)
             break
+        # a new peer's circuit is built, and our handshake answered, while libtorrent
+        # waits for its next round (up to a second) to dial it
+        swarm.bridges.dial_ahead(row.id, peer_onion, port, ours)
         swarm.engine.connect(row.id, endpoint)
     return min(interval, max(reply.interval, 5))
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ..config import PEER_VIRTUAL_PORT
 from ..engine.metainfo import Metainfo, parse
-from ..engine.settings import handshake
+from ..engine.settings import torrent_handshake
 from ..tor.http import isolation_key
+from ..tracker.metafile import share_onions
 from ..errors import BadPath, NodeError, UsageError
 from ..store import OnionRow, TorrentRow
 from ..uri import ShareURI, parse_uri
@@ -57,21 +58,25 @@ async def get(swarm: SwarmState, text: str, target: str, timeout: float | None) 
     try:
         data = await swarm.http.fetch_torrent(uri, timeout or swarm.config.fetch_timeout)
         meta = parse(data)
-        swarm.bridges.handshake_ahead(uri.onion, PEER_VIRTUAL_PORT, handshake(
-            bytes.fromhex(meta.id), has_v2=len(meta.info_hashes) > 1))
-        return await start_download(swarm, uri, meta, Path(target))
+        swarm.bridges.handshake_ahead(uri.onion, PEER_VIRTUAL_PORT, torrent_handshake(meta))
+        # the share's other onions, as its .torrent names them: dialled now, not once the
+        # first announce named them and libtorrent's next round of attempts came
+        others = tuple(o for o in share_onions(data, uri.token) if o != uri.onion)
+        return await start_download(swarm, uri, meta, Path(target), others=others)
     except BaseException:
         swarm.bridges.forget_predial(uri.onion, PEER_VIRTUAL_PORT)
         raise
 
 
 async def start_download(swarm: SwarmState, uri: ShareURI, meta: Metainfo, target: Path,
-                         seed: bool = True) -> dict:
+                         seed: bool = True, others: tuple[str, ...] = ()) -> dict:
     """Download ``meta`` from the share at ``uri`` into ``target``.
 
     :param seed: publish seed-back onions now; without them the download only observes the
       swarm: it is never listed, nobody can dial it, and trackers give it seeders only, who
       want nothing from it (a release until it is verified: see :func:`seed_back`)
+    :param others: the share's other onions (its .torrent names them), dialled with the
+      share's own at once
     """
     if swarm.store.torrents.get(meta.id) is not None:
         raise UsageError(f"this node already has {meta.name!r} (id {meta.id[:16]})")
@@ -90,21 +95,28 @@ async def start_download(swarm: SwarmState, uri: ShareURI, meta: Metainfo, targe
     # first announce's reply (which names it with the share's other onions); into a folder
     # that holds something already (an earlier attempt's), it checks that first and dials
     # at its next round. A URI whose onion serves no peers (a mirror's) costs one failed dial.
-    endpoint = await _share_endpoint(swarm, row.id, uri)
+    endpoint = await _share_endpoint(swarm, row.id, uri.onion)
+    peers = [endpoint] if endpoint is not None else []
+    for onion in others:
+        other = await _share_endpoint(swarm, row.id, onion)
+        if other is not None and swarm.bridges.dial_ahead(row.id, onion, PEER_VIRTUAL_PORT,
+                                                          torrent_handshake(meta)):
+            peers.append(other)
     fresh = endpoint is not None and not any(staging.iterdir())
-    swarm.engine.add(meta, staging, dial=(endpoint,) if fresh else ())
-    if endpoint is not None and not fresh:
-        swarm.engine.connect(row.id, endpoint)
+    swarm.engine.add(meta, staging, dial=tuple(peers) if fresh else ())
+    if not fresh:
+        for peer in peers:
+            swarm.engine.connect(row.id, peer)
     start_announcing(swarm, row)
     return describe_download(swarm, row)
 
 
 async def _share_endpoint(swarm: SwarmState, torrent_id: str,
-                          uri: ShareURI) -> tuple[str, int] | None:
-    """The bridge endpoint for the share's own onion (None when every one is busy: the
+                          onion: str) -> tuple[str, int] | None:
+    """The bridge endpoint for one of the share's onions (None when every one is busy: the
     announces will find room or not)."""
     try:
-        return await swarm.bridges.outbound(torrent_id, uri.onion, PEER_VIRTUAL_PORT)
+        return await swarm.bridges.outbound(torrent_id, onion, PEER_VIRTUAL_PORT)
     except NodeError:
         return None
 

@@ -19,7 +19,10 @@ import hashlib
 
 import bencodepy
 
-__all__ = ["MAX_DEPTH", "announce_url", "legacy_info_hash", "top_level", "with_trackers"]
+from ..onion import MAX_ONIONS, exact_onion
+
+__all__ = ["MAX_DEPTH", "announce_url", "legacy_info_hash", "share_onions", "top_level",
+           "with_trackers"]
 
 #: nesting a stored .torrent may have (libtorrent parsed it with a limit of 64)
 MAX_DEPTH = 100
@@ -120,6 +123,33 @@ def with_trackers(torrent: bytes, tiers: list[list[str]]) -> bytes:
             parts += [bencodepy.encode(key), values[key]]
     parts.append(b"e")
     return b"".join(parts)
+
+
+def share_onions(torrent: bytes, token: str) -> list[str]:
+    """The share's own onions as a .torrent its tracker served names them: the first tier of
+    ``announce-list``, each URL exactly :func:`announce_url` for ``token`` (each of a share's
+    onions serves its tracker and its peers). At most :data:`~onionshare_bt.onion.MAX_ONIONS`;
+    anything else in the tier, or a .torrent that cannot be read so far, names none.
+    A hostile share may name any onion here, as its announce replies could.
+    """
+    try:
+        raw = top_level(torrent).get(b"announce-list")
+        tiers = bencodepy.decode(raw) if raw is not None else []
+    except (ValueError, TypeError, RecursionError, bencodepy.BencodeDecodeError):
+        return []
+    if not isinstance(tiers, list) or not tiers or not isinstance(tiers[0], list):
+        return []
+    onions: list[str] = []
+    for url in tiers[0][:MAX_ONIONS]:
+        if not isinstance(url, bytes):
+            return []
+        text = url.decode("ascii", "replace")
+        onion = exact_onion(text[len("http://"):].split(".onion/", 1)[0])
+        if onion is None or text != announce_url(onion, token):
+            return []
+        if onion not in onions:
+            onions.append(onion)
+    return onions
 
 
 def _without_empty_keys(value):

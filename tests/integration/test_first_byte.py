@@ -88,6 +88,7 @@ class Tap:
         self.sent = bytearray()
         self.first_at: float | None = None
         self.dials = 0
+        self.asked: list[tuple[str, int]] = []  # (torrent_id, lane) of each dial
         self.server: asyncio.Server | None = None
 
     async def start(self) -> Tap:
@@ -96,6 +97,7 @@ class Tap:
 
     async def dial(self, onion, p, torrent_id, lane=0):
         self.dials += 1
+        self.asked.append((torrent_id, lane))
         return await asyncio.open_connection("127.0.0.1",
                                              self.server.sockets[0].getsockname()[1])
 
@@ -164,6 +166,27 @@ async def test_the_handshake_goes_ahead_and_libtorrents_own_is_dropped(tmp_path)
         assert PROTOCOL not in bytes(tap.sent[HANDSHAKE:])
         (path,) = bridges.counters(meta.id)
         assert path.down > meta.size and path.failures == 0
+
+
+async def test_a_peer_an_announce_names_is_dialled_ahead_on_its_paths_own_circuits(tmp_path):
+    """A peer named by an announce: its path's stream is dialled, with the path's own
+    isolation (torrent, lane 0), and our handshake sent on it, before libtorrent dials;
+    libtorrent's connection then takes that stream. Once a path has dialled, never again."""
+    async with tapped(tmp_path) as (leecher, meta, bridges, tap):
+        onion = fake_onion()
+        ours = handshake(bytes.fromhex(meta.id), has_v2=True)
+        assert not bridges.dial_ahead(meta.id, onion, 6881, ours)  # no such path yet
+        endpoint = await bridges.outbound(meta.id, onion, 6881)
+        assert bridges.dial_ahead(meta.id, onion, 6881, ours)
+        assert not bridges.dial_ahead(meta.id, onion, 6881, ours)  # one stream per path
+        await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
+        assert tap.asked == [(meta.id, 0)]  # the circuits the path's own dial would use
+        leecher.connect(meta.id, endpoint)
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        assert tap.dials == 1 and PROTOCOL not in bytes(tap.sent[HANDSHAKE:])
+        (path,) = bridges.counters(meta.id)
+        assert path.connections == 1 and path.failures == 0 and path.down > meta.size
+        assert not bridges.dial_ahead(meta.id, onion, 6881, ours)  # it has dialled
 
 
 async def test_a_handshake_that_is_not_libtorrents_costs_a_new_dial(tmp_path):

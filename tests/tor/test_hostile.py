@@ -28,6 +28,7 @@ import libtorrent as lt
 import pytest
 from aiohttp import web
 
+from onionshare_bt.tracker.metafile import announce_url, with_trackers
 from tests.tor.adversary import PEER_PORT
 
 PROTOCOL = b"\x13BitTorrent protocol"
@@ -457,6 +458,49 @@ class WithholdingPeer:
             await asyncio.sleep(4)
             writer.write(b"\x00\x00\x00\x00")
             await writer.drain()
+
+
+def test_the_onions_a_shares_torrent_names_are_dialled_as_it_starts_and_nothing_else(
+        adversary, real_share, node_b, sinkhole, tmp_path):
+    """A download dials the share's other onions as its .torrent names them (the first
+    tier of its trackers, with the URI's token), before any announce: here the tracker
+    answers every announce with no peer at all, and the .torrent names the real seeder's
+    onions, so the download can only complete through them. What a share names there it
+    could name in an announce reply too; an IP address or another token's URL is dialled
+    never (no packet leaves; `tests/unit/test_share_onions.py` has the rest)."""
+    src, info, body = real_share
+    seeders = [o.removesuffix(".onion") for o in info["onions"]]
+    token = secrets.token_urlsafe(24)
+    announces = []
+
+    async def announce(request):
+        announces.append(time.monotonic())
+        return web.Response(body=bencodepy.encode({b"interval": 30, b"peers": []}))
+
+    holder: dict[str, str] = {}
+
+    async def torrent(request):
+        tiers = [[announce_url(o, token) for o in [holder["onion"], *seeders]],
+                 ["http://192.0.2.7/announce"]]
+        return web.Response(body=with_trackers(body, tiers))
+
+    app = web.Application()
+    app.router.add_get(f"/private/{token}", torrent)
+    app.router.add_get(f"/private/{token}/announce", announce)
+    holder["onion"] = adversary.onion(http=app)  # it serves no peers itself
+
+    mark = sinkhole.mark()
+    out = tmp_path / "out"
+    proc = node_b.run("get", f"http://{holder['onion']}.onion/private/{token}",
+                      "-o", str(out), "--json", timeout=240)
+    assert proc.returncode == 0, proc.stderr + node_b.log()
+    assert sha256_tree(out / src.name) == sha256_tree(src)
+    assert announces, "the node never announced: the test proved nothing about announces"
+    peers = node_b.json("list", "--peers", info["infohash"])
+    dialled = {p["onion"] for p in peers["paths"] if p["direction"] == "out" and p["down"]}
+    assert dialled and dialled <= set(seeders), peers["paths"]
+    assert_no_leak(sinkhole, mark, "a .torrent naming onions and an IP tracker")
+    assert_node_answers(node_b)
 
 
 def test_a_peer_that_keeps_the_line_alive_but_never_sends_a_block_is_dropped_and_redialled(

@@ -73,6 +73,7 @@ def test_get_over_tor_is_byte_identical_and_every_byte_crossed_a_bridge(
 ):
     src, info = shared
     pids = [node_a.json("node", "status")["pid"], node_b.json("node", "status")["pid"]]
+    ahead_before = node_b.json("node", "status")["bridges"]["dialled_ahead"]
     out = tmp_path / "out"
     proc = node_b.popen("get", info["uri"], "-o", str(out), "--json")
     samples = 0
@@ -115,6 +116,14 @@ def test_get_over_tor_is_byte_identical_and_every_byte_crossed_a_bridge(
     for peer in a["engine_peers"]:
         assert ipaddress.ip_address(peer["host"]) in ipaddress.ip_network("127.1.0.0/16")
     assert b_row["state"] == "complete"
+    # every first path to one of the share's onions took a stream dialled before libtorrent
+    # asked for it: the share's own onion while the .torrent came, the others as the
+    # announce named them
+    first_paths = [p for p in b["paths"]
+                   if p["direction"] == "out" and p["lane"] == 0 and p["connections"]]
+    assert len(first_paths) == len(info["onions"]) >= 2, b["paths"]
+    ahead = node_b.json("node", "status")["bridges"]["dialled_ahead"] - ahead_before
+    assert ahead == len(first_paths), (ahead, b["paths"])
 
 
 def test_tracker_replies_hold_no_ip_and_wrong_token_is_a_plain_404(node_a, node_b, shared):
