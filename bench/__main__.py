@@ -91,7 +91,8 @@ def meta(args: argparse.Namespace) -> dict:
 
     tor = subprocess.run(["tor", "--version"], capture_output=True, text=True, timeout=30)
     tuning = {k: v for k, v in settings().items()
-              if k in ("request_queue_time", "max_out_request_queue", "send_buffer_watermark")}
+              if k in ("request_queue_time", "max_out_request_queue", "send_buffer_watermark",
+                       "strict_end_game_mode")}
     import onionshare_bt
 
     return {
