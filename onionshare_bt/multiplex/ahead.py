@@ -5,7 +5,11 @@ stream to it meanwhile, on the circuits of that fetch, and :meth:`Ahead.handshak
 the handshake libtorrent will send on it as soon as the .torrent is in, so the seeder's
 handshake, bitfield and unchoke are on their way before libtorrent dials. The bridges'
 first outbound path to that onion then takes the stream (:meth:`Ahead.take`) as its own
-dial. A stream nobody takes is closed after :data:`TTL` seconds.
+dial. The share's other onions (its .torrent names them) and new peers an announce names
+are dialled ahead for one torrent, on the circuits its path's own dial would use
+(:meth:`Bridges.dial_ahead <onionshare_bt.multiplex.bridge.Bridges.dial_ahead>`): only that
+torrent's path takes such a stream. A stream nobody takes is closed after :data:`TTL`
+seconds.
 """
 
 from __future__ import annotations
