@@ -114,7 +114,8 @@ class StatusInfo(TypedDict, total=False):
     home: str
     network: str
     #: pid, bootstrap, socks, restarts (by the watchdog), renewed_onions (published afresh
-    #: since tor started, their descriptors lost: tor/rescue.py)
+    #: since tor started, their descriptors lost: tor/rescue.py), uploads_behind (descriptor
+    #: uploads unanswered for over a minute: renewals wait meanwhile)
     tor: dict
     engine: dict
     onions: int

@@ -55,7 +55,7 @@ class TorClient(TorProcess):
         self._publisher = Publisher(self._add_stored, self._delete, self.wait_published,
                                     self._publication.uploaded_once)
         self._rescue = Rescue(self._publication.lost, self._publisher.busy,
-                              self._publisher.renew)
+                              self._publisher.renew, ready=self._may_renew)
 
     # -- tor's side: its HS_DESC events, its start and its loss -------------------------
 
@@ -138,10 +138,20 @@ class TorClient(TorProcess):
             if "collision" not in str(exc).lower():
                 raise
 
+    def _may_renew(self) -> bool:
+        """A lost descriptor's service may be renewed now: tor answers its uploads and no
+        service waits in the publisher's queue (:mod:`.rescue`)."""
+        return not self._publisher.waiting and not self._publication.behind()
+
     @property
     def renewed(self) -> int:
         """Onion services this tor has published afresh (:mod:`.rescue`) since it started."""
         return self._rescue.renewed
+
+    @property
+    def uploads_behind(self) -> int:
+        """Descriptor uploads tor has left unanswered for a while (:meth:`.Uploads.behind`)."""
+        return self._publication.behind()
 
     def renew(self, address: str) -> None:
         """Publish a hosted onion service afresh, in turn (:mod:`.publisher`): removed and

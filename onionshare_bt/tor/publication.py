@@ -84,9 +84,13 @@ class Publication:
         """**address** is no longer hosted."""
         self.uploads.forget(address)
 
-    def lost(self, skip: Callable[[str], bool]) -> list[str]:
+    def lost(self, skip: Callable[[str], bool], limit: int | None = None) -> list[str]:
         """Services a descriptor of which reached no HSDir (:meth:`.Uploads.lost`)."""
-        return self.uploads.lost(self._clock(), skip)
+        return self.uploads.lost(self._clock(), skip, limit)
+
+    def behind(self) -> int:
+        """Uploads tor has left unanswered for a while (:meth:`.Uploads.behind`)."""
+        return self.uploads.behind(self._clock())
 
     def counts(self, addresses: Iterable[str], queued: Callable[[str], bool]) -> dict[str, int]:
         """How many of **addresses** stand in each of :data:`STATES`.

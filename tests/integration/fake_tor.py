@@ -106,6 +106,7 @@ class FakeTorClient:
 
     pid = 0
     renewed = 0  # no descriptor is ever lost here (tor/rescue.py)
+    uploads_behind = 0  # nor is an upload left unanswered
 
     def __init__(self, socks: FakeTor) -> None:
         self.socks = socks

@@ -245,7 +245,9 @@ def test_a_node_with_a_hundred_shares_restarts_and_republishes_them_all(
             if time.monotonic() - seen >= 30:
                 seen = time.monotonic()
                 figures["publishing"][round(seen - started)] = {
-                    k: v for k, v in status["publishing"].items() if v}
+                    **{k: v for k, v in status["publishing"].items() if v},
+                    "behind": status["tor"]["uploads_behind"],
+                    "renewed": status["tor"]["renewed_onions"]}
             if status["published"] == status["onions"]:
                 break
             time.sleep(2)

@@ -1,5 +1,5 @@
 """When an onion service counts as published: :class:`onionshare_bt.tor.uploads.Uploads`."""
-from onionshare_bt.tor.uploads import GIVE_UP, KEPT_DESCRIPTORS, Uploads
+from onionshare_bt.tor.uploads import BEHIND, GIVE_UP, KEPT_DESCRIPTORS, Uploads
 
 A, B = "a" * 56, "b" * 56
 HSDIRS = [f"$H{i}" for i in range(7)]
@@ -183,3 +183,29 @@ def test_an_upload_that_reached_an_hsdir_counts_for_each_descriptor_sent_there_w
         uploads.stored(A, hsdir)  # the next descriptor's, perhaps, and the current's failed
         uploads.failed(A, hsdir)
     assert uploads.lost(now=1.0) == []
+
+
+def test_a_limit_tells_a_few_lost_services_and_keeps_the_others_for_a_later_call():
+    uploads = Uploads()
+    addresses = [c * 56 for c in "cdefg"]
+    for address in addresses:
+        uploads.started(address, HSDIRS[0], 0.0, NEXT)
+        uploads.failed(address, HSDIRS[0])
+    assert uploads.lost(now=1.0, limit=2) == addresses[:2]
+    assert uploads.lost(now=1.0, limit=2) == addresses[2:4]
+    assert uploads.lost(now=1.0) == addresses[4:]
+    assert uploads.lost(now=1.0) == []
+
+
+def test_tor_is_behind_while_uploads_wait_longer_than_a_minute_and_not_yet_given_up():
+    uploads = Uploads()
+    _burst(uploads, A, now=0.0)
+    uploads.started(B, HSDIRS[0], 30.0, NEXT)
+    assert uploads.behind(now=BEHIND - 1) == 0  # young uploads: tor is at work
+    assert uploads.behind(now=BEHIND + 1) == 2 * len(HSDIRS)
+    for hsdir in HSDIRS:  # answered, stored or not, they no longer count
+        uploads.stored(A, hsdir)
+        uploads.failed(A, hsdir)
+    assert uploads.behind(now=BEHIND + 1) == 0
+    assert uploads.behind(now=30.0 + BEHIND + 1) == 1  # B's, still unanswered
+    assert uploads.behind(now=30.0 + GIVE_UP + 1) == 0  # given up: ended, not behind
