@@ -2,10 +2,14 @@
 
 A download knows the share's onion before it has the .torrent; :meth:`Ahead.dial` opens a
 stream to it meanwhile, on the circuits of that fetch, and :meth:`Ahead.handshake` writes
-the handshake libtorrent will send on it as soon as the .torrent is in, so the seeder's
-handshake, bitfield and unchoke are on their way before libtorrent dials. The bridges'
-first outbound path to that onion then takes the stream (:meth:`Ahead.take`) as its own
-dial. The share's other onions (its .torrent names them) and new peers an announce names
+our handshake on it as soon as it is up. The share answers to an alias of its URI's token
+(:func:`~.core.share_alias`) as well as to its info-hash, so the handshake goes out while
+the .torrent is still on its way, and the seeder's handshake, bitfield and unchoke come
+with it or right after. Once the .torrent is in, :meth:`Ahead.name` says which torrent the
+alias stood for. The bridges' first outbound path to that onion then takes the stream
+(:meth:`Ahead.take`) as its own dial; libtorrent's handshake, which names the info-hash,
+is dropped, and the seeder's, which must name the alias, reaches libtorrent with the
+info-hash in its place. The share's other onions (its .torrent names them) and new peers an announce names
 are dialled ahead for one torrent, on the circuits its path's own dial would use
 (:meth:`Bridges.dial_ahead <onionshare_bt.multiplex.bridge.Bridges.dial_ahead>`): only that
 torrent's path takes such a stream. A stream nobody takes is closed after :data:`TTL`
@@ -37,6 +41,21 @@ class _Stream:
     handshake: bytes | None = None
     #: the torrent whose path alone may take it (None: the first lane-0 path to the onion)
     torrent_id: str | None = None
+    #: the handshake prefix libtorrent will send, when ours named the torrent by an alias
+    named: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Taken:
+    """A stream dialled ahead, as a path takes it."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    #: our handshake went ahead on it: libtorrent's own is to be dropped
+    sent: bool
+    #: ``(alias, info_hash)`` when ours named the torrent by an alias: the peer's handshake
+    #: must name the alias, and libtorrent is to read the info-hash in its place
+    named: tuple[bytes, bytes] | None = None
 
 
 class Ahead:
@@ -80,6 +99,26 @@ class Ahead:
         stream.handshake = handshake
         stream.task = asyncio.ensure_future(_send_first(stream.task, handshake))
 
+    def name(self, onion: str, port: int, handshake: bytes) -> None:
+        """The torrent is known: ``handshake`` is the one libtorrent will send. The stream
+        dialled ahead to ``onion:port`` gets it written if none went out yet; if ours went
+        out naming an alias, it stands for this one, provided that all but the info-hash
+        is the same (else the stream is closed, and the path dials again)."""
+        stream = self._streams.get((onion, port))
+        if stream is None:
+            return
+        if stream.handshake is None:
+            self.handshake(onion, port, handshake)
+            return
+        sent, start = stream.handshake, HANDSHAKE_PREFIX - 20
+        if sent[:start] == handshake[:start] and sent[:HANDSHAKE_PREFIX] != handshake[
+                :HANDSHAKE_PREFIX]:
+            stream.named = handshake[:HANDSHAKE_PREFIX]
+        elif sent[:HANDSHAKE_PREFIX] != handshake[:HANDSHAKE_PREFIX]:
+            log.info("the handshake sent ahead to %s… is not libtorrent's; dropping it",
+                     onion[:8])
+            self.forget(onion, port)
+
     def _expire(self, key: tuple[str, int], stream: _Stream) -> None:
         if self._streams.get(key) is stream:
             self.forget(*key)
@@ -91,12 +130,12 @@ class Ahead:
             stream.task.cancel()  # nothing, once it is done
             stream.task.add_done_callback(_retrieve)
 
-    async def take(self, torrent_id: str, onion: str, port: int, prefix: bytes):
+    async def take(self, torrent_id: str, onion: str, port: int,
+                   prefix: bytes) -> Taken | None:
         """The stream dialled ahead to ``onion:port`` for a connection of ``torrent_id``
-        whose handshake starts with ``prefix``: ``(reader, writer, sent)``, ``sent`` when
-        our handshake went ahead on it (libtorrent's own is then to be dropped). None when
-        there is no such stream (or it is another torrent's), or the handshake sent on it
-        is not this one (the stream is closed: the caller dials again).
+        whose handshake starts with ``prefix``. None when there is no such stream (or it is
+        another torrent's), or the handshake sent on it is not this one, nor an alias's
+        named for it (the stream is closed: the caller dials again).
 
         :raises ObtError, OSError: the dial made ahead for this torrent failed (it was
           this path's own dial); one made before the torrent was known is dialled again
@@ -114,9 +153,13 @@ class Ahead:
             log.info("a dial ahead to %s… failed: %s", onion[:8], exc)
             return None
         if stream.handshake is None:
-            return reader, writer, False
+            return Taken(reader, writer, sent=False)
         if stream.handshake[:HANDSHAKE_PREFIX] == prefix:
-            return reader, writer, True
+            return Taken(reader, writer, sent=True)
+        if stream.named == prefix:
+            start = HANDSHAKE_PREFIX - 20
+            return Taken(reader, writer, sent=True,
+                         named=(stream.handshake[start:HANDSHAKE_PREFIX], prefix[start:]))
         log.info("libtorrent's handshake to %s… is not the one sent ahead; dialling again",
                  onion[:8])
         writer.close()

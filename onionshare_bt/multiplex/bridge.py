@@ -18,9 +18,9 @@ one peer per address per torrent and every Tor connection arrives from 127.0.0.1
 :data:`~.core.MAX_PENDING_PER_LISTENER` connections per listener (and
 :data:`~.core.MAX_PENDING` in all) may wait for their handshake.
 
-Both directions pass through a :class:`~.core.WireFilter`: extension handshakes lose every
-value that could link two connections of one node, and ``ut_holepunch`` is neither
-advertised nor accepted.
+Both directions pass through a :class:`~.core.WireFilter` (:mod:`.splice` copies the
+bytes): extension handshakes lose every value that could link two connections of one
+node, and ``ut_holepunch`` is neither advertised nor accepted.
 
 Every byte is counted per path in :class:`PathCounters`; :meth:`Bridges.usage` reports the
 caps.
@@ -36,7 +36,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..errors import ObtError
-from .ahead import Ahead
+from .ahead import Ahead, Taken
 from .core import (
     HANDSHAKE,
     HANDSHAKE_PREFIX,
@@ -47,14 +47,11 @@ from .core import (
     OUTBOUND_NET,
     AddressPool,
     EndpointTable,
-    ExtIds,
-    HandshakeRename,
     PathCounters,
-    WireError,
-    WireFilter,
     handshake_info_hash,
     in_network,
 )
+from .splice import splice
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +60,7 @@ log = logging.getLogger(__name__)
 #: circuit of its own); ``dial(..., isolation=KEY)`` opens it on the circuits of that
 #: isolation key instead (:meth:`Bridges.predial`)
 Dial = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
-CHUNK = 64 * 1024
 HANDSHAKE_TIMEOUT = 60.0
-#: a spliced connection whose peer sends nothing for this long while we wait for it is
-#: dead (libtorrent with the node's ``peer_timeout`` of 20 s sends a keep-alive after 10 s
-#: of quiet); time spent waiting for libtorrent to read does not count
-REMOTE_IDLE_TIMEOUT = 60.0
-#: when one direction of a connection ends, the other direction, and the closing of both
-#: sockets, get this long; then both are cut (a peer that reads nothing never lets a close
-#: finish, and a pump waiting for it would never see libtorrent hang up)
-LINGER = 5.0
 #: libtorrent is local and writes its handshake at once
 ENGINE_HANDSHAKE_TIMEOUT = 10.0
 
@@ -114,6 +102,9 @@ class Bridges:
         self._paths: dict[tuple, PathCounters] = {}
         self._tasks: dict[asyncio.Task, PathCounters] = {}  # connection task -> its path
         self._pending: dict[tuple, int] = {}  # inbound listener key -> waiting handshakes
+        # torrent -> alias -> info-hash: the names a share's inbound paths answer to besides
+        # its info-hashes (:func:`.core.share_alias` of its token)
+        self._aliases: dict[str, dict[bytes, bytes]] = {}
         self._ahead = Ahead(dial)  # streams dialled before libtorrent asks for them
         self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0,
                        "dialled_ahead": 0}
@@ -218,23 +209,29 @@ class Bridges:
             remote = await self._dial_out(counters, prefix, lt_writer)
             if remote is None:
                 return
-            remote_r, remote_w, sent = remote
             lt_skip = HANDSHAKE - HANDSHAKE_PREFIX
-            if sent:  # ours went ahead: libtorrent's peer id goes nowhere
+            remote_skip = HANDSHAKE
+            if remote.sent:  # ours went ahead: libtorrent's peer id goes nowhere
                 try:
-                    await asyncio.wait_for(lt_reader.readexactly(lt_skip),
-                                           ENGINE_HANDSHAKE_TIMEOUT)
+                    peer_id = await asyncio.wait_for(lt_reader.readexactly(lt_skip),
+                                                     ENGINE_HANDSHAKE_TIMEOUT)
                 except (asyncio.IncompleteReadError, TimeoutError, OSError):
                     lt_writer.close()
-                    remote_w.close()
+                    remote.writer.close()
                     return
                 counters.up += HANDSHAKE
                 lt_skip = 0
+                if remote.named is not None:
+                    remote = await self._alias_answered(counters, remote, prefix + peer_id,
+                                                        lt_writer)
+                    if remote is None:
+                        return
+                    remote_skip = 0 if remote.sent else HANDSHAKE
             else:
-                remote_w.write(prefix)
+                remote.writer.write(prefix)
                 counters.up += len(prefix)
-            await self._splice(counters, remote_r, remote_w, lt_reader, lt_writer,
-                               lt_skip=lt_skip, remote_skip=HANDSHAKE)
+            await splice(counters, remote.reader, remote.writer, lt_reader, lt_writer,
+                         lt_skip=lt_skip, remote_skip=remote_skip, stats=self._stats)
         finally:
             self._table.busy(key, -1)
 
@@ -250,13 +247,21 @@ class Bridges:
 
     def handshake_ahead(self, onion: str, port: int, handshake: bytes) -> None:
         """Send ``handshake`` (the one libtorrent will send: see
-        :func:`onionshare_bt.engine.settings.handshake`) on the stream dialled ahead to
+        :func:`onionshare_bt.engine.settings.handshake`; or one naming the share by its
+        alias, before the torrent is known: see :meth:`name_ahead`) on the stream dialled ahead to
         ``onion:port`` as soon as it is up, so the peer's handshake and first messages are
         on their way before libtorrent dials: it dials a peer it is given only at its
         once-a-second round of connection attempts. The first path to the onion then
         drops libtorrent's own handshake, if it is this one but for the peer id; if it is
         not, that stream is closed and the path dials again."""
         self._ahead.handshake(onion, port, handshake)
+
+    def name_ahead(self, onion: str, port: int, handshake: bytes) -> None:
+        """The torrent is known: ``handshake`` is libtorrent's (:meth:`.Ahead.name`). The
+        handshake sent ahead may have named the share by its alias
+        (:func:`~.core.share_alias`); the first path then takes the stream if all else is
+        the same, and the share's handshake reaches libtorrent naming the info-hash."""
+        self._ahead.name(onion, port, handshake)
 
     def dial_ahead(self, torrent_id: str, onion: str, port: int, handshake: bytes) -> bool:
         """Dial the first path of ``torrent_id`` to ``onion:port`` now, on that path's own
@@ -276,12 +281,52 @@ class Bridges:
         """Close a stream dialled ahead that no path took (or stop its dial)."""
         self._ahead.forget(onion, port)
 
-    async def _dial_out(self, counters: PathCounters, prefix: bytes, lt_writer):
+    async def _alias_answered(self, counters: PathCounters, remote: Taken, handshake: bytes,
+                              lt_writer) -> Taken | None:
+        """The share's handshake on a stream whose handshake named the share by its alias
+        (:meth:`name_ahead`): it must name the alias too, and libtorrent reads the
+        info-hash in its place. Returns the stream with that handshake passed on
+        (``sent``), or a new stream with libtorrent's ``handshake`` sent on it (not
+        ``sent``) when the peer closed the first one without a word (it does not answer to
+        the alias: an obt from before it); None when the peer named another torrent, or
+        the new dial failed (``lt_writer`` is closed)."""
+        alias, info_hash = remote.named
+        try:
+            theirs = await asyncio.wait_for(remote.reader.readexactly(HANDSHAKE),
+                                            HANDSHAKE_TIMEOUT)
+        except asyncio.IncompleteReadError as exc:
+            remote.writer.close()
+            if exc.partial:
+                counters.failures += 1
+                counters.last_error = "the peer's handshake ended early"
+                lt_writer.close()
+                return None
+            log.info("%s… does not answer to the share's alias; dialling again",
+                     counters.onion[:8])
+            fresh = await self._dial_out(counters, handshake[:HANDSHAKE_PREFIX], lt_writer,
+                                         ahead=False)
+            if fresh is not None:
+                fresh.writer.write(handshake)
+            return fresh
+        except (TimeoutError, OSError):
+            remote.writer.close()
+            lt_writer.close()
+            return None
+        if handshake_info_hash(theirs[:HANDSHAKE_PREFIX]) != alias:
+            remote.writer.close()
+            self._refuse(counters, lt_writer, "the share's handshake names another torrent")
+            return None
+        lt_writer.write(theirs[:HANDSHAKE_PREFIX - 20] + info_hash + theirs[HANDSHAKE_PREFIX:])
+        counters.down += HANDSHAKE
+        return remote
+
+    async def _dial_out(self, counters: PathCounters, prefix: bytes,
+                        lt_writer, ahead: bool = True) -> Taken | None:
         """The remote stream for one connection of libtorrent's, and whether our handshake
-        went ahead on it already (:meth:`handshake_ahead`)."""
+        went ahead on it already (:meth:`handshake_ahead`); None if the dial failed."""
         counters.dialing += 1
         try:
-            if counters.lane == 0:
+            if counters.lane == 0 and ahead:
                 taken = await self._ahead.take(counters.torrent_id, counters.onion,
                                                counters.port, prefix)
                 if taken is not None:
@@ -289,7 +334,7 @@ class Bridges:
                     return taken
             reader, writer = await self._dial(counters.onion, counters.port,
                                               counters.torrent_id, counters.lane)
-            return reader, writer, False
+            return Taken(reader, writer, sent=False)
         except (ObtError, OSError) as exc:
             counters.failures += 1
             counters.last_error = str(exc)
@@ -333,6 +378,13 @@ class Bridges:
         self._paths[key] = counters
         return counters
 
+    def answer_to(self, torrent_id: str, alias: bytes, info_hash: bytes) -> None:
+        """Let the inbound paths of ``torrent_id`` (those open and those to come) take a
+        handshake naming ``alias``: libtorrent is handed ``info_hash``, and the peer reads
+        ``alias`` back in libtorrent's handshake. For a share's alias
+        (:func:`.core.share_alias`), which a download names before it has the .torrent."""
+        self._aliases.setdefault(torrent_id, {})[alias] = info_hash
+
     async def _forward_in(self, key, counters, allowed, tor_reader, tor_writer,
                           renames=None) -> None:
         counters.connections += 1
@@ -356,10 +408,11 @@ class Bridges:
             if not self._pending[key]:
                 del self._pending[key]
         asked = handshake_info_hash(prefix)
-        if asked not in allowed:
+        names = {**self._aliases.get(counters.torrent_id, {}), **(renames or {})}
+        if asked not in allowed and asked not in names:
             self._refuse(counters, tor_writer, "handshake for another torrent")
             return
-        alias = asked if renames and asked in renames else None
+        alias = asked if asked in names else None
         try:
             lt_reader, lt_writer = await asyncio.open_connection(
                 "127.0.0.1", self._engine_port, local_addr=(self._in_pool.next(), 0)
@@ -369,11 +422,11 @@ class Bridges:
             counters.last_error = str(exc)
             tor_writer.close()
             return
-        lt_writer.write(prefix if alias is None else prefix[:-20] + renames[alias])
+        lt_writer.write(prefix if alias is None else prefix[:-20] + names[alias])
         counters.down += len(prefix)
-        await self._splice(counters, tor_reader, tor_writer, lt_reader, lt_writer,
-                           lt_skip=HANDSHAKE, remote_skip=HANDSHAKE - HANDSHAKE_PREFIX,
-                           alias=alias)
+        await splice(counters, tor_reader, tor_writer, lt_reader, lt_writer,
+                     lt_skip=HANDSHAKE, remote_skip=HANDSHAKE - HANDSHAKE_PREFIX, alias=alias,
+                     stats=self._stats)
 
     def _refuse(self, counters: PathCounters, writer, reason: str) -> None:
         self._stats["wrong_torrent"] += 1
@@ -396,70 +449,6 @@ class Bridges:
                 self._tasks.pop(task, None)
 
         return run
-
-    async def _splice(self, counters, remote_r, remote_w, lt_r, lt_w, *,
-                      lt_skip: int, remote_skip: int, alias: bytes | None = None) -> None:
-        """Copy both ways through the wire filters until either side closes; count every
-        byte read.
-
-        :param lt_skip: bytes of libtorrent's handshake not read yet
-        :param remote_skip: bytes of the remote peer's handshake not read yet
-        :param alias: the info-hash the remote peer named (libtorrent's handshake is
-          rewritten to it)
-        """
-        counters.active += 1
-        ours = ExtIds()
-        filters = (
-            WireFilter(remote_skip, follow=True, ours=ours),  # remote -> libtorrent
-            WireFilter(lt_skip, follow=False, ours=ours),  # libtorrent -> remote
-        )
-
-        rename = HandshakeRename(alias) if alias is not None else None
-
-        async def pump(reader, writer, field, wire, idle):
-            try:
-                while True:
-                    async with asyncio.timeout(idle):  # None: no limit
-                        data = await reader.read(CHUNK)
-                    if not data:
-                        break
-                    setattr(counters, field, getattr(counters, field) + len(data))
-                    if rename is not None and field == "up":
-                        data = rename.feed(data)
-                    out = wire.feed(data)
-                    if out:
-                        writer.write(out)
-                        await writer.drain()
-            except WireError as exc:
-                counters.last_error = str(exc)
-            except TimeoutError:
-                counters.last_error = f"nothing from the peer for {idle:.0f} s"
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                with contextlib.suppress(OSError, RuntimeError):
-                    writer.close()
-
-        pumps = [
-            asyncio.ensure_future(
-                pump(remote_r, lt_w, "down", filters[0], REMOTE_IDLE_TIMEOUT)),
-            asyncio.ensure_future(pump(lt_r, remote_w, "up", filters[1], None)),
-        ]
-        try:
-            _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-            if pending:
-                await asyncio.wait(pending, timeout=LINGER)
-            await asyncio.wait([asyncio.ensure_future(_closed(w)) for w in (remote_w, lt_w)],
-                               timeout=LINGER)
-        finally:
-            for task in pumps:
-                task.cancel()
-            for writer in (remote_w, lt_w):
-                writer.transport.abort()
-            await asyncio.gather(*pumps, return_exceptions=True)
-            counters.active -= 1
-            self._stats["rewritten"] += sum(f.rewritten for f in filters)
-            self._stats["dropped"] += sum(f.dropped for f in filters)
 
     def endpoints(self) -> set[str]:
         """Every outbound endpoint host we hold (libtorrent may connect to these only)."""
@@ -515,6 +504,7 @@ class Bridges:
             del self._paths[key]
             self._table.remove(key)
         self._known.pop(torrent_id, None)
+        self._aliases.pop(torrent_id, None)
         await self._cancel([t for t, p in self._tasks.items() if p.torrent_id == torrent_id])
 
     async def close_connections(self, path: PathCounters) -> int:
@@ -552,8 +542,3 @@ class Bridges:
         self._servers.clear()
         await self._cancel(list(self._tasks))
 
-
-async def _closed(writer: asyncio.StreamWriter) -> None:
-    """Wait until a closing writer's socket is closed (errors mean it is)."""
-    with contextlib.suppress(OSError, RuntimeError):
-        await writer.wait_closed()

@@ -55,6 +55,14 @@ KEEP_EXTENSIONS = frozenset({b"ut_metadata", b"upload_only"})
 MAX_EXT_HANDSHAKE = 64 * 1024
 
 
+def share_alias(token: str) -> bytes:
+    """The name a share's peers answer to in a handshake, besides its info-hash: derived
+    from the share's URI token, so a download can send its handshake to the share's onion
+    while it still fetches the .torrent that tells it the info-hash (:mod:`.ahead`).
+    Whoever holds the URI may get that .torrent: the alias tells nobody anything more."""
+    return hashlib.blake2b(token.encode(), digest_size=20, person=b"obt share alias").digest()
+
+
 def handshake_info_hash(prefix: bytes) -> bytes | None:
     """The info-hash in the first 48 bytes of a BitTorrent handshake, or None if it is not one."""
     if len(prefix) != HANDSHAKE_PREFIX or not prefix.startswith(PROTOCOL):
@@ -381,7 +389,7 @@ class HandshakeRename:
     """Put ``info_hash`` in place of the info-hash of the handshake a stream opens with.
 
     An inbound peer that names a torrent by an alias (the info-hash aria2 < 1.37 computes
-    for a hybrid torrent) must read the same name back in libtorrent's handshake. Bytes past
+    for a hybrid torrent, or a share's :func:`share_alias`) must read the same name back in libtorrent's handshake. Bytes past
     the handshake's info-hash pass unchanged, whatever chunks the stream comes in.
     """
 

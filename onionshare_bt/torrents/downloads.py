@@ -14,10 +14,11 @@ from pathlib import Path
 
 from ..config import PEER_VIRTUAL_PORT
 from ..engine.metainfo import Metainfo, parse
-from ..engine.settings import torrent_handshake
+from ..engine.settings import handshake, torrent_handshake
 from ..tor.http import isolation_key
 from ..tracker.metafile import share_onions
 from ..errors import BadPath, NodeError, UsageError
+from ..multiplex.core import share_alias
 from ..store import OnionRow, TorrentRow
 from ..uri import ShareURI, parse_uri
 from .announce import announce_stopped, start_announcing
@@ -51,14 +52,17 @@ async def get(swarm: SwarmState, text: str, target: str, timeout: float | None) 
     existing = swarm.store.torrents.find_download(str(uri))
     if existing is not None:
         return describe_download(swarm, existing)
-    # the share's own onion is one of its peers: its circuit is built while the .torrent
-    # comes, our handshake goes out on it as soon as the .torrent is in, and the first
+    # the share's own onion is one of its peers: a stream to it rides the circuit the
+    # .torrent comes on, our handshake goes out on it at once, naming the share by the
+    # alias of the URI's token (obt's shares are v1+v2 hybrids: so do we), and the first
     # path to it takes the stream (:func:`start_download`)
     swarm.bridges.predial(uri.onion, PEER_VIRTUAL_PORT, isolation=isolation_key(str(uri)))
+    swarm.bridges.handshake_ahead(uri.onion, PEER_VIRTUAL_PORT,
+                                  handshake(share_alias(uri.token), has_v2=True))
     try:
         data = await swarm.http.fetch_torrent(uri, timeout or swarm.config.fetch_timeout)
         meta = parse(data)
-        swarm.bridges.handshake_ahead(uri.onion, PEER_VIRTUAL_PORT, torrent_handshake(meta))
+        swarm.bridges.name_ahead(uri.onion, PEER_VIRTUAL_PORT, torrent_handshake(meta))
         # the share's other onions, as its .torrent names them: dialled now, not once the
         # first announce named them and libtorrent's next round of attempts came
         others = tuple(o for o in share_onions(data, uri.token) if o != uri.onion)

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import PEER_VIRTUAL_PORT
 from ..engine.metainfo import Metainfo, create_share
 from ..errors import BadPath, UsageError
+from ..multiplex.core import share_alias
 from ..store import OnionRow, TorrentRow
 from ..tracker.server import Served
 from ..uri import ShareURI, new_token, parse_uri
@@ -59,6 +60,7 @@ async def share(swarm: SwarmState, path: str, onions: int | None,
     opened = swarm.config.open_shares if open_share is None else open_share
     served = Served(meta.id, token, meta.data, meta.info_hashes, open=opened)
     tracker_port = await swarm.tracker.serve(served)
+    answer_to_alias(swarm, meta, token)
     try:
         rows = await new_onions(swarm, meta, onions or swarm.config.onions, "share", tracker_port,
                                 wait=wait)
@@ -102,6 +104,12 @@ async def _share_scrubbed(swarm: SwarmState, path: str, onions: int | None, incl
         await asyncio.to_thread(shutil.rmtree, staged.folder, True)  # shared already
     return {**info, "scrubbed": {"cleaned": list(staged.cleaned),
                                  "copied": list(staged.copied)}}
+
+
+def answer_to_alias(swarm: SwarmState, meta: Metainfo, token: str) -> None:
+    """The share's peers answer to the alias of its URI's token, which a download names
+    in the handshake it sends while the .torrent is on its way (:mod:`..multiplex.ahead`)."""
+    swarm.bridges.answer_to(meta.id, share_alias(token), meta.info_hashes[0])
 
 
 def describe_share(row: TorrentRow, meta: Metainfo, onions: list[OnionRow]) -> dict:
@@ -153,6 +161,7 @@ async def restore_share(swarm: SwarmState, row: TorrentRow) -> None:
     await asyncio.to_thread(_check_unchanged_paths, row, meta, swarm.config.home)
     served = Served(meta.id, row.token, meta.data, meta.info_hashes, open=bool(row.open))
     tracker_port = await swarm.tracker.serve(served)
+    answer_to_alias(swarm, meta, row.token)
     swarm.tracker.restore(meta.id, swarm.store.peers.of(meta.id, swarm.tracker.peers.ttl))
     rows = await publish(swarm, meta, swarm.store.onions.of(meta.id), tracker_port)
     swarm.tracker.set_seeders(meta.id, [(r.address, PEER_VIRTUAL_PORT) for r in rows])

@@ -28,7 +28,7 @@ from onionshare_bt.errors import TorrentError
 from onionshare_bt.engine.session import Engine
 from onionshare_bt.engine.settings import PEER_FINGERPRINT, handshake
 from onionshare_bt.multiplex.bridge import Bridges
-from onionshare_bt.multiplex.core import HANDSHAKE, PROTOCOL
+from onionshare_bt.multiplex.core import HANDSHAKE, PROTOCOL, share_alias
 
 from .test_bridge_lanes import pair
 from .test_peerwire_probe import fake_onion, listen_port, started, wait_for
@@ -125,11 +125,11 @@ class Tap:
 
 
 @contextlib.asynccontextmanager
-async def tapped(tmp_path, meta=None, seed_from=None):
+async def tapped(tmp_path, meta=None, seed_from=None, alias=None):
     """A seeder and a downloader, the downloader's bridges dialling through a :class:`Tap`;
     everything closed afterwards. Without ``meta``, :func:`pair`'s one-file torrent (the
     downloader has it added, no peer yet); with it, ``meta`` seeded from ``seed_from`` and
-    not added to the downloader."""
+    not added to the downloader. With ``alias``, the seeder answers to it (a share's)."""
     if meta is None:
         seeder, leecher, meta, seed_bridges, port = await pair(tmp_path)
     else:
@@ -137,6 +137,8 @@ async def tapped(tmp_path, meta=None, seed_from=None):
         seeder.add(meta, seed_from, seed=True)
         seed_bridges = Bridges(None, seeder.listen_port)
         port = listen_port(await seed_bridges.inbound(meta.id, meta.info_hashes))
+    if alias is not None:
+        seed_bridges.answer_to(meta.id, alias, meta.info_hashes[0])
     tap = await Tap(port).start()
     bridges = Bridges(tap.dial, leecher.listen_port, info_hashes=leecher.info_hashes)
     try:
@@ -166,6 +168,89 @@ async def test_the_handshake_goes_ahead_and_libtorrents_own_is_dropped(tmp_path)
         assert PROTOCOL not in bytes(tap.sent[HANDSHAKE:])
         (path,) = bridges.counters(meta.id)
         assert path.down > meta.size and path.failures == 0
+
+
+async def test_a_handshake_naming_the_share_by_its_alias_goes_before_the_torrent_is_known(
+        tmp_path):
+    """A download names the share by the alias of its URI's token while the .torrent is
+    still on its way; the share answers to it, and libtorrent, which names the info-hash,
+    reads the share's handshake naming the info-hash: one dial, one handshake each way."""
+    alias = share_alias("the-token")
+    async with tapped(tmp_path, alias=alias) as (leecher, meta, bridges, tap):
+        onion = fake_onion()
+        bridges.predial(onion, 6881)
+        bridges.handshake_ahead(onion, 6881, handshake(alias, has_v2=True))
+        await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
+        assert bytes(tap.sent[28:48]) == alias  # the info-hash is not known yet
+        bridges.name_ahead(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
+        leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        assert tap.dials == 1 and PROTOCOL not in bytes(tap.sent[HANDSHAKE:])
+        (path,) = bridges.counters(meta.id)
+        assert path.down > meta.size and path.failures == 0
+        assert bridges.usage()["dialled_ahead"] == 1
+
+
+async def test_a_share_that_does_not_answer_to_the_alias_costs_a_new_dial(tmp_path):
+    """An obt from before aliases closes a stream whose handshake it does not know: the
+    path dials again with libtorrent's handshake, and the download goes on."""
+    async with tapped(tmp_path) as (leecher, meta, bridges, tap):  # no alias answered
+        onion = fake_onion()
+        bridges.predial(onion, 6881)
+        bridges.handshake_ahead(onion, 6881, handshake(share_alias("t"), has_v2=True))
+        bridges.name_ahead(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
+        leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
+        await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
+        assert tap.dials == 2
+        (path,) = bridges.counters(meta.id)
+        assert path.down > meta.size
+
+
+async def test_a_share_whose_handshake_names_another_torrent_than_the_alias_is_cut(tmp_path):
+    """A hostile share answers the alias with a handshake for some other torrent: our
+    libtorrent never reads it (it would take it for its own torrent's peer), the
+    connection is cut and the path says why."""
+    from .test_bridge_lanes import pair as make_pair
+
+    seeder, leecher, meta, seed_bridges, _port = await make_pair(tmp_path)
+    heard = asyncio.get_running_loop().create_future()
+
+    async def hostile(reader, writer):
+        theirs = await reader.readexactly(HANDSHAKE)
+        if not heard.done():
+            heard.set_result(theirs)
+        writer.write(theirs[:28] + b"\x07" * 20 + secrets.token_bytes(20))
+        await writer.drain()
+        await reader.read()  # whatever comes next: never answered
+        writer.close()
+
+    server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+    dials = []
+
+    async def dial(onion, p, torrent_id, lane=0, isolation=None):
+        dials.append(torrent_id)
+        return await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+
+    bridges = Bridges(dial, leecher.listen_port, info_hashes=leecher.info_hashes)
+    try:
+        onion, alias = fake_onion(), share_alias("u")
+        bridges.predial(onion, 6881)
+        bridges.handshake_ahead(onion, 6881, handshake(alias, has_v2=True))
+        assert (await asyncio.wait_for(heard, 10))[28:48] == alias
+        bridges.name_ahead(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
+        leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
+        (path,) = bridges.counters(meta.id)
+        await wait_for(lambda: path.last_error, 10)
+        assert path.last_error == "the share's handshake names another torrent"
+        assert bridges.usage()["wrong_torrent"] == 1 and path.down == 0
+        status = leecher.status(meta.id)
+        assert status.connected == 0 and status.payload_down == 0
+    finally:
+        server.close()
+        await bridges.close()
+        await seed_bridges.close()
+        await leecher.close()
+        await seeder.close()
 
 
 async def test_a_peer_an_announce_names_is_dialled_ahead_on_its_paths_own_circuits(tmp_path):

@@ -47,8 +47,9 @@ async def test_a_stream_dialled_for_a_torrent_is_that_torrents_alone():
     assert not ahead.dial("o1", 6881, torrent_id="bb")  # one per onion and port
     ahead.handshake("o1", 6881, HS)
     assert await ahead.take("bb", "o1", 6881, HS[:48]) is None  # another torrent's path
-    _reader, writer, sent = await ahead.take("aa", "o1", 6881, HS[:48])
-    assert sent and bytes(writer.written) == HS and not writer.closed
+    taken = await ahead.take("aa", "o1", 6881, HS[:48])
+    assert taken.sent and taken.named is None
+    assert bytes(taken.writer.written) == HS and not taken.writer.closed
     assert dial.asked == [("o1", "aa", 0, None)]  # the path's own circuits
     assert await ahead.take("aa", "o1", 6881, HS[:48]) is None  # taken once
 
@@ -57,8 +58,8 @@ async def test_a_stream_dialled_before_the_torrent_was_known_goes_to_the_first_p
     dial = Dial()
     ahead = Ahead(dial)
     assert ahead.dial("o1", 6881, isolation="fetch")
-    _reader, _writer, sent = await ahead.take("cc", "o1", 6881, HS[:48])
-    assert not sent  # no handshake was sent on it: libtorrent's goes out
+    taken = await ahead.take("cc", "o1", 6881, HS[:48])
+    assert not taken.sent  # no handshake was sent on it: libtorrent's goes out
     assert dial.asked == [("o1", "", 0, "fetch")]
 
 
@@ -95,3 +96,52 @@ async def test_an_unused_stream_is_closed_when_forgotten_or_at_close():
     await asyncio.sleep(0)
     assert [w.closed for w in dial.writers] == [True, True]
     assert await ahead.take("aa", "o2", 6881, HS[:48]) is None
+
+
+ALIAS = b"\x02" * 20
+ALIASED = HS[:28] + ALIAS + HS[48:]  # ours, naming the share by its alias
+
+
+async def test_a_handshake_naming_the_alias_stands_for_the_torrent_named_later():
+    dial = Dial()
+    ahead = Ahead(dial)
+    ahead.dial("o1", 6881, isolation="fetch")
+    ahead.handshake("o1", 6881, ALIASED)  # before the .torrent is in
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert bytes(dial.writers[0].written) == ALIASED
+    ahead.name("o1", 6881, HS)  # the .torrent: libtorrent's handshake will be HS
+    taken = await ahead.take("aa", "o1", 6881, HS[:48])
+    assert taken.sent and taken.named == (ALIAS, HS[28:48])
+    assert bytes(taken.writer.written) == ALIASED  # nothing sent twice
+
+
+async def test_an_alias_is_taken_only_for_the_torrent_it_was_named_for():
+    dial = Dial()
+    ahead = Ahead(dial)
+    ahead.dial("o1", 6881, isolation="fetch")
+    ahead.handshake("o1", 6881, ALIASED)
+    other = HS[:28] + b"\x03" * 20
+    assert await ahead.take("aa", "o1", 6881, other) is None  # never named: closed
+    assert dial.writers[0].closed
+
+
+async def test_an_alias_sent_with_other_reserved_bits_than_libtorrents_is_dropped():
+    dial = Dial()
+    ahead = Ahead(dial)
+    ahead.dial("o1", 6881, isolation="fetch")
+    ahead.handshake("o1", 6881, ALIASED)
+    v1 = bytearray(HS)
+    v1[27] = 0x10  # libtorrent will not send what went ahead: no path may take it
+    ahead.name("o1", 6881, bytes(v1))
+    await asyncio.sleep(0)
+    assert await ahead.take("aa", "o1", 6881, bytes(v1[:48])) is None
+
+
+async def test_naming_a_stream_with_no_handshake_yet_sends_libtorrents():
+    dial = Dial()
+    ahead = Ahead(dial)
+    ahead.dial("o1", 6881, isolation="fetch")
+    ahead.name("o1", 6881, HS)
+    taken = await ahead.take("aa", "o1", 6881, HS[:48])
+    assert taken.sent and taken.named is None and bytes(taken.writer.written) == HS
