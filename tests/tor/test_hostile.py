@@ -28,6 +28,7 @@ import libtorrent as lt
 import pytest
 from aiohttp import web
 
+from onionshare_bt.multiplex.core import share_alias
 from onionshare_bt.tracker.metafile import announce_url, with_trackers
 from tests.tor.adversary import PEER_PORT
 
@@ -257,8 +258,9 @@ def _wait_rows(node, ids: dict[str, str], ready, timeout: float) -> dict[str, di
 class HostilePeer:
     """Speaks BitTorrent to whoever dials its onion, as badly as it can."""
 
-    def __init__(self, info_hash: bytes, num_pieces: int, holepunch_target: tuple[str, int]):
-        self.info_hash = info_hash
+    def __init__(self, info_hash: bytes, num_pieces: int, holepunch_target: tuple[str, int],
+                 alias: bytes = b""):
+        self.info_hash, self.alias = info_hash, alias  # it is the share's onion: its alias
         self.num_pieces = num_pieces
         self.target = holepunch_target
         self.connections = 0
@@ -278,10 +280,11 @@ class HostilePeer:
 
     async def _talk(self, reader, writer):
         theirs = await reader.readexactly(68)
-        assert theirs[28:48] == self.info_hash
+        named = theirs[28:48]
+        assert named in (self.info_hash, self.alias)
         reserved = bytearray(8)
         reserved[5] |= 0x10
-        writer.write(PROTOCOL + bytes(reserved) + self.info_hash + secrets.token_bytes(20))
+        writer.write(PROTOCOL + bytes(reserved) + named + secrets.token_bytes(20))
         ext = {b"m": {b"ut_holepunch": 4, b"ut_metadata": 3, b"ut_pex": 1, b"lt_donthave": 7},
                b"yourip": socket.inet_aton("198.51.100.40"), b"p": 6881,
                b"v": "\x1b[2J\x1b]0;pwned\x07evil".encode(), b"reqq": 2**31,
@@ -372,8 +375,9 @@ def test_a_hostile_peer_cannot_redirect_poison_or_crash_a_download(
                                6 * 1024 * 1024)
     ti = lt.torrent_info(body)
     listener = Listener()
-    peer = HostilePeer(ti.info_hashes().v1.to_bytes(), ti.num_pieces(), listener.address)
     token = secrets.token_urlsafe(24)
+    peer = HostilePeer(ti.info_hashes().v1.to_bytes(), ti.num_pieces(), listener.address,
+                       alias=share_alias(token))
     holder: dict[str, str] = {}
     replies = []
 
@@ -419,8 +423,8 @@ class WithholdingPeer:
     """Has every piece, unchokes, takes requests and never sends a block: it keeps the line
     alive with a keep-alive every few seconds, so no byte counter ever calls it silent."""
 
-    def __init__(self, info_hash: bytes, num_pieces: int) -> None:
-        self.info_hash = info_hash
+    def __init__(self, info_hash: bytes, num_pieces: int, alias: bytes = b"") -> None:
+        self.info_hash, self.alias = info_hash, alias  # it is the share's onion: its alias
         self.num_pieces = num_pieces
         self.connections = 0
         self.requests = 0
@@ -431,8 +435,9 @@ class WithholdingPeer:
         keep_alive = None
         try:
             theirs = await reader.readexactly(68)
-            assert theirs[28:48] == self.info_hash
-            writer.write(PROTOCOL + bytes(8) + self.info_hash + secrets.token_bytes(20))
+            named = theirs[28:48]
+            assert named in (self.info_hash, self.alias)
+            writer.write(PROTOCOL + bytes(8) + named + secrets.token_bytes(20))
             bits = bytearray((self.num_pieces + 7) // 8)
             for i in range(self.num_pieces):
                 bits[i // 8] |= 0x80 >> (i % 8)
@@ -511,8 +516,9 @@ def test_a_peer_that_keeps_the_line_alive_but_never_sends_a_block_is_dropped_and
     src, info, body = share_on(node_a, tmp_path_factory.mktemp("held-src"), "held-share",
                                1024 * 1024)
     ti = lt.torrent_info(body)
-    peer = WithholdingPeer(ti.info_hashes().v1.to_bytes(), ti.num_pieces())
     token = secrets.token_urlsafe(24)
+    peer = WithholdingPeer(ti.info_hashes().v1.to_bytes(), ti.num_pieces(),
+                           alias=share_alias(token))
     holder: dict[str, str] = {}
 
     async def announce(request):  # only the withholding peer: nobody else to fall back on
