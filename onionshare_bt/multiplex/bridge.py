@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import resource
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -41,7 +40,6 @@ from .core import (
     HANDSHAKE,
     HANDSHAKE_PREFIX,
     INBOUND_NET,
-    MAX_ENDPOINTS,
     MAX_PENDING,
     MAX_PENDING_PER_LISTENER,
     OUTBOUND_NET,
@@ -50,6 +48,7 @@ from .core import (
     PathCounters,
     handshake_info_hash,
     in_network,
+    node_endpoint_cap,
 )
 from .splice import splice
 
@@ -58,20 +57,11 @@ log = logging.getLogger(__name__)
 #: ``dial(onion, port, torrent_id, lane)`` opens a stream to ``onion:port`` for one torrent
 #: (the node isolates Tor circuits per torrent and lane by it: each lane to one onion is a
 #: circuit of its own); ``dial(..., isolation=KEY)`` opens it on the circuits of that
-#: isolation key instead (:meth:`Bridges.predial`)
+#: isolation key instead (:meth:`.Ahead.dial`)
 Dial = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 HANDSHAKE_TIMEOUT = 60.0
 #: libtorrent is local and writes its handshake at once
 ENGINE_HANDSHAKE_TIMEOUT = 10.0
-
-
-def node_endpoint_cap() -> int:
-    """:data:`~.core.MAX_ENDPOINTS`, or a quarter of the soft file descriptor limit if lower
-    (every endpoint is a listening socket; connections need descriptors too)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_ENDPOINTS
-    return max(16, min(MAX_ENDPOINTS, soft // 4))
 
 
 class Bridges:
@@ -105,7 +95,8 @@ class Bridges:
         # torrent -> alias -> info-hash: the names a share's inbound paths answer to besides
         # its info-hashes (:func:`.core.share_alias` of its token)
         self._aliases: dict[str, dict[bytes, bytes]] = {}
-        self._ahead = Ahead(dial)  # streams dialled before libtorrent asks for them
+        #: streams dialled before libtorrent asks for them (a download's first byte)
+        self.ahead = Ahead(dial)
         self._stats = {"pending_refused": 0, "wrong_torrent": 0, "rewritten": 0, "dropped": 0,
                        "dialled_ahead": 0}
 
@@ -235,34 +226,6 @@ class Bridges:
         finally:
             self._table.busy(key, -1)
 
-    def predial(self, onion: str, port: int, isolation: str | None = None) -> None:
-        """Dial ``onion:port`` now, before any torrent needs it: the first path (lane 0) to
-        it takes the stream as its own dial, which then costs nothing (for a download, the
-        share's own onion is dialled while its .torrent is fetched). On the circuits of
-        ``isolation`` (for a download, those of the .torrent's fetch: one rendezvous for
-        both, with the same onion, for the same share), or of an isolation made for this
-        stream; unused after :data:`.ahead.TTL` seconds, or after :meth:`forget_predial`,
-        the stream is closed."""
-        self._ahead.dial(onion, port, isolation)
-
-    def handshake_ahead(self, onion: str, port: int, handshake: bytes) -> None:
-        """Send ``handshake`` (the one libtorrent will send: see
-        :func:`onionshare_bt.engine.settings.handshake`; or one naming the share by its
-        alias, before the torrent is known: see :meth:`name_ahead`) on the stream dialled ahead to
-        ``onion:port`` as soon as it is up, so the peer's handshake and first messages are
-        on their way before libtorrent dials: it dials a peer it is given only at its
-        once-a-second round of connection attempts. The first path to the onion then
-        drops libtorrent's own handshake, if it is this one but for the peer id; if it is
-        not, that stream is closed and the path dials again."""
-        self._ahead.handshake(onion, port, handshake)
-
-    def name_ahead(self, onion: str, port: int, handshake: bytes) -> None:
-        """The torrent is known: ``handshake`` is libtorrent's (:meth:`.Ahead.name`). The
-        handshake sent ahead may have named the share by its alias
-        (:func:`~.core.share_alias`); the first path then takes the stream if all else is
-        the same, and the share's handshake reaches libtorrent naming the info-hash."""
-        self._ahead.name(onion, port, handshake)
-
     def dial_ahead(self, torrent_id: str, onion: str, port: int, handshake: bytes) -> bool:
         """Dial the first path of ``torrent_id`` to ``onion:port`` now, on that path's own
         circuits, and send ``handshake`` on it as soon as it is up, if the path has not
@@ -272,35 +235,25 @@ class Bridges:
         path = self._paths.get(("out", torrent_id, onion, port, 0))
         if path is None or path.connections or path.dialing:
             return False
-        if not self._ahead.dial(onion, port, torrent_id=torrent_id):
+        if not self.ahead.dial(onion, port, torrent_id=torrent_id):
             return False
-        self._ahead.handshake(onion, port, handshake)
+        self.ahead.handshake(onion, port, handshake)
         return True
-
-    def forget_predial(self, onion: str, port: int) -> None:
-        """Close a stream dialled ahead that no path took (or stop its dial)."""
-        self._ahead.forget(onion, port)
 
     async def _alias_answered(self, counters: PathCounters, remote: Taken, handshake: bytes,
                               lt_writer) -> Taken | None:
-        """The share's handshake on a stream whose handshake named the share by its alias
-        (:meth:`name_ahead`): it must name the alias too, and libtorrent reads the
-        info-hash in its place. Returns the stream with that handshake passed on
-        (``sent``), or a new stream with libtorrent's ``handshake`` sent on it (not
-        ``sent``) when the peer closed the first one without a word (it does not answer to
-        the alias: an obt from before it); None when the peer named another torrent, or
-        the new dial failed (``lt_writer`` is closed)."""
+        """The share's handshake on a stream ours named it on by its alias
+        (:meth:`.Ahead.name`) must name the alias too; libtorrent reads the info-hash in its
+        place. Returns that stream (``sent``); or, when the peer closed it before a whole
+        handshake (an obt from before aliases), a new one with libtorrent's ``handshake``
+        sent on it (not ``sent``); None when the peer named another torrent or the new dial
+        failed (``lt_writer`` is closed)."""
         alias, info_hash = remote.named
         try:
             theirs = await asyncio.wait_for(remote.reader.readexactly(HANDSHAKE),
                                             HANDSHAKE_TIMEOUT)
-        except asyncio.IncompleteReadError as exc:
+        except asyncio.IncompleteReadError:
             remote.writer.close()
-            if exc.partial:
-                counters.failures += 1
-                counters.last_error = "the peer's handshake ended early"
-                lt_writer.close()
-                return None
             log.info("%s… does not answer to the share's alias; dialling again",
                      counters.onion[:8])
             fresh = await self._dial_out(counters, handshake[:HANDSHAKE_PREFIX], lt_writer,
@@ -323,11 +276,11 @@ class Bridges:
     async def _dial_out(self, counters: PathCounters, prefix: bytes,
                         lt_writer, ahead: bool = True) -> Taken | None:
         """The remote stream for one connection of libtorrent's, and whether our handshake
-        went ahead on it already (:meth:`handshake_ahead`); None if the dial failed."""
+        went ahead on it already (:meth:`.Ahead.handshake`); None if the dial failed."""
         counters.dialing += 1
         try:
             if counters.lane == 0 and ahead:
-                taken = await self._ahead.take(counters.torrent_id, counters.onion,
+                taken = await self.ahead.take(counters.torrent_id, counters.onion,
                                                counters.port, prefix)
                 if taken is not None:
                     self._stats["dialled_ahead"] += 1
@@ -536,7 +489,7 @@ class Bridges:
                 await self._cancel([t for t, p in self._tasks.items() if p is path])
 
     async def close(self) -> None:
-        self._ahead.close()
+        self.ahead.close()
         for server in self._servers.values():
             server.close()
         self._servers.clear()

@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import hashlib
 import ipaddress
+import resource
 import secrets
 
 import bencodepy
@@ -146,6 +147,15 @@ def in_network(host: str, network) -> bool:
 class _Entry:
     torrent_id: str
     busy: int = 0  # connections in any phase (waiting, dialling, spliced)
+
+
+def node_endpoint_cap() -> int:
+    """:data:`MAX_ENDPOINTS`, or a quarter of the soft file descriptor limit if lower
+    (every endpoint is a listening socket; connections need descriptors too)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_ENDPOINTS
+    return max(16, min(MAX_ENDPOINTS, soft // 4))
 
 
 class EndpointTable:

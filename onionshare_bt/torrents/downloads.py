@@ -56,19 +56,19 @@ async def get(swarm: SwarmState, text: str, target: str, timeout: float | None) 
     # .torrent comes on, our handshake goes out on it at once, naming the share by the
     # alias of the URI's token (obt's shares are v1+v2 hybrids: so do we), and the first
     # path to it takes the stream (:func:`start_download`)
-    swarm.bridges.predial(uri.onion, PEER_VIRTUAL_PORT, isolation=isolation_key(str(uri)))
-    swarm.bridges.handshake_ahead(uri.onion, PEER_VIRTUAL_PORT,
+    swarm.bridges.ahead.dial(uri.onion, PEER_VIRTUAL_PORT, isolation=isolation_key(str(uri)))
+    swarm.bridges.ahead.handshake(uri.onion, PEER_VIRTUAL_PORT,
                                   handshake(share_alias(uri.token), has_v2=True))
     try:
         data = await swarm.http.fetch_torrent(uri, timeout or swarm.config.fetch_timeout)
         meta = parse(data)
-        swarm.bridges.name_ahead(uri.onion, PEER_VIRTUAL_PORT, torrent_handshake(meta))
+        swarm.bridges.ahead.name(uri.onion, PEER_VIRTUAL_PORT, torrent_handshake(meta))
         # the share's other onions, as its .torrent names them: dialled now, not once the
         # first announce named them and libtorrent's next round of attempts came
         others = tuple(o for o in share_onions(data, uri.token) if o != uri.onion)
         return await start_download(swarm, uri, meta, Path(target), others=others)
     except BaseException:
-        swarm.bridges.forget_predial(uri.onion, PEER_VIRTUAL_PORT)
+        swarm.bridges.ahead.forget(uri.onion, PEER_VIRTUAL_PORT)
         raise
 
 

@@ -81,7 +81,7 @@ async def test_the_first_path_takes_the_stream_dialled_ahead(tmp_path):
     bridges = Bridges(dial, leecher.listen_port, info_hashes=leecher.info_hashes)
     onion = fake_onion()
     try:
-        bridges.predial(onion, 6881)  # before the torrent is known
+        bridges.ahead.dial(onion, 6881)  # before the torrent is known
         await wait_for(lambda: len(opened) == 1, 10)
         (ahead,) = asked
         assert ahead.startswith("ahead-") and ahead != meta.id  # circuits of its own
@@ -109,9 +109,9 @@ async def test_a_stream_dialled_ahead_and_never_taken_is_closed(tmp_path):
 
     bridges = Bridges(dial, 0)
     try:
-        bridges.predial(fake_onion(), 6881)
+        bridges.ahead.dial(fake_onion(), 6881)
         await wait_for(lambda: accepted, 10)
-        bridges.forget_predial("nobody", 6881)  # another key: nothing happens
+        bridges.ahead.forget("nobody", 6881)  # another key: nothing happens
         await bridges.close()  # what the node does when it stops
         assert await asyncio.wait_for(accepted[0].read(), 10) == b""  # the stream ended
     finally:

@@ -154,8 +154,8 @@ async def tapped(tmp_path, meta=None, seed_from=None, alias=None):
 async def test_the_handshake_goes_ahead_and_libtorrents_own_is_dropped(tmp_path):
     async with tapped(tmp_path) as (leecher, meta, bridges, tap):
         onion = fake_onion()
-        bridges.predial(onion, 6881)
-        bridges.handshake_ahead(onion, 6881,
+        bridges.ahead.dial(onion, 6881)
+        bridges.ahead.handshake(onion, 6881,
                                 handshake(bytes.fromhex(meta.id), has_v2=True))
         await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
         asked_at = asyncio.get_running_loop().time()
@@ -178,11 +178,11 @@ async def test_a_handshake_naming_the_share_by_its_alias_goes_before_the_torrent
     alias = share_alias("the-token")
     async with tapped(tmp_path, alias=alias) as (leecher, meta, bridges, tap):
         onion = fake_onion()
-        bridges.predial(onion, 6881)
-        bridges.handshake_ahead(onion, 6881, handshake(alias, has_v2=True))
+        bridges.ahead.dial(onion, 6881)
+        bridges.ahead.handshake(onion, 6881, handshake(alias, has_v2=True))
         await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
         assert bytes(tap.sent[28:48]) == alias  # the info-hash is not known yet
-        bridges.name_ahead(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
+        bridges.ahead.name(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
         leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
         await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
         assert tap.dials == 1 and PROTOCOL not in bytes(tap.sent[HANDSHAKE:])
@@ -196,9 +196,9 @@ async def test_a_share_that_does_not_answer_to_the_alias_costs_a_new_dial(tmp_pa
     path dials again with libtorrent's handshake, and the download goes on."""
     async with tapped(tmp_path) as (leecher, meta, bridges, tap):  # no alias answered
         onion = fake_onion()
-        bridges.predial(onion, 6881)
-        bridges.handshake_ahead(onion, 6881, handshake(share_alias("t"), has_v2=True))
-        bridges.name_ahead(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
+        bridges.ahead.dial(onion, 6881)
+        bridges.ahead.handshake(onion, 6881, handshake(share_alias("t"), has_v2=True))
+        bridges.ahead.name(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
         leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
         await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
         assert tap.dials == 2
@@ -234,10 +234,10 @@ async def test_a_share_whose_handshake_names_another_torrent_than_the_alias_is_c
     bridges = Bridges(dial, leecher.listen_port, info_hashes=leecher.info_hashes)
     try:
         onion, alias = fake_onion(), share_alias("u")
-        bridges.predial(onion, 6881)
-        bridges.handshake_ahead(onion, 6881, handshake(alias, has_v2=True))
+        bridges.ahead.dial(onion, 6881)
+        bridges.ahead.handshake(onion, 6881, handshake(alias, has_v2=True))
         assert (await asyncio.wait_for(heard, 10))[28:48] == alias
-        bridges.name_ahead(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
+        bridges.ahead.name(onion, 6881, handshake(bytes.fromhex(meta.id), has_v2=True))
         leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
         (path,) = bridges.counters(meta.id)
         await wait_for(lambda: path.last_error, 10)
@@ -279,8 +279,8 @@ async def test_a_handshake_that_is_not_libtorrents_costs_a_new_dial(tmp_path):
         onion = fake_onion()
         wrong = bytearray(handshake(bytes.fromhex(meta.id), has_v2=True))
         wrong[len(PROTOCOL) + 7] = 0  # other reserved bits than libtorrent's
-        bridges.predial(onion, 6881)
-        bridges.handshake_ahead(onion, 6881, bytes(wrong))
+        bridges.ahead.dial(onion, 6881)
+        bridges.ahead.handshake(onion, 6881, bytes(wrong))
         await wait_for(lambda: len(tap.sent) >= HANDSHAKE, 10)
         leecher.connect(meta.id, await bridges.outbound(meta.id, onion, 6881))
         await wait_for(lambda: leecher.status(meta.id).progress >= 1.0, 60)
@@ -329,8 +329,8 @@ async def test_the_stream_dialled_ahead_rides_the_circuits_it_is_given(tmp_path)
 
     bridges = Bridges(dial, 0)
     try:
-        bridges.predial(fake_onion(), 6881, isolation="fetch-key")
-        bridges.predial(fake_onion(), 6881)
+        bridges.ahead.dial(fake_onion(), 6881, isolation="fetch-key")
+        bridges.ahead.dial(fake_onion(), 6881)
         await wait_for(lambda: len(asked) == 2, 10)
         assert asked[0] == ("", "fetch-key")
         assert asked[1][0].startswith("ahead-") and asked[1][1] is None
