@@ -9,10 +9,10 @@ with it or right after. Once the .torrent is in, :meth:`Ahead.name` says which t
 alias stood for. The bridges' first outbound path to that onion then takes the stream
 (:meth:`Ahead.take`) as its own dial; libtorrent's handshake, which names the info-hash,
 is dropped, and the seeder's, which must name the alias, reaches libtorrent with the
-info-hash in its place. The share's other onions (its .torrent names them) and new peers an announce names
-are dialled ahead for one torrent, on the circuits its path's own dial would use
-(:meth:`Bridges.dial_ahead <onionshare_bt.multiplex.bridge.Bridges.dial_ahead>`): only that
-torrent's path takes such a stream. A stream nobody takes is closed after :data:`TTL`
+info-hash in its place. The share's other onions (its .torrent names them) and new peers
+an announce names are dialled ahead for one torrent, on the circuits its path's own dial
+would use (:meth:`Bridges.dial_ahead <onionshare_bt.multiplex.bridge.Bridges.dial_ahead>`):
+only that torrent's path takes such a stream. A stream nobody takes is closed after :data:`TTL`
 seconds.
 """
 

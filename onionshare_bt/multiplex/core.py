@@ -399,8 +399,9 @@ class HandshakeRename:
     """Put ``info_hash`` in place of the info-hash of the handshake a stream opens with.
 
     An inbound peer that names a torrent by an alias (the info-hash aria2 < 1.37 computes
-    for a hybrid torrent, or a share's :func:`share_alias`) must read the same name back in libtorrent's handshake. Bytes past
-    the handshake's info-hash pass unchanged, whatever chunks the stream comes in.
+    for a hybrid torrent, or a share's :func:`share_alias`) must read the same name back
+    in libtorrent's handshake. Bytes past the handshake's info-hash pass unchanged,
+    whatever chunks the stream comes in.
     """
 
     START = len(PROTOCOL) + 8

@@ -12,13 +12,13 @@ A renewal closes the service's circuits, so peers connected through it dial agai
 share's other onion services (:mod:`onionshare_bt.multiplex`) keep carrying it meanwhile.
 Services with client authorization are not renewed (the publisher adds without it).
 
-A renewal also takes down the introduction points of the service's other descriptor,
-which may be the one clients use now, and its new uploads are only as good as tor's.
-So the rescue waits while tor is behind with its uploads or services wait in the
-publisher's queue (``ready``), and hands over at most :data:`AT_ONCE` services per sweep. Measured with 200
-services on the private network: renewing every lost one as it was found, while tor left
-its uploads unanswered, took 200 published services down to 145 within 250 s, and none of
-the ones being added again was stored meanwhile.
+A renewal also takes down the introduction points of the service's other descriptor, which
+may be the one clients use now, and its new uploads are only as good as tor's. So the
+rescue waits while tor is behind with its uploads or services wait in the publisher's
+queue (``ready``), and hands over at most :data:`AT_ONCE` services per sweep. Measured
+with 200 services on the private network: renewing every lost one as it was found, while
+tor left its uploads unanswered, took the published services from 195 down to 145 within
+250 s, and none of the ones being added again was stored meanwhile.
 """
 
 from __future__ import annotations
