@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 #: seconds between two looks for lost descriptors
 SWEEP = 30.0
-#: services handed to the publisher per sweep, at most (half its window)
-AT_ONCE = 8
+#: services handed to the publisher per sweep, at most (its window: as many as it publishes
+#: at once). Measured with 200 services on the private network: a restart's wedge left 80
+#: services with a lost descriptor; 8 per sweep took 5 minutes to hand them all over
+AT_ONCE = 16
 
 
 class Rescue:
