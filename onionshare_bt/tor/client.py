@@ -55,7 +55,7 @@ class TorClient(TorProcess):
         self._publisher = Publisher(self._add_stored, self._delete, self.wait_published,
                                     self._publication.uploaded_once)
         self._rescue = Rescue(self._publication.lost, self._publisher.busy,
-                              self._publisher.renew, ready=self._may_renew)
+                              self._publisher.renew)
 
     # -- tor's side: its HS_DESC events, its start and its loss -------------------------
 
@@ -137,11 +137,6 @@ class TorClient(TorProcess):
         except TorError as exc:  # an earlier ADD_ONION tor answered too late: it has it
             if "collision" not in str(exc).lower():
                 raise
-
-    def _may_renew(self) -> bool:
-        """A lost descriptor's service may be renewed now: tor answers its uploads and no
-        service waits in the publisher's queue (:mod:`.rescue`)."""
-        return not self._publisher.waiting and not self._publication.behind()
 
     @property
     def renewed(self) -> int:

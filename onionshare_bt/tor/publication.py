@@ -84,9 +84,9 @@ class Publication:
         """**address** is no longer hosted."""
         self.uploads.forget(address)
 
-    def lost(self, skip: Callable[[str], bool], limit: int | None = None) -> list[str]:
+    def lost(self, skip: Callable[[str], bool]) -> list[str]:
         """Services a descriptor of which reached no HSDir (:meth:`.Uploads.lost`)."""
-        return self.uploads.lost(self._clock(), skip, limit)
+        return self.uploads.lost(self._clock(), skip)
 
     def behind(self) -> int:
         """Uploads tor has left unanswered for a while (:meth:`.Uploads.behind`)."""

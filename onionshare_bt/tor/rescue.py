@@ -11,14 +11,6 @@ builds both descriptors anew and uploads them at once.
 A renewal closes the service's circuits, so peers connected through it dial again; a
 share's other onion services (:mod:`onionshare_bt.multiplex`) keep carrying it meanwhile.
 Services with client authorization are not renewed (the publisher adds without it).
-
-A renewal also takes down the introduction points of the service's other descriptor, which
-may be the one clients use now, and its new uploads are only as good as tor's. So the
-rescue waits while tor is behind with its uploads or services wait in the publisher's
-queue (``ready``), and hands over at most :data:`AT_ONCE` services per sweep. Measured
-with 200 services on the private network: renewing every lost one as it was found, while
-tor left its uploads unanswered, took the published services from 195 down to 145 within
-250 s, and none of the ones being added again was stored meanwhile.
 """
 
 from __future__ import annotations
@@ -29,16 +21,12 @@ from collections.abc import Callable
 
 from onionshare_bt.tor.publisher import Ports
 
-__all__ = ["AT_ONCE", "SWEEP", "Rescue"]
+__all__ = ["SWEEP", "Rescue"]
 
 log = logging.getLogger(__name__)
 
 #: seconds between two looks for lost descriptors
 SWEEP = 30.0
-#: services handed to the publisher per sweep, at most (its window: as many as it publishes
-#: at once). Measured with 200 services on the private network: a restart's wedge left 80
-#: services with a lost descriptor; 8 per sweep took 5 minutes to hand them all over
-AT_ONCE = 16
 
 
 class Rescue:
@@ -48,21 +36,16 @@ class Rescue:
       (:meth:`.Publication.lost`); its argument says which to leave for later
     :param busy: whether the publisher is publishing a service now (left for later)
     :param renew: queue a service to be removed and added again (:meth:`.Publisher.renew`)
-    :param ready: whether renewals may go ahead now (tor keeps up with its uploads and the
-      publisher's queue is empty); while not, lost descriptors wait for a later sweep
     """
 
-    def __init__(self, lost: Callable[[Callable[[str], bool], int], list[str]],
+    def __init__(self, lost: Callable[[Callable[[str], bool]], list[str]],
                  busy: Callable[[str], bool], renew: Callable[[str, Ports, str], None], *,
-                 ready: Callable[[], bool] = lambda: True, every: float = SWEEP,
-                 at_once: int = AT_ONCE) -> None:
-        self._lost, self._busy, self._renew, self._ready = lost, busy, renew, ready
-        self.every, self.at_once = every, at_once
+                 every: float = SWEEP) -> None:
+        self._lost, self._busy, self._renew = lost, busy, renew
+        self.every = every
         self._hosted: dict[str, tuple[Ports, str]] = {}
         #: services renewed so far
         self.renewed = 0
-        #: sweeps that waited because tor or the publisher was busy
-        self.waited = 0
         self._task: asyncio.Task | None = None
 
     def hosted(self, address: str, ports: Ports, key: str) -> None:
@@ -85,16 +68,12 @@ class Rescue:
         return True
 
     def sweep(self) -> list[str]:
-        """Renew hosted services a descriptor of which was lost (at most :attr:`at_once`,
-        none while not ``ready``).
+        """Renew each hosted service a descriptor of which was lost.
 
         :returns: the addresses handed to the publisher
         """
-        if not self._ready():
-            self.waited += 1
-            return []
         renewed = []
-        for address in self._lost(self._busy, self.at_once):
+        for address in self._lost(self._busy):
             if self.renew(address):  # else removed meanwhile, or not ours (client auth)
                 log.warning("no descriptor upload of %s….onion reached an HSDir; publishing "
                             "it afresh", address[:12])

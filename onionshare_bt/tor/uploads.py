@@ -121,19 +121,15 @@ class Uploads:
         self._published.discard(address)
         self._descriptors.pop(address, None)
 
-    def lost(self, now: float, skip: Callable[[str], bool] = lambda _address: False,
-             limit: int | None = None) -> list[str]:
+    def lost(self, now: float, skip: Callable[[str], bool] = lambda _address: False) -> list[str]:
         """Services a descriptor of which is lost: every upload of it ended (or is older
         than :data:`GIVE_UP` seconds) and none reached an HSDir. Each lost descriptor is
         told once; it counts again if tor uploads it again.
 
         :param skip: services not to look at now (asked again at the next call)
-        :param limit: tell at most this many services (the others at a later call)
         """
-        lost: list[str] = []
+        lost = []
         for address, known in self._descriptors.items():
-            if limit is not None and len(lost) >= limit:
-                break
             if skip(address):
                 continue
             for descriptor in [d for d, reached in known.items() if not reached]:
@@ -148,7 +144,7 @@ class Uploads:
     def behind(self, now: float) -> int:
         """Uploads under way for more than :data:`BEHIND` seconds (and not yet given up):
         tor is behind with its uploads, as after a restart or a time-period turn with
-        hundreds of services."""
+        hundreds of services (``obt node status``: ``tor.uploads_behind``)."""
         return sum(1 for hsdirs in self._pending.values() for under_way in hsdirs.values()
                    for _n, start, _d in under_way if now - GIVE_UP < start <= now - BEHIND)
 

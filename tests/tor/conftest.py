@@ -156,11 +156,25 @@ class Node:
         lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
         (self.home / "config.toml").write_text("\n".join(lines) + "\n")
 
-    def fetch_torrent(self, uri: str, timeout: float = 90,
-                      tries: list[str] | None = None) -> tuple[int, bytes]:
+    def newnym(self) -> None:
+        """``SIGNAL NEWNYM`` on this node's tor (its control port, cookie authentication)."""
+        import stem.control
+
+        address = (self.home / "tor" / "control_port").read_text().strip().split("=", 1)[1]
+        host, port = address.rsplit(":", 1)
+        with stem.control.Controller.from_port(host, int(port)) as controller:
+            controller.authenticate()
+            controller.signal(stem.Signal.NEWNYM)
+
+    def fetch_torrent(self, uri: str, timeout: float = 90, tries: list[str] | None = None,
+                      purge: bool = False) -> tuple[int, bytes]:
         """GET a share's .torrent through this node's tor (status, body).
 
         :param tries: a list to which each failed attempt is added (when, how long, why)
+        :param purge: retry as obt's own client does (``tor/reach.py``): once attempts have
+          failed for 30 s, and then at most once a minute, ``NEWNYM`` on this node's tor, so
+          tor asks the HSDirs again (it asks each once in 15 minutes otherwise: an onion
+          looked up before its descriptor was stored stays "not found" that long)
         """
         import asyncio
 
@@ -172,6 +186,16 @@ class Node:
         from aiohttp_socks import ProxyError, ProxyTimeoutError
 
         tries = [] if tries is None else tries
+
+        spell = {"failing": None, "purged": 0.0}
+
+        async def purge_if_due() -> None:
+            now = time.monotonic()
+            spell["failing"] = spell["failing"] or now
+            if purge and now - spell["failing"] >= 30 and now - spell["purged"] >= 60:
+                spell["purged"] = now
+                await asyncio.to_thread(self.newnym)
+                tries.append(f"+{now - started:.0f}s NEWNYM")
 
         async def fetch():
             connector = ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
@@ -188,6 +212,7 @@ class Node:
                         socks = f" (SOCKS 0x{code:02X})" if isinstance(code, int) else ""
                         tries.append(f"+{began - started:.0f}s {time.monotonic() - began:.1f}s "
                                      f"{type(exc).__name__}: {exc}{socks}"[:160])
+                        await purge_if_due()
                         await asyncio.sleep(1)
 
         started = time.monotonic()

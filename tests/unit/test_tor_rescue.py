@@ -56,44 +56,6 @@ def test_a_service_the_publisher_is_busy_with_waits_for_a_later_sweep():
     assert rescue.sweep() == [A] and renewed == [A]
 
 
-def test_no_renewal_while_not_ready_and_a_few_at_a_time_after():
-    """While tor is behind with its uploads (or the publisher busy), a renewal would take
-    down introduction points clients use and add uploads tor cannot answer: the sweep
-    waits, then hands over at most ``at_once`` services per sweep."""
-    clock = Clock()
-    publication, renewed, ready = Publication(clock), [], [False]
-    rescue = Rescue(publication.lost, lambda _a: False,
-                    lambda address, ports, key: renewed.append(address),
-                    ready=lambda: ready[0], at_once=2)
-    lost = [c * 56 for c in "defgh"]
-    for address in lost:
-        rescue.hosted(address, {}, "key")
-        _lose(publication, address)
-    assert rescue.sweep() == [] and rescue.sweep() == [] and renewed == []
-    assert rescue.waited == 2
-    ready[0] = True
-    assert rescue.sweep() == lost[:2]
-    assert rescue.sweep() == lost[2:4]
-    assert rescue.sweep() == lost[4:]
-    assert renewed == lost and rescue.renewed == 5 and rescue.sweep() == []
-
-
-def test_a_late_answer_while_the_rescue_waits_means_nothing_is_lost():
-    clock = Clock()
-    publication, renewed, ready = Publication(clock), [], [False]
-    rescue = Rescue(publication.lost, lambda _a: False,
-                    lambda address, ports, key: renewed.append(address),
-                    ready=lambda: ready[0])
-    rescue.hosted(A, {}, "key-a")
-    for hsdir in HSDIRS:
-        publication.started(A, hsdir, "blinded-next")
-    clock.now = GIVE_UP + 1  # unanswered past the give-up time: lost, were it asked now
-    assert publication.behind() == 0 and rescue.sweep() == []
-    publication.stored(A, HSDIRS[0])  # tor answers late
-    ready[0] = True
-    assert rescue.sweep() == [] and renewed == []
-
-
 def test_the_sweep_runs_on_the_loop_until_closed():
     async def run():
         publication, renewed = Publication(Clock()), []

@@ -185,18 +185,6 @@ def test_an_upload_that_reached_an_hsdir_counts_for_each_descriptor_sent_there_w
     assert uploads.lost(now=1.0) == []
 
 
-def test_a_limit_tells_a_few_lost_services_and_keeps_the_others_for_a_later_call():
-    uploads = Uploads()
-    addresses = [c * 56 for c in "cdefg"]
-    for address in addresses:
-        uploads.started(address, HSDIRS[0], 0.0, NEXT)
-        uploads.failed(address, HSDIRS[0])
-    assert uploads.lost(now=1.0, limit=2) == addresses[:2]
-    assert uploads.lost(now=1.0, limit=2) == addresses[2:4]
-    assert uploads.lost(now=1.0) == addresses[4:]
-    assert uploads.lost(now=1.0) == []
-
-
 def test_tor_is_behind_while_uploads_wait_longer_than_a_minute_and_not_yet_given_up():
     uploads = Uploads()
     _burst(uploads, A, now=0.0)
